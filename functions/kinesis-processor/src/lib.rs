@@ -1,0 +1,198 @@
+//! The demo transform: IoT sensor readings, validated and normalised.
+//!
+//! Input (one JSON object per reading; a record may hold several as NDJSON):
+//! `{"device_id":"sensor-0042","ts":"2026-11-22T07:15:00Z","temperature":71.6,"unit":"F","humidity":40.5,"battery":87}`
+//! - `ts`: RFC 3339, or epoch milliseconds as a number;
+//! - `unit`: `C` (default) or `F`; output is always °C;
+//! - `humidity` and `battery` are optional percentages.
+//!
+//! Unknown fields are dropped: the curated table has a fixed schema, so Glue and Athena tables stay
+//! stable when devices add fields; the raw record stays in the stream and in quarantine.
+
+use chrono::{DateTime, TimeZone, Utc};
+use runnel::batch::{RecordContext, Transform, TransformError};
+use runnel::records::{FieldError, Validate};
+use serde::{Deserialize, Serialize};
+
+/// Event time as sent: RFC 3339 text or epoch milliseconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EventTime {
+    Millis(i64),
+    Text(String),
+}
+
+impl EventTime {
+    fn parse(&self) -> Result<DateTime<Utc>, String> {
+        match self {
+            EventTime::Millis(ms) => Utc
+                .timestamp_millis_opt(*ms)
+                .single()
+                .ok_or_else(|| format!("{ms} is not a valid epoch-milliseconds time")),
+            EventTime::Text(s) => DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum TemperatureUnit {
+    #[default]
+    #[serde(alias = "c", alias = "celsius")]
+    C,
+    #[serde(alias = "f", alias = "fahrenheit")]
+    F,
+}
+
+/// A reading as devices send it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Reading {
+    pub device_id: String,
+    pub ts: EventTime,
+    pub temperature: f64,
+    #[serde(default)]
+    pub unit: TemperatureUnit,
+    #[serde(default)]
+    pub humidity: Option<f64>,
+    #[serde(default)]
+    pub battery: Option<f64>,
+}
+
+/// Plausible range for the sensors this demo models, in °C.
+pub const TEMPERATURE_RANGE_C: std::ops::RangeInclusive<f64> = -60.0..=90.0;
+
+impl Reading {
+    pub fn temperature_c(&self) -> f64 {
+        match self.unit {
+            TemperatureUnit::C => self.temperature,
+            TemperatureUnit::F => (self.temperature - 32.0) * 5.0 / 9.0,
+        }
+    }
+}
+
+impl Validate for Reading {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let id = self.device_id.trim();
+        if id.is_empty() {
+            errors.push(FieldError::new("device_id", "must not be empty"));
+        } else if id.len() > 128 {
+            errors.push(FieldError::new("device_id", "must be at most 128 characters"));
+        }
+        match self.ts.parse() {
+            Ok(t) if t.timestamp() < 946_684_800 || t.timestamp() >= 4_102_444_800 => {
+                errors.push(FieldError::new("ts", format!("{t} is outside 2000-01-01..2100-01-01")))
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(FieldError::new("ts", e)),
+        }
+        let t = self.temperature_c();
+        if !t.is_finite() || !TEMPERATURE_RANGE_C.contains(&t) {
+            errors.push(FieldError::new(
+                "temperature",
+                format!("{:.2} °C is outside {:?}", t, TEMPERATURE_RANGE_C),
+            ));
+        }
+        for (field, value) in [("humidity", self.humidity), ("battery", self.battery)] {
+            if let Some(v) = value {
+                if !(0.0..=100.0).contains(&v) {
+                    errors.push(FieldError::new(field, format!("{v} is outside 0..=100 %")));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A curated reading.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CuratedReading {
+    pub device_id: String,
+    pub event_time: DateTime<Utc>,
+    pub temperature_c: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub battery_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival_time: Option<DateTime<Utc>>,
+}
+
+/// The demo pipeline's transform.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IotTransform;
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+impl Transform for IotTransform {
+    type Input = Reading;
+    type Output = CuratedReading;
+
+    fn apply(&self, input: Reading, ctx: &RecordContext<'_>) -> Result<CuratedReading, TransformError> {
+        // Validation already parsed the time once; a failure here would be a bug, so reject.
+        let event_time = input.ts.parse().map_err(TransformError::Reject)?;
+        Ok(CuratedReading {
+            temperature_c: round2(input.temperature_c()),
+            device_id: input.device_id.trim().to_string(),
+            event_time,
+            humidity_pct: input.humidity,
+            battery_pct: input.battery,
+            arrival_time: ctx.arrival,
+        })
+    }
+
+    fn event_time(&self, output: &CuratedReading) -> DateTime<Utc> {
+        output.event_time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(json: &str) -> Reading {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn ctx() -> RecordContext<'static> {
+        RecordContext { stream: "shardId-000000000000", position: "1", index: 0, partition_key: None, arrival: None }
+    }
+
+    #[test]
+    fn fahrenheit_is_normalised_to_celsius() {
+        let r = reading(r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":71.6,"unit":"F"}"#);
+        r.validate().unwrap();
+        let out = IotTransform.apply(r, &ctx()).unwrap();
+        assert_eq!(out.temperature_c, 22.0);
+        assert_eq!(out.event_time.to_rfc3339(), "2026-11-22T07:15:00+00:00");
+    }
+
+    #[test]
+    fn epoch_millis_time_is_accepted() {
+        let r = reading(r#"{"device_id":"d","ts":1763795700000,"temperature":20}"#);
+        r.validate().unwrap();
+        assert_eq!(IotTransform.apply(r, &ctx()).unwrap().event_time.timestamp(), 1_763_795_700);
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_with_its_field() {
+        let r = reading(r#"{"device_id":" ","ts":"yesterday","temperature":500,"humidity":120,"battery":-1}"#);
+        let fields: Vec<String> = r.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["device_id", "ts", "temperature", "humidity", "battery"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_dropped_from_output() {
+        let r = reading(r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":1,"firmware":"1.2"}"#);
+        let out = serde_json::to_value(IotTransform.apply(r, &ctx()).unwrap()).unwrap();
+        assert!(out.get("firmware").is_none());
+        assert_eq!(out["device_id"], "d");
+    }
+}

@@ -1,0 +1,465 @@
+//! The batch processor: decode → validate → transform → write, with partial batch failures.
+//!
+//! # What happens to each record
+//! - **Bad data** (undecodable, not JSON, failed validation, rejected or panicking transform,
+//!   too large) is permanent: the record (or the one NDJSON document) is written to quarantine
+//!   with its reason and raw bytes, and is *not* reported for retry — a retry cannot fix it and
+//!   would block the shard.
+//! - **Transient failures** (a transform that says [`TransformError::Transient`], a failed write)
+//!   are reported in `batchItemFailures` and never quarantined.
+//!
+//! # Runs and keys
+//! Output is written in *runs*: maximal sequences of consecutive documents with the same
+//! destination (one partition, or quarantine). A run is one object whose key is the shard and the
+//! position (sequence number, document index) of its first document. A run starts either at the
+//! first record of a batch or where the destination changes between two neighbouring documents,
+//! so the same document starts the same run in every delivery that contains it: a re-delivered
+//! run overwrites its object instead of adding a second copy.
+//!
+//! # Modes
+//! - [`Mode::Ordered`] (default for Kinesis): runs are written one after another in sequence
+//!   order. At the first record that fails transiently (in the transform, or because its run could
+//!   not be written) processing stops; that record and every later one are reported. Nothing
+//!   after a failure is written before it, so per-shard order holds in the output.
+//! - [`Mode::ReportAll`]: every record is processed and every failure reported (the semantics
+//!   of other batch toolkits); runs are written concurrently. A run that directly follows a
+//!   transiently failed record is reported instead of written, so that the re-delivery, which
+//!   re-joins them, writes one run where this attempt would have started a second.
+//!
+//! # Outcomes of whole batches
+//! - Empty batch: nothing is written, the response is empty (success).
+//! - Every record fails transiently (e.g. S3 down): every record is reported, and Lambda retries
+//!   the batch from its first record.
+//! - An event that is not a Kinesis event at all fails in the runtime before the processor runs:
+//!   the invocation errors and the event source mapping retries or bisects it.
+//!
+//! # Delivery guarantees (see `docs/delivery.md`)
+//! Exactly once per key for retried batches, re-delivery from the lowest reported failure and
+//! bisected batches that complete. At least once — with a stable `_id` per output document
+//! (`shard:sequence:index`) for downstream de-duplication — after a crash mid-batch whose first
+//! half is never completed, and when a run that starts inside a multi-document record fails.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::records::{decode_payload, BadData, DecodeLimits, Validate};
+use crate::sink::{hourly_partition, daily_partition, Location, ObjectStore, ObjectWriter, PutObject, SinkError};
+
+/// How failures inside a batch are reported. See the module documentation for exact semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Ordered,
+    ReportAll,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ordered" => Ok(Mode::Ordered),
+            "report-all" | "report_all" | "reportall" => Ok(Mode::ReportAll),
+            other => Err(format!("unknown mode {other:?}; use ordered or report-all")),
+        }
+    }
+}
+
+/// What a transform says about a record it cannot turn into output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransformError {
+    /// The record is bad data: quarantine it.
+    Reject(String),
+    /// Something outside the record failed (a lookup, a dependency): retry the record later.
+    Transient(String),
+}
+
+/// Where a document came from; handed to the transform.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordContext<'a> {
+    pub stream: &'a str,
+    pub position: &'a str,
+    pub index: u32,
+    pub partition_key: Option<&'a str>,
+    pub arrival: Option<DateTime<Utc>>,
+}
+
+/// The user's part of a pipeline: typed input → typed output, and the output's event time.
+pub trait Transform: Send + Sync {
+    type Input: DeserializeOwned + Validate;
+    type Output: Serialize;
+    fn apply(&self, input: Self::Input, ctx: &RecordContext<'_>) -> Result<Self::Output, TransformError>;
+    /// The time that picks the output partition.
+    fn event_time(&self, output: &Self::Output) -> DateTime<Utc>;
+}
+
+/// One record of any batch source (Kinesis today; SQS and DynamoDB streams fit the same shape).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRecord<'a> {
+    /// What goes back in `batchItemFailures` (Kinesis: the sequence number; SQS: the message id).
+    pub item_identifier: &'a str,
+    /// The ordered stream the record belongs to (Kinesis: the shard id).
+    pub stream: &'a str,
+    /// The record's position in its stream (Kinesis: the sequence number).
+    pub position: &'a str,
+    pub partition_key: Option<&'a str>,
+    pub arrival: Option<DateTime<Utc>>,
+    pub data: &'a [u8],
+}
+
+/// Where output goes and how it is shaped.
+#[derive(Clone)]
+pub struct ProcessorConfig {
+    pub output: Location,
+    pub quarantine: Location,
+    pub mode: Mode,
+    pub limits: DecodeLimits,
+    /// Puts in flight at once in report-all mode.
+    pub concurrency: usize,
+    /// Source ARN recorded in quarantine entries.
+    pub source_arn: Option<String>,
+}
+
+/// Counts of one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub records_in: usize,
+    pub documents_written: usize,
+    pub documents_quarantined: usize,
+    pub records_failed: usize,
+    pub objects_written: usize,
+    pub bytes_in: usize,
+}
+
+/// The result of one batch: the identifiers to report, counts, and the errors behind failures.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub failures: Vec<String>,
+    pub stats: BatchStats,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dest {
+    Data(String),
+    Quarantine(String),
+}
+
+struct Item {
+    record: usize,
+    index: u32,
+    dest: Dest,
+    line: Vec<u8>,
+}
+
+struct Run {
+    first: usize,
+    items: std::ops::Range<usize>,
+    /// Set in report-all mode for a run that directly follows a transiently failed record.
+    held_back: bool,
+}
+
+/// The processor for one transform, output layout and store.
+pub struct Processor<T: Transform> {
+    transform: T,
+    store: Arc<dyn ObjectStore>,
+    writer: Arc<dyn ObjectWriter>,
+    quarantine_writer: Arc<dyn ObjectWriter>,
+    config: ProcessorConfig,
+}
+
+impl<T: Transform> Processor<T> {
+    pub fn new(
+        transform: T,
+        store: Arc<dyn ObjectStore>,
+        writer: Arc<dyn ObjectWriter>,
+        quarantine_writer: Arc<dyn ObjectWriter>,
+        config: ProcessorConfig,
+    ) -> Self {
+        Processor {
+            transform,
+            store,
+            writer,
+            quarantine_writer,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.config
+    }
+
+    /// Processes a batch and returns what to report.
+    pub async fn process(&self, records: &[SourceRecord<'_>]) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        outcome.stats.records_in = records.len();
+        outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
+        let (items, transient) = self.prepare(records, &mut outcome);
+        match self.config.mode {
+            Mode::Ordered => self.write_ordered(records, &items, &transient, &mut outcome).await,
+            Mode::ReportAll => self.write_report_all(records, &items, &transient, &mut outcome).await,
+        }
+        outcome.stats.records_failed = outcome.failures.len();
+        outcome
+    }
+
+    /// Decodes and transforms every record. Returns the items and, per record, whether it failed
+    /// transiently (its items are then dropped).
+    fn prepare(&self, records: &[SourceRecord<'_>], outcome: &mut BatchOutcome) -> (Vec<Item>, Vec<bool>) {
+        let mut items = Vec::with_capacity(records.len());
+        let mut transient = vec![false; records.len()];
+        for (i, rec) in records.iter().enumerate() {
+            let start = items.len();
+            let docs = match decode_payload::<T::Input>(rec.data, self.config.limits) {
+                Ok(docs) => docs,
+                Err(bad) => {
+                    items.push(self.quarantine_item(i, rec, None, rec.data, &bad));
+                    continue;
+                }
+            };
+            for (index, (parsed, raw)) in docs.into_iter().enumerate() {
+                let index = index as u32;
+                let ctx = RecordContext {
+                    stream: rec.stream,
+                    position: rec.position,
+                    index,
+                    partition_key: rec.partition_key,
+                    arrival: rec.arrival,
+                };
+                let result = parsed.and_then(|input| self.apply(input, &ctx));
+                match result {
+                    Ok(Ok(line_and_partition)) => {
+                        let (line, partition) = line_and_partition;
+                        items.push(Item {
+                            record: i,
+                            index,
+                            dest: Dest::Data(partition),
+                            line,
+                        });
+                    }
+                    Ok(Err(reason)) => {
+                        transient[i] = true;
+                        outcome.errors.push(format!(
+                            "{}:{} transform failed transiently: {reason}",
+                            rec.stream, rec.position
+                        ));
+                        items.truncate(start);
+                        break;
+                    }
+                    Err(bad) => items.push(self.quarantine_item(i, rec, Some(index), &raw, &bad)),
+                }
+            }
+        }
+        (items, transient)
+    }
+
+    /// Runs the transform and serialises its output. `Ok(Err(_))` is a transient failure.
+    #[allow(clippy::type_complexity)]
+    fn apply(&self, input: T::Input, ctx: &RecordContext<'_>) -> Result<Result<(Vec<u8>, String), String>, BadData> {
+        let applied = catch_unwind(AssertUnwindSafe(|| self.transform.apply(input, ctx)))
+            .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
+        let output = match applied {
+            Ok(output) => output,
+            Err(TransformError::Reject(reason)) => return Err(BadData::Rejected(reason)),
+            Err(TransformError::Transient(reason)) => return Ok(Err(reason)),
+        };
+        let partition = hourly_partition(self.transform.event_time(&output));
+        let id = format!("{}:{}:{}", ctx.stream, ctx.position, ctx.index);
+        let line = with_id(&id, &output).map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
+        Ok(Ok((line, partition)))
+    }
+
+    fn quarantine_item(&self, record: usize, rec: &SourceRecord<'_>, index: Option<u32>, raw: &[u8], bad: &BadData) -> Item {
+        let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let entry = QuarantineEntry {
+            id: format!("{}:{}:{}", rec.stream, rec.position, index.unwrap_or(0)),
+            kind: bad.kind(),
+            reason: bad.to_string(),
+            stream: rec.stream,
+            position: rec.position,
+            document_index: index,
+            partition_key: rec.partition_key,
+            arrival: rec.arrival,
+            source_arn: self.config.source_arn.as_deref(),
+            data_base64: base64::engine::general_purpose::STANDARD.encode(raw),
+        };
+        Item {
+            record,
+            index: index.unwrap_or(0),
+            // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
+            dest: Dest::Quarantine(daily_partition(arrival)),
+            line: serde_json::to_vec(&entry).expect("quarantine entry serialises"),
+        }
+    }
+
+    /// Splits items into runs; a transiently failed record between two items breaks a run.
+    fn runs(&self, items: &[Item], transient: &[bool], records: &[SourceRecord<'_>]) -> Vec<Run> {
+        let mut runs: Vec<Run> = Vec::new();
+        for (n, item) in items.iter().enumerate() {
+            let continues = runs.last().is_some_and(|run| {
+                let prev = &items[run.items.end - 1];
+                prev.dest == item.dest
+                    && records[prev.record].stream == records[item.record].stream
+                    && !transient[prev.record + 1..item.record].iter().any(|t| *t)
+            });
+            if continues {
+                runs.last_mut().expect("checked").items.end = n + 1;
+            } else {
+                // Held back if the record right before this run's first one failed transiently
+                // (the run then starts where a re-delivery would not start one).
+                let starts_record = n == 0 || items[n - 1].record != item.record;
+                let held_back = starts_record && item.record > 0 && transient[item.record - 1];
+                runs.push(Run {
+                    first: item.record,
+                    items: n..n + 1,
+                    held_back,
+                });
+            }
+        }
+        runs
+    }
+
+    fn put_for(&self, run: &Run, items: &[Item], records: &[SourceRecord<'_>]) -> PutObject {
+        let first = &items[run.items.start];
+        let rec = &records[first.record];
+        let (location, writer, partition) = match &first.dest {
+            Dest::Data(p) => (&self.config.output, &self.writer, p),
+            Dest::Quarantine(p) => (&self.config.quarantine, &self.quarantine_writer, p),
+        };
+        let name = format!(
+            "{partition}/{}-{}-{:05}.{}",
+            rec.stream,
+            rec.position,
+            first.index,
+            writer.extension()
+        );
+        let body = writer
+            .encode(&mut items[run.items.clone()].iter().map(|i| i.line.as_slice()))
+            .unwrap_or_default();
+        PutObject {
+            bucket: location.bucket.clone(),
+            key: location.key(&name),
+            body,
+            content_type: writer.content_type(),
+        }
+    }
+
+    fn count_written(&self, run: &Run, items: &[Item], outcome: &mut BatchOutcome) {
+        let n = run.items.len();
+        outcome.stats.objects_written += 1;
+        match items[run.items.start].dest {
+            Dest::Data(_) => outcome.stats.documents_written += n,
+            Dest::Quarantine(_) => outcome.stats.documents_quarantined += n,
+        }
+    }
+
+    async fn write_ordered(&self, records: &[SourceRecord<'_>], items: &[Item], transient: &[bool], outcome: &mut BatchOutcome) {
+        let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
+        let before_cut = items.partition_point(|i| i.record < cut);
+        let mut fail_from = cut;
+        for run in self.runs(&items[..before_cut], transient, records) {
+            let put = self.put_for(&run, items, records);
+            match self.store.put(put).await {
+                Ok(()) => self.count_written(&run, items, outcome),
+                Err(e) => {
+                    outcome.errors.push(e.to_string());
+                    fail_from = run.first;
+                    break;
+                }
+            }
+        }
+        outcome.failures = records[fail_from..]
+            .iter()
+            .map(|r| r.item_identifier.to_string())
+            .collect();
+    }
+
+    async fn write_report_all(&self, records: &[SourceRecord<'_>], items: &[Item], transient: &[bool], outcome: &mut BatchOutcome) {
+        let runs = self.runs(items, transient, records);
+        let mut failed = transient.to_vec();
+        let puts: Vec<(usize, PutObject)> = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.held_back)
+            .map(|(n, r)| (n, self.put_for(r, items, records)))
+            .collect();
+        let results: Vec<(usize, Result<(), SinkError>)> = stream::iter(puts)
+            .map(|(n, put)| async move { (n, self.store.put(put).await) })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut written = vec![false; runs.len()];
+        for (n, result) in results {
+            match result {
+                Ok(()) => written[n] = true,
+                Err(e) => outcome.errors.push(e.to_string()),
+            }
+        }
+        for (run, ok) in runs.iter().zip(&written) {
+            if *ok {
+                self.count_written(run, items, outcome);
+            } else {
+                for item in &items[run.items.clone()] {
+                    failed[item.record] = true;
+                }
+            }
+        }
+        outcome.failures = records
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| r.item_identifier.to_string())
+            .collect();
+    }
+}
+
+#[derive(Serialize)]
+struct QuarantineEntry<'a> {
+    #[serde(rename = "_id")]
+    id: String,
+    kind: &'static str,
+    reason: String,
+    stream: &'a str,
+    position: &'a str,
+    document_index: Option<u32>,
+    partition_key: Option<&'a str>,
+    arrival: Option<DateTime<Utc>>,
+    source_arn: Option<&'a str>,
+    data_base64: String,
+}
+
+/// Serialises `value` as a JSON object with `_id` as its first field.
+pub fn with_id<V: Serialize>(id: &str, value: &V) -> serde_json::Result<Vec<u8>> {
+    let body = serde_json::to_vec(value)?;
+    let mut line = Vec::with_capacity(body.len() + id.len() + 12);
+    line.extend_from_slice(b"{\"_id\":");
+    serde_json::to_writer(&mut line, id)?;
+    match body.as_slice() {
+        [b'{', b'}'] => line.push(b'}'),
+        [b'{', rest @ ..] => {
+            line.push(b',');
+            line.extend_from_slice(rest);
+        }
+        _ => {
+            line.extend_from_slice(b",\"value\":");
+            line.extend_from_slice(&body);
+            line.push(b'}');
+        }
+    }
+    Ok(line)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

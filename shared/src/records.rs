@@ -1,0 +1,294 @@
+//! Record decoding and validation: raw bytes → typed, validated values.
+//!
+//! A payload may be gzip-compressed (detected by its magic bytes, not by a flag) and may hold one
+//! JSON document or newline-delimited JSON (several documents). Each document is deserialised into
+//! the user's type and checked by its [`Validate`] rules. A payload-level failure (bad gzip, too
+//! large) fails the whole payload; a document-level failure fails that document only.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Read;
+
+use serde::de::DeserializeOwned;
+
+/// First two bytes of every gzip member (RFC 1952).
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// One rule a value broke, with the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Validation rules of a record type. Report every broken rule, not only the first.
+pub trait Validate {
+    fn validate(&self) -> Result<(), Vec<FieldError>>;
+}
+
+/// Why a payload or one of its documents is bad data. Bad data is permanent: retrying cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadData {
+    #[error("payload is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("payload starts like gzip but does not decompress: {0}")]
+    Gzip(String),
+    #[error("payload is empty")]
+    Empty,
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("failed validation: {}", join(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("transform rejected the record: {0}")]
+    Rejected(String),
+    #[error("transform panicked: {0}")]
+    Panicked(String),
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl BadData {
+    /// A short, stable name for metrics and quarantine entries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BadData::TooLarge { .. } => "too_large",
+            BadData::Gzip(_) => "gzip",
+            BadData::Empty => "empty",
+            BadData::Json(_) => "json",
+            BadData::Invalid(_) => "validation",
+            BadData::Rejected(_) => "rejected",
+            BadData::Panicked(_) => "panic",
+        }
+    }
+}
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest payload accepted after decompression; also bounds gzip bombs.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        // Kinesis records are at most 10 MiB even on streams that raise the 1 MiB default.
+        DecodeLimits {
+            max_decoded_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Returns the payload, decompressed when it carries the gzip magic bytes.
+pub fn decompress(data: &[u8], limits: DecodeLimits) -> Result<Cow<'_, [u8]>, BadData> {
+    if data.len() > limits.max_decoded_bytes {
+        return Err(BadData::TooLarge {
+            size: data.len(),
+            limit: limits.max_decoded_bytes,
+        });
+    }
+    if !data.starts_with(&GZIP_MAGIC) {
+        return Ok(Cow::Borrowed(data));
+    }
+    let mut out = Vec::with_capacity(data.len() * 4);
+    // Read one byte past the limit to tell "exactly at the limit" from "over it".
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(data).take(limits.max_decoded_bytes as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| BadData::Gzip(e.to_string()))?;
+    if out.len() > limits.max_decoded_bytes {
+        return Err(BadData::TooLarge {
+            size: out.len(),
+            limit: limits.max_decoded_bytes,
+        });
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Splits a payload into its JSON documents: one per non-blank line. A single pretty-printed
+/// document spanning lines is accepted too (when the payload as a whole parses as one value).
+pub fn documents(payload: &[u8]) -> Vec<&[u8]> {
+    let lines: Vec<&[u8]> = payload
+        .split(|b| *b == b'\n')
+        .map(trim_ascii)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.len() > 1 && (lines[0] == b"{" || lines[0] == b"[") {
+        // Looks like pretty-printed JSON: treat the payload as one document.
+        let whole = trim_ascii(payload);
+        if serde_json::from_slice::<serde::de::IgnoredAny>(whole).is_ok() {
+            return vec![whole];
+        }
+    }
+    lines
+}
+
+fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Deserialises and validates one document.
+pub fn parse_document<T: DeserializeOwned + Validate>(doc: &[u8]) -> Result<T, BadData> {
+    let value: T = serde_json::from_slice(doc).map_err(|e| BadData::Json(e.to_string()))?;
+    value.validate().map_err(BadData::Invalid)?;
+    Ok(value)
+}
+
+/// Decodes a whole payload: the outer `Err` is a payload-level failure, the inner ones are per
+/// document, in order.
+pub fn decode_payload<T: DeserializeOwned + Validate>(
+    data: &[u8],
+    limits: DecodeLimits,
+) -> Result<Vec<(Result<T, BadData>, Vec<u8>)>, BadData> {
+    let payload = decompress(data, limits)?;
+    let docs = documents(&payload);
+    if docs.is_empty() {
+        return Err(BadData::Empty);
+    }
+    Ok(docs
+        .into_iter()
+        .map(|d| (parse_document(d), d.to_vec()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Reading {
+        device: String,
+        value: f64,
+    }
+
+    impl Validate for Reading {
+        fn validate(&self) -> Result<(), Vec<FieldError>> {
+            let mut errors = Vec::new();
+            if self.device.is_empty() {
+                errors.push(FieldError::new("device", "must not be empty"));
+            }
+            if !(-100.0..=100.0).contains(&self.value) {
+                errors.push(FieldError::new("value", format!("{} is outside -100..=100", self.value)));
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors)
+            }
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn plain_json_document() {
+        let docs = decode_payload::<Reading>(br#"{"device":"a","value":1.5}"#, DecodeLimits::default()).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].0, Ok(Reading { device: "a".into(), value: 1.5 }));
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic_bytes() {
+        let data = gzip(b"{\"device\":\"a\",\"value\":2}\n{\"device\":\"b\",\"value\":3}\n");
+        let docs = decode_payload::<Reading>(&data, DecodeLimits::default()).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].0.as_ref().unwrap().device, "b");
+    }
+
+    #[test]
+    fn ndjson_bad_line_fails_only_that_line() {
+        let data = b"{\"device\":\"a\",\"value\":2}\n\n not json\n{\"device\":\"\",\"value\":500}\r\n";
+        let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].0.is_ok());
+        assert_eq!(docs[1].0.as_ref().unwrap_err().kind(), "json");
+        assert_eq!(docs[1].1, b"not json");
+        match &docs[2].0 {
+            Err(BadData::Invalid(errors)) => {
+                let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+                assert_eq!(fields, ["device", "value"]);
+            }
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+        assert_eq!(
+            docs[2].0.as_ref().unwrap_err().to_string(),
+            "failed validation: device: must not be empty; value: 500 is outside -100..=100"
+        );
+    }
+
+    #[test]
+    fn pretty_printed_single_document_is_one_record() {
+        let data = b"{\n  \"device\": \"a\",\n  \"value\": 4\n}\n";
+        let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert!(docs[0].0.is_ok());
+    }
+
+    #[test]
+    fn corrupt_gzip_fails_the_payload() {
+        let mut data = gzip(b"{\"device\":\"a\",\"value\":2}");
+        let n = data.len();
+        data.truncate(n - 6);
+        let err = decode_payload::<Reading>(&data, DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), "gzip");
+    }
+
+    #[test]
+    fn gzip_bomb_is_stopped_at_the_limit() {
+        let data = gzip(&vec![b' '; 1_000_000]);
+        let err = decompress(&data, DecodeLimits { max_decoded_bytes: 64 * 1024 }).unwrap_err();
+        assert_eq!(err, BadData::TooLarge { size: 64 * 1024 + 1, limit: 64 * 1024 });
+    }
+
+    #[test]
+    fn oversized_raw_payload_is_rejected() {
+        let err = decompress(&[b'x'; 100], DecodeLimits { max_decoded_bytes: 99 }).unwrap_err();
+        assert_eq!(err.kind(), "too_large");
+    }
+
+    #[test]
+    fn blank_payload_is_empty() {
+        assert_eq!(decode_payload::<Reading>(b" \n\n", DecodeLimits::default()).unwrap_err(), BadData::Empty);
+    }
+}
