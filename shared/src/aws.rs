@@ -29,9 +29,8 @@ impl EndpointSettings {
         EndpointSettings {
             endpoint_url: get("AWS_ENDPOINT_URL"),
             s3_endpoint_url: get("AWS_ENDPOINT_URL_S3"),
-            s3_path_style: get("RUNNEL_S3_PATH_STYLE").map(|v| {
-                matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
-            }),
+            s3_path_style: get("RUNNEL_S3_PATH_STYLE")
+                .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         }
     }
 
@@ -129,7 +128,10 @@ mod tests {
 
     #[test]
     fn global_endpoint_turns_on_path_style() {
-        let s = EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]));
+        let s = EndpointSettings::from_lookup(lookup_in(&[(
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:4566",
+        )]));
         assert_eq!(s.s3_endpoint(), Some("http://127.0.0.1:4566"));
         assert!(s.s3_path_style());
     }
@@ -167,7 +169,8 @@ mod tests {
                 Credentials::for_tests(),
             ))
             .build();
-        let endpoints = EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]));
+        let endpoints =
+            EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]));
         let aws = Aws::from_parts(sdk, endpoints);
         // Build the request without sending it and look at the URI the client would call.
         let req = aws
@@ -176,12 +179,16 @@ mod tests {
             .bucket("my-bucket")
             .key("a/b.json")
             .customize()
-            .interceptor(CaptureUri::default())
+            .interceptor(CaptureUri)
             .send()
             .await;
         let err = req.unwrap_err();
         let uri = CAPTURED.with(|c| c.borrow().clone());
-        assert_eq!(uri.as_deref(), Some("http://127.0.0.1:9/my-bucket/a/b.json?x-id=GetObject"), "{err:?}");
+        assert_eq!(
+            uri.as_deref(),
+            Some("http://127.0.0.1:9/my-bucket/a/b.json?x-id=GetObject"),
+            "{err:?}"
+        );
     }
 
     thread_local! {

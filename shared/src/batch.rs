@@ -34,10 +34,12 @@
 //!   the invocation errors and the event source mapping retries or bisects it.
 //!
 //! # Delivery guarantees (see `docs/delivery.md`)
-//! Exactly once per key for retried batches, re-delivery from the lowest reported failure and
-//! bisected batches that complete. At least once — with a stable `_id` per output document
-//! (`shard:sequence:index`) for downstream de-duplication — after a crash mid-batch whose first
-//! half is never completed, and when a run that starts inside a multi-document record fails.
+//! Every output document carries a stable `_id` (`shard:sequence:index`). While the event source
+//! mapping eventually completes every batch — retried batches, re-delivery from the lowest
+//! reported failure, bisected batches after a crash — each document is in exactly one object.
+//! When the mapping gives up on a batch (retries exhausted, record too old) after a crashed
+//! attempt had written some of it, those documents may also appear in a later batch's object:
+//! at least once, de-duplicated downstream by `_id`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -48,8 +50,10 @@ use futures::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::records::{decode_payload, BadData, DecodeLimits, Validate};
-use crate::sink::{hourly_partition, daily_partition, Location, ObjectStore, ObjectWriter, PutObject, SinkError};
+use crate::records::{decode_payload, decompress, documents, BadData, DecodeLimits, Validate};
+use crate::sink::{
+    daily_partition, hourly_partition, Location, ObjectStore, ObjectWriter, PutObject, SinkError,
+};
 
 /// How failures inside a batch are reported. See the module documentation for exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +97,11 @@ pub struct RecordContext<'a> {
 pub trait Transform: Send + Sync {
     type Input: DeserializeOwned + Validate;
     type Output: Serialize;
-    fn apply(&self, input: Self::Input, ctx: &RecordContext<'_>) -> Result<Self::Output, TransformError>;
+    fn apply(
+        &self,
+        input: Self::Input,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Self::Output, TransformError>;
     /// The time that picks the output partition.
     fn event_time(&self, output: &Self::Output) -> DateTime<Utc>;
 }
@@ -201,8 +209,14 @@ impl<T: Transform> Processor<T> {
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let (items, transient) = self.prepare(records, &mut outcome);
         match self.config.mode {
-            Mode::Ordered => self.write_ordered(records, &items, &transient, &mut outcome).await,
-            Mode::ReportAll => self.write_report_all(records, &items, &transient, &mut outcome).await,
+            Mode::Ordered => {
+                self.write_ordered(records, &items, &transient, &mut outcome)
+                    .await
+            }
+            Mode::ReportAll => {
+                self.write_report_all(records, &items, &transient, &mut outcome)
+                    .await
+            }
         }
         outcome.stats.records_failed = outcome.failures.len();
         outcome
@@ -210,7 +224,11 @@ impl<T: Transform> Processor<T> {
 
     /// Decodes and transforms every record. Returns the items and, per record, whether it failed
     /// transiently (its items are then dropped).
-    fn prepare(&self, records: &[SourceRecord<'_>], outcome: &mut BatchOutcome) -> (Vec<Item>, Vec<bool>) {
+    fn prepare(
+        &self,
+        records: &[SourceRecord<'_>],
+        outcome: &mut BatchOutcome,
+    ) -> (Vec<Item>, Vec<bool>) {
         let mut items = Vec::with_capacity(records.len());
         let mut transient = vec![false; records.len()];
         for (i, rec) in records.iter().enumerate() {
@@ -222,7 +240,7 @@ impl<T: Transform> Processor<T> {
                     continue;
                 }
             };
-            for (index, (parsed, raw)) in docs.into_iter().enumerate() {
+            for (index, doc) in docs.into_iter().enumerate() {
                 let index = index as u32;
                 let ctx = RecordContext {
                     stream: rec.stream,
@@ -231,7 +249,19 @@ impl<T: Transform> Processor<T> {
                     partition_key: rec.partition_key,
                     arrival: rec.arrival,
                 };
-                let result = parsed.and_then(|input| self.apply(input, &ctx));
+                let result = match doc {
+                    Ok(input) => self.apply(input, &ctx),
+                    Err(bad) => {
+                        items.push(self.quarantine_item(
+                            i,
+                            rec,
+                            Some(index),
+                            &bad.raw,
+                            &bad.reason,
+                        ));
+                        continue;
+                    }
+                };
                 match result {
                     Ok(Ok(line_and_partition)) => {
                         let (line, partition) = line_and_partition;
@@ -251,7 +281,11 @@ impl<T: Transform> Processor<T> {
                         items.truncate(start);
                         break;
                     }
-                    Err(bad) => items.push(self.quarantine_item(i, rec, Some(index), &raw, &bad)),
+                    Err(bad) => {
+                        // The transform refused or panicked: quarantine the document as parsed.
+                        let raw = documents_raw(rec.data, self.config.limits, index);
+                        items.push(self.quarantine_item(i, rec, Some(index), &raw, &bad));
+                    }
                 }
             }
         }
@@ -260,7 +294,11 @@ impl<T: Transform> Processor<T> {
 
     /// Runs the transform and serialises its output. `Ok(Err(_))` is a transient failure.
     #[allow(clippy::type_complexity)]
-    fn apply(&self, input: T::Input, ctx: &RecordContext<'_>) -> Result<Result<(Vec<u8>, String), String>, BadData> {
+    fn apply(
+        &self,
+        input: T::Input,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Result<(Vec<u8>, String), String>, BadData> {
         let applied = catch_unwind(AssertUnwindSafe(|| self.transform.apply(input, ctx)))
             .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
         let output = match applied {
@@ -270,11 +308,19 @@ impl<T: Transform> Processor<T> {
         };
         let partition = hourly_partition(self.transform.event_time(&output));
         let id = format!("{}:{}:{}", ctx.stream, ctx.position, ctx.index);
-        let line = with_id(&id, &output).map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
+        let line = with_id(&id, &output)
+            .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
         Ok(Ok((line, partition)))
     }
 
-    fn quarantine_item(&self, record: usize, rec: &SourceRecord<'_>, index: Option<u32>, raw: &[u8], bad: &BadData) -> Item {
+    fn quarantine_item(
+        &self,
+        record: usize,
+        rec: &SourceRecord<'_>,
+        index: Option<u32>,
+        raw: &[u8],
+        bad: &BadData,
+    ) -> Item {
         let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let entry = QuarantineEntry {
             id: format!("{}:{}:{}", rec.stream, rec.position, index.unwrap_or(0)),
@@ -298,14 +344,27 @@ impl<T: Transform> Processor<T> {
     }
 
     /// Splits items into runs; a transiently failed record between two items breaks a run.
+    ///
+    /// A record whose documents go to more than one destination ("mixed") also breaks runs before
+    /// and after it, so each of its runs starts at a key of its own: when one of them fails and
+    /// the record is re-delivered, its other runs overwrite their objects instead of repeating
+    /// their documents under a new key.
     fn runs(&self, items: &[Item], transient: &[bool], records: &[SourceRecord<'_>]) -> Vec<Run> {
+        let mut mixed = vec![false; records.len()];
+        for pair in items.windows(2) {
+            if pair[0].record == pair[1].record && pair[0].dest != pair[1].dest {
+                mixed[pair[0].record] = true;
+            }
+        }
         let mut runs: Vec<Run> = Vec::new();
         for (n, item) in items.iter().enumerate() {
             let continues = runs.last().is_some_and(|run| {
                 let prev = &items[run.items.end - 1];
+                let same_record = prev.record == item.record;
                 prev.dest == item.dest
                     && records[prev.record].stream == records[item.record].stream
-                    && !transient[prev.record + 1..item.record].iter().any(|t| *t)
+                    && (same_record || !(mixed[prev.record] || mixed[item.record]))
+                    && (same_record || !transient[prev.record + 1..item.record].iter().any(|t| *t))
             });
             if continues {
                 runs.last_mut().expect("checked").items.end = n + 1;
@@ -358,7 +417,13 @@ impl<T: Transform> Processor<T> {
         }
     }
 
-    async fn write_ordered(&self, records: &[SourceRecord<'_>], items: &[Item], transient: &[bool], outcome: &mut BatchOutcome) {
+    async fn write_ordered(
+        &self,
+        records: &[SourceRecord<'_>],
+        items: &[Item],
+        transient: &[bool],
+        outcome: &mut BatchOutcome,
+    ) {
         let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
         let before_cut = items.partition_point(|i| i.record < cut);
         let mut fail_from = cut;
@@ -379,7 +444,13 @@ impl<T: Transform> Processor<T> {
             .collect();
     }
 
-    async fn write_report_all(&self, records: &[SourceRecord<'_>], items: &[Item], transient: &[bool], outcome: &mut BatchOutcome) {
+    async fn write_report_all(
+        &self,
+        records: &[SourceRecord<'_>],
+        items: &[Item],
+        transient: &[bool],
+        outcome: &mut BatchOutcome,
+    ) {
         let runs = self.runs(items, transient, records);
         let mut failed = transient.to_vec();
         let puts: Vec<(usize, PutObject)> = runs
@@ -452,6 +523,14 @@ pub fn with_id<V: Serialize>(id: &str, value: &V) -> serde_json::Result<Vec<u8>>
         }
     }
     Ok(line)
+}
+
+/// The raw bytes of document `index` of a payload (only needed on the rare rejection path).
+fn documents_raw(data: &[u8], limits: DecodeLimits, index: u32) -> Vec<u8> {
+    decompress(data, limits)
+        .ok()
+        .and_then(|p| documents(&p).get(index as usize).map(|d| d.to_vec()))
+        .unwrap_or_else(|| data.to_vec())
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

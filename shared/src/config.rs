@@ -30,9 +30,17 @@ pub struct ConfigProblem {
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.found {
-            None => write!(f, "{} is not set (expected {})", self.variable, self.expected),
+            None => write!(
+                f,
+                "{} is not set (expected {})",
+                self.variable, self.expected
+            ),
             Some(v) => {
-                write!(f, "{}={:?} is not valid (expected {})", self.variable, v, self.expected)?;
+                write!(
+                    f,
+                    "{}={:?} is not valid (expected {})",
+                    self.variable, v, self.expected
+                )?;
                 if let Some(reason) = &self.reason {
                     write!(f, ": {reason}")?;
                 }
@@ -50,7 +58,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {} problem(s)", self.problems.len())?;
+        write!(
+            f,
+            "invalid configuration: {} problem(s)",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -224,7 +236,9 @@ mod tests {
         assert_eq!(err.problems.len(), 1);
         let text = err.to_string();
         assert!(
-            text.contains("MAX_SIZE=\"ten\" is not valid (expected a size in bytes): invalid digit"),
+            text.contains(
+                "MAX_SIZE=\"ten\" is not valid (expected a size in bytes): invalid digit"
+            ),
             "{text}"
         );
     }
@@ -250,7 +264,12 @@ mod tests {
     #[test]
     fn cross_field_problem_is_collected() {
         let err = load(lookup_in(&[]), |env| {
-            env.problem("MODE", "ordered or report-all", Some("x".into()), "unknown mode")
+            env.problem(
+                "MODE",
+                "ordered or report-all",
+                Some("x".into()),
+                "unknown mode",
+            )
         })
         .unwrap_err();
         assert!(err.to_string().contains("MODE=\"x\" is not valid"));

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 
 use crate::aws::Aws;
-use crate::batch::{BatchOutcome, BatchStats, Mode, Processor, ProcessorConfig, SourceRecord, Transform};
+use crate::batch::{
+    BatchOutcome, BatchStats, Mode, Processor, ProcessorConfig, SourceRecord, Transform,
+};
 use crate::config::{self, ConfigError};
 use crate::records::DecodeLimits;
 use crate::sink::{Location, Ndjson, NdjsonGzip, S3Store};
@@ -65,19 +67,31 @@ pub fn iterator_age_ms(event: &KinesisEvent, now: DateTime<Utc>) -> Option<i64> 
 /// A correlation id for logs: the shard and the first sequence number of the batch.
 pub fn correlation_id(event: &KinesisEvent) -> Option<String> {
     event.records.first().map(|r| {
-        format!("{}:{}", shard_id(r.event_id.as_deref()), r.kinesis.sequence_number)
+        format!(
+            "{}:{}",
+            shard_id(r.event_id.as_deref()),
+            r.kinesis.sequence_number
+        )
     })
 }
 
 /// Processes a Kinesis event and returns the response with the batch's counts.
-pub async fn handle<T: Transform>(processor: &Processor<T>, event: &KinesisEvent) -> (KinesisEventResponse, BatchOutcome) {
+pub async fn handle<T: Transform>(
+    processor: &Processor<T>,
+    event: &KinesisEvent,
+) -> (KinesisEventResponse, BatchOutcome) {
     let records = source_records(event);
     let outcome = processor.process(&records).await;
     (response(&outcome), outcome)
 }
 
 /// Records the batch's metrics.
-pub fn record_metrics(metrics: &mut Metrics, stats: &BatchStats, latency_ms: f64, iterator_age_ms: Option<i64>) {
+pub fn record_metrics(
+    metrics: &mut Metrics,
+    stats: &BatchStats,
+    latency_ms: f64,
+    iterator_age_ms: Option<i64>,
+) {
     metrics.count("RecordsIn", stats.records_in as u64);
     metrics.count("DocumentsWritten", stats.documents_written as u64);
     metrics.count("DocumentsQuarantined", stats.documents_quarantined as u64);
@@ -109,8 +123,13 @@ impl StreamConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         config::load(lookup, |env| {
             let bucket: String = env.required("OUTPUT_BUCKET", "the S3 bucket for curated output");
-            let prefix: String = env.optional_or("OUTPUT_PREFIX", "iot".to_string(), "a key prefix");
-            let q_bucket: String = env.optional_or("QUARANTINE_BUCKET", bucket.clone(), "the S3 bucket for bad records");
+            let prefix: String =
+                env.optional_or("OUTPUT_PREFIX", "iot".to_string(), "a key prefix");
+            let q_bucket: String = env.optional_or(
+                "QUARANTINE_BUCKET",
+                bucket.clone(),
+                "the S3 bucket for bad records",
+            );
             let q_prefix: String = env.optional_or(
                 "QUARANTINE_PREFIX",
                 "quarantine/iot".to_string(),
@@ -123,11 +142,21 @@ impl StreamConfig {
                 "a size in bytes (decoded record limit)",
             );
             if max_record_bytes == 0 {
-                env.problem("MAX_RECORD_BYTES", "a size in bytes above 0", Some("0".into()), "must be positive");
+                env.problem(
+                    "MAX_RECORD_BYTES",
+                    "a size in bytes above 0",
+                    Some("0".into()),
+                    "must be positive",
+                );
             }
             let concurrency: usize = env.optional_or("WRITE_CONCURRENCY", 8, "a whole number 1-64");
             if !(1..=64).contains(&concurrency) {
-                env.problem("WRITE_CONCURRENCY", "a whole number 1-64", Some(concurrency.to_string()), "out of range");
+                env.problem(
+                    "WRITE_CONCURRENCY",
+                    "a whole number 1-64",
+                    Some(concurrency.to_string()),
+                    "out of range",
+                );
             }
             StreamConfig {
                 output: Location::new(bucket, prefix),
@@ -135,7 +164,11 @@ impl StreamConfig {
                 mode,
                 max_record_bytes,
                 concurrency,
-                metrics_namespace: env.optional_or("METRICS_NAMESPACE", "Runnel".to_string(), "a CloudWatch namespace"),
+                metrics_namespace: env.optional_or(
+                    "METRICS_NAMESPACE",
+                    "Runnel".to_string(),
+                    "a CloudWatch namespace",
+                ),
                 pipeline: env.optional_or("PIPELINE_NAME", "runnel".to_string(), "a pipeline name"),
             }
         })
@@ -156,7 +189,11 @@ impl StreamConfig {
 }
 
 /// Builds a processor writing gzip NDJSON to S3 and plain NDJSON to quarantine.
-pub fn s3_processor<T: Transform>(transform: T, config: &StreamConfig, s3: aws_sdk_s3::Client) -> Processor<T> {
+pub fn s3_processor<T: Transform>(
+    transform: T,
+    config: &StreamConfig,
+    s3: aws_sdk_s3::Client,
+) -> Processor<T> {
     Processor::new(
         transform,
         Arc::new(S3Store::new(s3)),
@@ -199,7 +236,11 @@ pub async fn invoke<T: Transform>(
             written = s.documents_written,
             quarantined = s.documents_quarantined,
             failed = s.records_failed,
-            first_failure = outcome.failures.first().map(String::as_str).unwrap_or_default(),
+            first_failure = outcome
+                .failures
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
             errors = outcome.errors.join(" | ").as_str(),
             "batch processed with failures reported for retry"
         );
@@ -223,5 +264,8 @@ pub async fn run<T: Transform>(service: &str, transform: T) -> Result<(), lambda
         .dimension("service", service)
         .dimension("pipeline", config.pipeline.clone());
     tracing::debug!(?config, "configuration loaded");
-    lambda_runtime::run(lambda_runtime::service_fn(|event| invoke(&processor, &metrics, event))).await
+    lambda_runtime::run(lambda_runtime::service_fn(|event| {
+        invoke(&processor, &metrics, event)
+    }))
+    .await
 }

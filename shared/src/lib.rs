@@ -6,9 +6,10 @@
 //! - [`telemetry`]: JSON logs with invocation context, CloudWatch EMF metrics.
 
 pub mod aws;
-pub mod config;
-pub mod telemetry;
 pub mod batch;
+pub mod config;
+pub mod esm;
 pub mod kinesis;
 pub mod records;
 pub mod sink;
+pub mod telemetry;

@@ -169,12 +169,22 @@ pub fn parse_document<T: DeserializeOwned + Validate>(doc: &[u8]) -> Result<T, B
     Ok(value)
 }
 
+/// A document that is bad data, with its raw bytes for quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadDocument {
+    pub reason: BadData,
+    pub raw: Vec<u8>,
+}
+
+/// One document of a payload: the typed value, or why it is bad.
+pub type Document<T> = Result<T, BadDocument>;
+
 /// Decodes a whole payload: the outer `Err` is a payload-level failure, the inner ones are per
-/// document, in order.
+/// document, in order. Raw bytes are copied only for bad documents.
 pub fn decode_payload<T: DeserializeOwned + Validate>(
     data: &[u8],
     limits: DecodeLimits,
-) -> Result<Vec<(Result<T, BadData>, Vec<u8>)>, BadData> {
+) -> Result<Vec<Document<T>>, BadData> {
     let payload = decompress(data, limits)?;
     let docs = documents(&payload);
     if docs.is_empty() {
@@ -182,7 +192,12 @@ pub fn decode_payload<T: DeserializeOwned + Validate>(
     }
     Ok(docs
         .into_iter()
-        .map(|d| (parse_document(d), d.to_vec()))
+        .map(|d| {
+            parse_document(d).map_err(|reason| BadDocument {
+                reason,
+                raw: d.to_vec(),
+            })
+        })
         .collect())
 }
 
@@ -205,7 +220,10 @@ mod tests {
                 errors.push(FieldError::new("device", "must not be empty"));
             }
             if !(-100.0..=100.0).contains(&self.value) {
-                errors.push(FieldError::new("value", format!("{} is outside -100..=100", self.value)));
+                errors.push(FieldError::new(
+                    "value",
+                    format!("{} is outside -100..=100", self.value),
+                ));
             }
             if errors.is_empty() {
                 Ok(())
@@ -223,9 +241,17 @@ mod tests {
 
     #[test]
     fn plain_json_document() {
-        let docs = decode_payload::<Reading>(br#"{"device":"a","value":1.5}"#, DecodeLimits::default()).unwrap();
+        let docs =
+            decode_payload::<Reading>(br#"{"device":"a","value":1.5}"#, DecodeLimits::default())
+                .unwrap();
         assert_eq!(docs.len(), 1);
-        assert_eq!(docs[0].0, Ok(Reading { device: "a".into(), value: 1.5 }));
+        assert_eq!(
+            docs[0],
+            Ok(Reading {
+                device: "a".into(),
+                value: 1.5
+            })
+        );
     }
 
     #[test]
@@ -233,26 +259,30 @@ mod tests {
         let data = gzip(b"{\"device\":\"a\",\"value\":2}\n{\"device\":\"b\",\"value\":3}\n");
         let docs = decode_payload::<Reading>(&data, DecodeLimits::default()).unwrap();
         assert_eq!(docs.len(), 2);
-        assert_eq!(docs[1].0.as_ref().unwrap().device, "b");
+        assert_eq!(docs[1].as_ref().unwrap().device, "b");
     }
 
     #[test]
     fn ndjson_bad_line_fails_only_that_line() {
-        let data = b"{\"device\":\"a\",\"value\":2}\n\n not json\n{\"device\":\"\",\"value\":500}\r\n";
+        let data =
+            b"{\"device\":\"a\",\"value\":2}\n\n not json\n{\"device\":\"\",\"value\":500}\r\n";
         let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
         assert_eq!(docs.len(), 3);
-        assert!(docs[0].0.is_ok());
-        assert_eq!(docs[1].0.as_ref().unwrap_err().kind(), "json");
-        assert_eq!(docs[1].1, b"not json");
-        match &docs[2].0 {
-            Err(BadData::Invalid(errors)) => {
+        assert!(docs[0].is_ok());
+        assert_eq!(docs[1].as_ref().unwrap_err().reason.kind(), "json");
+        assert_eq!(docs[1].as_ref().unwrap_err().raw, b"not json");
+        match &docs[2] {
+            Err(BadDocument {
+                reason: BadData::Invalid(errors),
+                ..
+            }) => {
                 let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
                 assert_eq!(fields, ["device", "value"]);
             }
             other => panic!("expected validation errors, got {other:?}"),
         }
         assert_eq!(
-            docs[2].0.as_ref().unwrap_err().to_string(),
+            docs[2].as_ref().unwrap_err().reason.to_string(),
             "failed validation: device: must not be empty; value: 500 is outside -100..=100"
         );
     }
@@ -262,7 +292,7 @@ mod tests {
         let data = b"{\n  \"device\": \"a\",\n  \"value\": 4\n}\n";
         let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
         assert_eq!(docs.len(), 1);
-        assert!(docs[0].0.is_ok());
+        assert!(docs[0].is_ok());
     }
 
     #[test]
@@ -277,18 +307,39 @@ mod tests {
     #[test]
     fn gzip_bomb_is_stopped_at_the_limit() {
         let data = gzip(&vec![b' '; 1_000_000]);
-        let err = decompress(&data, DecodeLimits { max_decoded_bytes: 64 * 1024 }).unwrap_err();
-        assert_eq!(err, BadData::TooLarge { size: 64 * 1024 + 1, limit: 64 * 1024 });
+        let err = decompress(
+            &data,
+            DecodeLimits {
+                max_decoded_bytes: 64 * 1024,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            BadData::TooLarge {
+                size: 64 * 1024 + 1,
+                limit: 64 * 1024
+            }
+        );
     }
 
     #[test]
     fn oversized_raw_payload_is_rejected() {
-        let err = decompress(&[b'x'; 100], DecodeLimits { max_decoded_bytes: 99 }).unwrap_err();
+        let err = decompress(
+            &[b'x'; 100],
+            DecodeLimits {
+                max_decoded_bytes: 99,
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), "too_large");
     }
 
     #[test]
     fn blank_payload_is_empty() {
-        assert_eq!(decode_payload::<Reading>(b" \n\n", DecodeLimits::default()).unwrap_err(), BadData::Empty);
+        assert_eq!(
+            decode_payload::<Reading>(b" \n\n", DecodeLimits::default()).unwrap_err(),
+            BadData::Empty
+        );
     }
 }

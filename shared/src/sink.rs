@@ -52,7 +52,12 @@ pub fn hourly_partition(time: DateTime<Utc>) -> String {
 
 /// The Hive-style partition path of a day: `dt=YYYY-MM-DD`.
 pub fn daily_partition(time: DateTime<Utc>) -> String {
-    format!("dt={:04}-{:02}-{:02}", time.year(), time.month(), time.day())
+    format!(
+        "dt={:04}-{:02}-{:02}",
+        time.year(),
+        time.month(),
+        time.day()
+    )
 }
 
 /// Turns a run of JSON lines into the bytes of one object.
@@ -182,10 +187,17 @@ where
             let code = e.err().code().unwrap_or_default();
             if matches!(
                 code,
-                "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
             ) {
                 SinkErrorKind::Throttled
-            } else if matches!(code, "InternalError" | "ServiceUnavailable" | "RequestTimeout") {
+            } else if matches!(
+                code,
+                "InternalError" | "ServiceUnavailable" | "RequestTimeout"
+            ) {
                 SinkErrorKind::Unavailable
             } else {
                 SinkErrorKind::Rejected
@@ -237,10 +249,13 @@ impl ObjectStore for S3Store {
 /// Decides whether a put to the in-memory store fails: return `Some(kind)` to fail it.
 pub type FaultFn = dyn Fn(&PutObject) -> Option<SinkErrorKind> + Send + Sync;
 
+/// Objects by (bucket, key).
+pub type ObjectMap = BTreeMap<(String, String), Vec<u8>>;
+
 /// An in-memory object store with optional fault injection.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    objects: Arc<Mutex<BTreeMap<(String, String), Vec<u8>>>>,
+    objects: Arc<Mutex<ObjectMap>>,
     puts: Arc<Mutex<u64>>,
     fault: Option<Arc<FaultFn>>,
 }
@@ -251,15 +266,20 @@ impl MemoryStore {
     }
 
     /// A store whose puts fail whenever `fault` says so.
-    pub fn with_fault(fault: impl Fn(&PutObject) -> Option<SinkErrorKind> + Send + Sync + 'static) -> Self {
+    pub fn with_fault(
+        fault: impl Fn(&PutObject) -> Option<SinkErrorKind> + Send + Sync + 'static,
+    ) -> Self {
         MemoryStore {
             fault: Some(Arc::new(fault)),
             ..Self::default()
         }
     }
 
-    pub fn objects(&self) -> BTreeMap<(String, String), Vec<u8>> {
-        self.objects.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn objects(&self) -> ObjectMap {
+        self.objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Number of successful puts (overwrites included).
@@ -296,30 +316,40 @@ mod tests {
 
     #[test]
     fn partitions_are_hive_style() {
-        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(hourly_partition(t), "dt=2026-01-02/hour=03");
         assert_eq!(daily_partition(t), "dt=2026-01-02");
     }
 
     #[test]
     fn location_joins_prefix() {
-        assert_eq!(Location::new("b", "/curated/iot/").key("x.json"), "curated/iot/x.json");
+        assert_eq!(
+            Location::new("b", "/curated/iot/").key("x.json"),
+            "curated/iot/x.json"
+        );
         assert_eq!(Location::new("b", "").key("x.json"), "x.json");
     }
 
     #[test]
     fn gzip_ndjson_round_trips() {
         let lines: Vec<&[u8]> = vec![b"{\"a\":1}", b"{\"a\":2}"];
-        let bytes = NdjsonGzip::default().encode(&mut lines.into_iter()).unwrap();
+        let bytes = NdjsonGzip::default()
+            .encode(&mut lines.into_iter())
+            .unwrap();
         assert_eq!(&bytes[..2], &crate::records::GZIP_MAGIC);
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n");
     }
 
     #[tokio::test]
     async fn memory_store_overwrites_and_injects_faults() {
-        let store = MemoryStore::with_fault(|o| o.key.contains("bad").then_some(SinkErrorKind::Throttled));
+        let store =
+            MemoryStore::with_fault(|o| o.key.contains("bad").then_some(SinkErrorKind::Throttled));
         let put = |key: &str, body: &[u8]| PutObject {
             bucket: "b".into(),
             key: key.into(),

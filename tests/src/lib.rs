@@ -54,7 +54,12 @@ pub async fn get_object(aws: &Aws, bucket: &str, key: &str) -> Vec<u8> {
         .send()
         .await
         .unwrap_or_else(|e| panic!("get s3://{bucket}/{key}: {e:?}"));
-    out.body.collect().await.expect("read body").into_bytes().to_vec()
+    out.body
+        .collect()
+        .await
+        .expect("read body")
+        .into_bytes()
+        .to_vec()
 }
 
 /// Every key under a prefix, sorted.
@@ -69,7 +74,11 @@ pub async fn list_keys(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
         .send();
     while let Some(page) = pages.next().await {
         let page = page.unwrap_or_else(|e| panic!("list s3://{bucket}/{prefix}: {e:?}"));
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
     }
     keys.sort();
     keys

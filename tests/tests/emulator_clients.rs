@@ -10,7 +10,10 @@ use runnel_tests::{emulator, get_object, new_bucket, unique_name};
 #[tokio::test]
 async fn s3_put_and_read_back_through_path_style_client() {
     let aws = emulator().await;
-    assert!(aws.endpoints().s3_path_style(), "emulator endpoint must switch S3 to path style");
+    assert!(
+        aws.endpoints().s3_path_style(),
+        "emulator endpoint must switch S3 to path style"
+    );
     let bucket = new_bucket(&aws, "clients").await;
     let key = "dt=2026-11-22/hour=07/red flower ü.json";
     aws.s3()
@@ -38,8 +41,14 @@ async fn kinesis_put_and_get_record() {
         .expect("create stream");
     // Streams start CREATING; wait (bounded) until ACTIVE.
     for attempt in 0.. {
-        let d = kinesis.describe_stream_summary().stream_name(&stream).send().await.expect("describe");
-        if d.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+        let d = kinesis
+            .describe_stream_summary()
+            .stream_name(&stream)
+            .send()
+            .await
+            .expect("describe");
+        if d.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active)
+        {
             break;
         }
         assert!(attempt < 100, "stream {stream} never became ACTIVE");
@@ -53,7 +62,12 @@ async fn kinesis_put_and_get_record() {
         .send()
         .await
         .expect("put record");
-    let shards = kinesis.list_shards().stream_name(&stream).send().await.expect("list shards");
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("list shards");
     let shard_id = shards.shards()[0].shard_id().to_string();
     assert_eq!(put.shard_id(), shard_id);
     let iterator = kinesis
@@ -66,7 +80,12 @@ async fn kinesis_put_and_get_record() {
         .expect("iterator")
         .shard_iterator
         .expect("iterator value");
-    let got = kinesis.get_records().shard_iterator(iterator).send().await.expect("get records");
+    let got = kinesis
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .expect("get records");
     let records = got.records();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].sequence_number(), put.sequence_number());
@@ -102,7 +121,10 @@ async fn sns_publish_reaches_subscribed_queue() {
         .await
         .expect("queue attributes")
         .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
         .expect("queue arn");
     sns.subscribe()
         .topic_arn(&topic_arn)
@@ -128,7 +150,11 @@ async fn sns_publish_reaches_subscribed_queue() {
             .send()
             .await
             .expect("receive");
-        bodies.extend(got.messages().iter().filter_map(|m| m.body().map(str::to_string)));
+        bodies.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string)),
+        );
         if !bodies.is_empty() {
             break;
         }

@@ -78,12 +78,15 @@ impl Validate for Reading {
         if id.is_empty() {
             errors.push(FieldError::new("device_id", "must not be empty"));
         } else if id.len() > 128 {
-            errors.push(FieldError::new("device_id", "must be at most 128 characters"));
+            errors.push(FieldError::new(
+                "device_id",
+                "must be at most 128 characters",
+            ));
         }
         match self.ts.parse() {
-            Ok(t) if t.timestamp() < 946_684_800 || t.timestamp() >= 4_102_444_800 => {
-                errors.push(FieldError::new("ts", format!("{t} is outside 2000-01-01..2100-01-01")))
-            }
+            Ok(t) if t.timestamp() < 946_684_800 || t.timestamp() >= 4_102_444_800 => errors.push(
+                FieldError::new("ts", format!("{t} is outside 2000-01-01..2100-01-01")),
+            ),
             Ok(_) => {}
             Err(e) => errors.push(FieldError::new("ts", e)),
         }
@@ -135,7 +138,11 @@ impl Transform for IotTransform {
     type Input = Reading;
     type Output = CuratedReading;
 
-    fn apply(&self, input: Reading, ctx: &RecordContext<'_>) -> Result<CuratedReading, TransformError> {
+    fn apply(
+        &self,
+        input: Reading,
+        ctx: &RecordContext<'_>,
+    ) -> Result<CuratedReading, TransformError> {
         // Validation already parsed the time once; a failure here would be a bug, so reject.
         let event_time = input.ts.parse().map_err(TransformError::Reject)?;
         Ok(CuratedReading {
@@ -162,12 +169,20 @@ mod tests {
     }
 
     fn ctx() -> RecordContext<'static> {
-        RecordContext { stream: "shardId-000000000000", position: "1", index: 0, partition_key: None, arrival: None }
+        RecordContext {
+            stream: "shardId-000000000000",
+            position: "1",
+            index: 0,
+            partition_key: None,
+            arrival: None,
+        }
     }
 
     #[test]
     fn fahrenheit_is_normalised_to_celsius() {
-        let r = reading(r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":71.6,"unit":"F"}"#);
+        let r = reading(
+            r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":71.6,"unit":"F"}"#,
+        );
         r.validate().unwrap();
         let out = IotTransform.apply(r, &ctx()).unwrap();
         assert_eq!(out.temperature_c, 22.0);
@@ -178,19 +193,38 @@ mod tests {
     fn epoch_millis_time_is_accepted() {
         let r = reading(r#"{"device_id":"d","ts":1763795700000,"temperature":20}"#);
         r.validate().unwrap();
-        assert_eq!(IotTransform.apply(r, &ctx()).unwrap().event_time.timestamp(), 1_763_795_700);
+        assert_eq!(
+            IotTransform
+                .apply(r, &ctx())
+                .unwrap()
+                .event_time
+                .timestamp(),
+            1_763_795_700
+        );
     }
 
     #[test]
     fn every_broken_rule_is_reported_with_its_field() {
-        let r = reading(r#"{"device_id":" ","ts":"yesterday","temperature":500,"humidity":120,"battery":-1}"#);
-        let fields: Vec<String> = r.validate().unwrap_err().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["device_id", "ts", "temperature", "humidity", "battery"]);
+        let r = reading(
+            r#"{"device_id":" ","ts":"yesterday","temperature":500,"humidity":120,"battery":-1}"#,
+        );
+        let fields: Vec<String> = r
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["device_id", "ts", "temperature", "humidity", "battery"]
+        );
     }
 
     #[test]
     fn unknown_fields_are_dropped_from_output() {
-        let r = reading(r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":1,"firmware":"1.2"}"#);
+        let r = reading(
+            r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":1,"firmware":"1.2"}"#,
+        );
         let out = serde_json::to_value(IotTransform.apply(r, &ctx()).unwrap()).unwrap();
         assert!(out.get("firmware").is_none());
         assert_eq!(out["device_id"], "d");

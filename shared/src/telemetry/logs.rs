@@ -75,7 +75,8 @@ pub fn level_directive(value: Option<&str>) -> &'static str {
 /// Installs the global subscriber. `service` names the pipeline component; the function name comes
 /// from `AWS_LAMBDA_FUNCTION_NAME` when Lambda sets it. Calling it twice keeps the first subscriber.
 pub fn init_logging(service: &str) {
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| service.to_string());
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| service.to_string());
     {
         let mut guard = CONTEXT.write().unwrap_or_else(|e| e.into_inner());
         *guard = Some(LogContext {
@@ -88,7 +89,11 @@ pub fn init_logging(service: &str) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")));
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
+            ))
+        });
     let format = LogFormat::from_env_value(std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -257,7 +262,10 @@ mod tests {
         set_invocation(InvocationContext {
             request_id: Some("req-1".into()),
             cold_start: true,
-            correlation_id: Some("shardId-000000000000:49590338271490256608559692538361571095921575989136588898".into()),
+            correlation_id: Some(
+                "shardId-000000000000:49590338271490256608559692538361571095921575989136588898"
+                    .into(),
+            ),
         });
         let buf = Buf::default();
         let writer = buf.clone();
@@ -275,7 +283,10 @@ mod tests {
         assert_eq!(line["service"], "ingest");
         assert_eq!(line["request_id"], "req-1");
         assert_eq!(line["cold_start"], true);
-        assert!(line["correlation_id"].as_str().unwrap().starts_with("shardId-"));
+        assert!(line["correlation_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("shardId-"));
         assert_eq!(line["records"], 3);
         assert_eq!(line["bucket"], "curated");
         let ts = line["timestamp"].as_str().unwrap();

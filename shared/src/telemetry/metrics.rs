@@ -198,7 +198,10 @@ mod tests {
             let set = set.as_array().unwrap();
             assert!(set.len() <= 30);
             for name in set {
-                assert!(doc[name.as_str().unwrap()].is_string(), "dimension {name} missing");
+                assert!(
+                    doc[name.as_str().unwrap()].is_string(),
+                    "dimension {name} missing"
+                );
             }
         }
         let metrics = d["Metrics"].as_array().unwrap();
@@ -206,7 +209,12 @@ mod tests {
         for m in metrics {
             let name = m["Name"].as_str().unwrap();
             let v = &doc[name];
-            assert!(v.is_number() || v.as_array().is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number)), "{name}: {v}");
+            assert!(
+                v.is_number()
+                    || v.as_array()
+                        .is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number)),
+                "{name}: {v}"
+            );
         }
     }
 
@@ -223,7 +231,10 @@ mod tests {
         assert_valid_emf(doc);
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000_i64);
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Runnel");
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service"]]));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["service"]])
+        );
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
             json!([{"Name":"RecordsIn","Unit":"Count"},{"Name":"BatchLatency","Unit":"Milliseconds"}])
@@ -244,7 +255,12 @@ mod tests {
         let docs = m.take_documents(0);
         let sizes: Vec<usize> = docs
             .iter()
-            .map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len())
+            .map(|d| {
+                d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
             .collect();
         assert_eq!(sizes, [100, 100, 50]);
         docs.iter().for_each(assert_valid_emf);

@@ -1,0 +1,322 @@
+//! The batch processor's defined outcomes, one scenario each, on an in-memory store.
+
+mod common;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use common::*;
+use runnel::batch::Mode;
+use runnel::sink::{MemoryStore, SinkErrorKind};
+
+fn records(data: Vec<Vec<u8>>) -> Vec<ShardRecord> {
+    data.into_iter()
+        .enumerate()
+        .map(|(i, data)| ShardRecord { seq: seq(i), data })
+        .collect()
+}
+
+fn plain(device: &str, hour: u32) -> Vec<u8> {
+    reading_json(device, hour, 1).into_bytes()
+}
+
+#[tokio::test]
+async fn clean_batch_lands_partitioned_with_stable_ids() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let recs = records(vec![plain("a", 7), plain("b", 7), plain("c", 8)]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.stats.documents_written, 3);
+    assert_eq!(out.stats.objects_written, 2);
+    let objects = store.objects();
+    let keys: Vec<&str> = objects.keys().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("iot/dt=2026-11-22/hour=07/{SHARD}-{}-00000.json.gz", seq(0)),
+            format!("iot/dt=2026-11-22/hour=08/{SHARD}-{}-00000.json.gz", seq(2)),
+        ]
+    );
+    let lines = lines_under(&objects, "iot/");
+    assert_eq!(
+        ids(&lines),
+        [0, 1, 2].map(|i| format!("{SHARD}:{}:0", seq(i)))
+    );
+    assert_eq!(lines[0]["device"], "a");
+}
+
+#[tokio::test]
+async fn poison_record_is_quarantined_not_retried() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let recs = records(vec![
+        plain("a", 7),
+        b"\x00\x01 not json".to_vec(),
+        plain("c", 7),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty());
+    assert_eq!(
+        (out.stats.documents_written, out.stats.documents_quarantined),
+        (2, 1)
+    );
+    let objects = store.objects();
+    let q = lines_under(&objects, "quarantine/");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["kind"], "json");
+    assert_eq!(q[0]["stream"], SHARD);
+    assert_eq!(q[0]["position"], seq(1));
+    assert!(q[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not valid JSON"));
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(q[0]["data_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, b"\x00\x01 not json");
+    // The bad record sits between two good ones of the same hour: three runs, three objects.
+    assert_eq!(out.stats.objects_written, 3);
+    let quarantine_key = objects
+        .keys()
+        .find(|(_, k)| k.starts_with("quarantine/"))
+        .unwrap();
+    assert_eq!(
+        quarantine_key.1,
+        format!("quarantine/iot/dt=2026-11-22/{SHARD}-{}-00000.json", seq(1))
+    );
+}
+
+#[tokio::test]
+async fn ndjson_and_gzip_records_split_into_documents() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let ndjson = format!(
+        "{}\n{}\n{{\"device\":\"\",\"hour\":99,\"value\":0}}\n",
+        reading_json("a", 7, 1),
+        reading_json("b", 7, 2)
+    );
+    let recs = records(vec![ndjson.clone().into_bytes(), gzip(ndjson.as_bytes())]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty());
+    assert_eq!(
+        (out.stats.documents_written, out.stats.documents_quarantined),
+        (4, 2)
+    );
+    let objects = store.objects();
+    let q = lines_under(&objects, "quarantine/");
+    assert_eq!(q[0]["kind"], "validation");
+    assert_eq!(q[0]["document_index"], 2);
+    assert_eq!(
+        q[0]["reason"],
+        "failed validation: device: must not be empty; hour: must be 0-23"
+    );
+    assert_eq!(
+        ids(&lines_under(&objects, "iot/")),
+        [
+            format!("{SHARD}:{}:0", seq(0)),
+            format!("{SHARD}:{}:1", seq(0)),
+            format!("{SHARD}:{}:0", seq(1)),
+            format!("{SHARD}:{}:1", seq(1)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ordered_mode_stops_at_first_transient_failure() {
+    let store = MemoryStore::new();
+    let t = TestTransform::default();
+    t.transient_failures.lock().unwrap().insert(seq(3), 1);
+    let p = processor(t, Arc::new(store.clone()), Mode::Ordered);
+    let recs = records((0..6).map(|i| plain(&format!("d{i}"), 7)).collect());
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(3), seq(4), seq(5)]);
+    let written = ids(&lines_under(&store.objects(), "iot/"));
+    assert_eq!(
+        written,
+        (0..3)
+            .map(|i| format!("{SHARD}:{}:0", seq(i)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(out.stats.records_failed, 3);
+}
+
+#[tokio::test]
+async fn report_all_mode_processes_past_failures() {
+    let store = MemoryStore::new();
+    let t = TestTransform::default();
+    t.transient_failures.lock().unwrap().insert(seq(3), 1);
+    let p = processor(t, Arc::new(store.clone()), Mode::ReportAll);
+    // 0-2 hour 7 | 3 fails | 4 hour 7 (directly after the failure: held back) | 5 hour 8 (written)
+    let recs = records(vec![
+        plain("a", 7),
+        plain("b", 7),
+        plain("c", 7),
+        plain("d", 7),
+        plain("e", 7),
+        plain("f", 8),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(3), seq(4)]);
+    let written = ids(&lines_under(&store.objects(), "iot/"));
+    assert_eq!(
+        written,
+        [0, 1, 2, 5].map(|i| format!("{SHARD}:{}:0", seq(i)))
+    );
+}
+
+#[tokio::test]
+async fn ordered_mode_reports_from_the_run_whose_write_failed() {
+    let store = MemoryStore::with_fault(|o| {
+        o.key
+            .contains("hour=08")
+            .then_some(SinkErrorKind::Throttled)
+    });
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let recs = records(vec![
+        plain("a", 7),
+        plain("b", 7),
+        plain("c", 8),
+        plain("d", 8),
+        plain("e", 7),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(2), seq(3), seq(4)]);
+    assert!(out.errors[0].contains("Throttled"), "{:?}", out.errors);
+    // Record 4 (hour 7) comes after the failure, so it is not written before it.
+    assert_eq!(
+        ids(&lines_under(&store.objects(), "iot/")),
+        [0, 1].map(|i| format!("{SHARD}:{}:0", seq(i)))
+    );
+}
+
+#[tokio::test]
+async fn report_all_mode_writes_other_runs_when_one_write_fails() {
+    let store = MemoryStore::with_fault(|o| {
+        o.key
+            .contains("hour=08")
+            .then_some(SinkErrorKind::Unavailable)
+    });
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::ReportAll,
+    );
+    let recs = records(vec![
+        plain("a", 7),
+        plain("b", 8),
+        plain("c", 8),
+        plain("e", 7),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(1), seq(2)]);
+    assert_eq!(
+        ids(&lines_under(&store.objects(), "iot/")),
+        [0, 3].map(|i| format!("{SHARD}:{}:0", seq(i)))
+    );
+}
+
+#[tokio::test]
+async fn empty_batch_succeeds_and_writes_nothing() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let out = p.process(&[]).await;
+    assert!(out.failures.is_empty());
+    assert_eq!(out.stats, Default::default());
+    assert_eq!(store.put_count(), 0);
+}
+
+#[tokio::test]
+async fn store_down_reports_every_record() {
+    for mode in [Mode::Ordered, Mode::ReportAll] {
+        let store = MemoryStore::with_fault(|_| Some(SinkErrorKind::Unavailable));
+        let p = processor(TestTransform::default(), Arc::new(store.clone()), mode);
+        let recs = records(vec![plain("a", 7), b"bad".to_vec(), plain("c", 9)]);
+        let out = p.process(&source_records(&recs)).await;
+        assert_eq!(out.failures, [seq(0), seq(1), seq(2)], "{mode:?}");
+        assert!(store.objects().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn panicking_or_rejecting_transform_quarantines_the_record() {
+    let store = MemoryStore::new();
+    let t = TestTransform {
+        panic_on_device: Some("boom".into()),
+        reject_device: Some("blocked".into()),
+        ..Default::default()
+    };
+    let p = processor(t, Arc::new(store.clone()), Mode::Ordered);
+    let recs = records(vec![
+        plain("a", 7),
+        plain("boom", 7),
+        plain("blocked", 7),
+        plain("d", 7),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty());
+    let q = lines_under(&store.objects(), "quarantine/");
+    let kinds: Vec<&str> = q.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["panic", "rejected"]);
+    assert_eq!(q[0]["reason"], "transform panicked: transform bug on boom");
+    assert_eq!(out.stats.documents_written, 2);
+}
+
+#[tokio::test]
+async fn redelivered_batch_overwrites_instead_of_duplicating() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let recs = records(vec![plain("a", 7), b"{".to_vec(), plain("c", 8)]);
+    p.process(&source_records(&recs)).await;
+    let first = store.objects();
+    p.process(&source_records(&recs)).await;
+    assert_eq!(store.objects(), first);
+    assert_eq!(store.put_count(), 6);
+}
+
+#[tokio::test]
+async fn oversized_record_is_quarantined() {
+    let store = MemoryStore::new();
+    let mut cfg = config(Mode::Ordered);
+    cfg.limits.max_decoded_bytes = 64;
+    let p = runnel::batch::Processor::new(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Arc::new(runnel::sink::NdjsonGzip::default()),
+        Arc::new(runnel::sink::Ndjson),
+        cfg,
+    );
+    let big = format!(
+        "{{\"device\":\"{}\",\"hour\":1,\"value\":1}}",
+        "x".repeat(100)
+    );
+    let recs = records(vec![big.into_bytes()]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty());
+    let q = lines_under(&store.objects(), "quarantine/");
+    assert_eq!(q[0]["kind"], "too_large");
+}

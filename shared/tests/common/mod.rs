@@ -1,0 +1,174 @@
+//! A small pipeline for the processor tests: readings with a device and an hour.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use runnel::batch::{
+    Mode, Processor, ProcessorConfig, RecordContext, SourceRecord, Transform, TransformError,
+};
+use runnel::records::{DecodeLimits, FieldError, Validate};
+use runnel::sink::{Location, Ndjson, NdjsonGzip, ObjectMap, ObjectStore};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Reading {
+    pub device: String,
+    pub hour: u32,
+    pub value: i64,
+}
+
+impl Validate for Reading {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.device.is_empty() {
+            errors.push(FieldError::new("device", "must not be empty"));
+        }
+        if self.hour > 23 {
+            errors.push(FieldError::new("hour", "must be 0-23"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Fails a record transiently the first `n` times it is seen, as configured per position.
+#[derive(Default, Clone)]
+pub struct TestTransform {
+    pub transient_failures: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    pub panic_on_device: Option<String>,
+    pub reject_device: Option<String>,
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl Transform for TestTransform {
+    type Input = Reading;
+    type Output = Reading;
+    fn apply(&self, input: Reading, ctx: &RecordContext<'_>) -> Result<Reading, TransformError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.panic_on_device.as_deref() == Some(input.device.as_str()) {
+            panic!("transform bug on {}", input.device);
+        }
+        if self.reject_device.as_deref() == Some(input.device.as_str()) {
+            return Err(TransformError::Reject(format!(
+                "device {} is blocked",
+                input.device
+            )));
+        }
+        let mut failures = self.transient_failures.lock().unwrap();
+        if let Some(left) = failures.get_mut(ctx.position) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(TransformError::Transient(
+                    "lookup service unavailable".into(),
+                ));
+            }
+        }
+        Ok(input)
+    }
+    fn event_time(&self, output: &Reading) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, output.hour, 0, 0)
+            .unwrap()
+    }
+}
+
+pub const SHARD: &str = "shardId-000000000001";
+
+pub fn config(mode: Mode) -> ProcessorConfig {
+    ProcessorConfig {
+        output: Location::new("curated", "iot"),
+        quarantine: Location::new("curated", "quarantine/iot"),
+        mode,
+        limits: DecodeLimits::default(),
+        concurrency: 4,
+        source_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/iot".into()),
+    }
+}
+
+pub fn processor(
+    transform: TestTransform,
+    store: Arc<dyn ObjectStore>,
+    mode: Mode,
+) -> Processor<TestTransform> {
+    Processor::new(
+        transform,
+        store,
+        Arc::new(NdjsonGzip::default()),
+        Arc::new(Ndjson),
+        config(mode),
+    )
+}
+
+/// A record as it sits on the shard.
+#[derive(Debug, Clone)]
+pub struct ShardRecord {
+    pub seq: String,
+    pub data: Vec<u8>,
+}
+
+pub fn seq(i: usize) -> String {
+    // Kinesis sequence numbers are long decimal strings that sort by position within a shard.
+    format!("4959033827149025660855969253836157109592157598913{i:07}")
+}
+
+pub fn reading_json(device: &str, hour: u32, value: i64) -> String {
+    format!(r#"{{"device":"{device}","hour":{hour},"value":{value}}}"#)
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn source_records(records: &[ShardRecord]) -> Vec<SourceRecord<'_>> {
+    records
+        .iter()
+        .map(|r| SourceRecord {
+            item_identifier: &r.seq,
+            stream: SHARD,
+            position: &r.seq,
+            partition_key: Some("pk"),
+            arrival: Some(Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap()),
+            data: &r.data,
+        })
+        .collect()
+}
+
+/// Every line of every object under a prefix, decompressing `.gz` objects.
+pub fn lines_under(objects: &ObjectMap, prefix: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for ((_, key), body) in objects {
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        let text = if key.ends_with(".gz") {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        } else {
+            String::from_utf8(body.clone()).unwrap()
+        };
+        out.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    out
+}
+
+pub fn ids(lines: &[serde_json::Value]) -> Vec<String> {
+    let mut ids: Vec<String> = lines
+        .iter()
+        .map(|l| l["_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}

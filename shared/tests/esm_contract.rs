@@ -1,0 +1,306 @@
+//! Property test: the processor under randomized event source mapping re-delivery.
+//!
+//! Random shards (clean, poison, gzip, NDJSON and mixed records over several hours) are driven
+//! through `runnel::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
+//! function error — with transient transform failures, injected S3 faults and crashes (an
+//! invocation that dies after some puts). With the mapping retrying until success, the union of
+//! output must hold every valid document exactly once and quarantine every bad one exactly once.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use futures::future::BoxFuture;
+use proptest::prelude::*;
+use runnel::batch::Mode;
+use runnel::esm::{drive, EsmConfig, Invocation};
+use runnel::sink::{MemoryStore, ObjectStore, PutObject, SinkError, SinkErrorKind};
+
+#[derive(Debug, Clone)]
+enum Doc {
+    Good { hour: u32 },
+    Bad,
+}
+
+#[derive(Debug, Clone)]
+enum Rec {
+    Docs { docs: Vec<Doc>, gzip: bool },
+    Undecodable,
+}
+
+fn rec_strategy() -> impl Strategy<Value = Rec> {
+    let doc = prop_oneof![4 => (7u32..10).prop_map(|hour| Doc::Good { hour }), 1 => Just(Doc::Bad)];
+    prop_oneof![
+        8 => (prop::collection::vec(doc, 1..4), any::<bool>()).prop_map(|(docs, gzip)| Rec::Docs { docs, gzip }),
+        1 => Just(Rec::Undecodable),
+    ]
+}
+
+/// Builds the shard and the ids the output must hold.
+fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>) {
+    let mut shard = Vec::new();
+    let mut good = BTreeSet::new();
+    let mut bad = BTreeSet::new();
+    for (i, r) in recs.iter().enumerate() {
+        let s = seq(i);
+        let data = match r {
+            Rec::Undecodable => {
+                bad.insert(format!("{SHARD}:{s}:0"));
+                // gzip magic followed by garbage
+                vec![0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad]
+            }
+            Rec::Docs { docs, gzip: z } => {
+                let mut text = String::new();
+                for (j, d) in docs.iter().enumerate() {
+                    match d {
+                        Doc::Good { hour } => {
+                            good.insert(format!("{SHARD}:{s}:{j}"));
+                            text.push_str(&reading_json(&format!("dev-{i}-{j}"), *hour, j as i64));
+                        }
+                        Doc::Bad => {
+                            bad.insert(format!("{SHARD}:{s}:{j}"));
+                            text.push_str(r#"{"device":"","hour":1,"value":0}"#);
+                        }
+                    }
+                    text.push('\n');
+                }
+                if *z {
+                    gzip(text.as_bytes())
+                } else {
+                    text.into_bytes()
+                }
+            }
+        };
+        shard.push(ShardRecord { seq: s, data });
+    }
+    (shard, good, bad)
+}
+
+/// Puts into the shared store; fails a put when the fault schedule says so, and after a crash
+/// point fails every put of the invocation (a dead process writes nothing more).
+struct FaultyStore {
+    inner: MemoryStore,
+    fault_rate: u64,
+    seed: u64,
+    counter: AtomicU64,
+    crash_after: Mutex<Option<usize>>,
+    puts_this_invocation: AtomicUsize,
+}
+
+impl ObjectStore for FaultyStore {
+    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let crashed = self
+            .crash_after
+            .lock()
+            .unwrap()
+            .is_some_and(|k| self.puts_this_invocation.load(Ordering::Relaxed) >= k);
+        let faulty = self.fault_rate > 0
+            && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed) % 100 < self.fault_rate;
+        if crashed || faulty {
+            let err = SinkError {
+                bucket: object.bucket,
+                key: object.key,
+                kind: SinkErrorKind::Throttled,
+                message: "injected".into(),
+            };
+            return Box::pin(async move { Err(err) });
+        }
+        self.puts_this_invocation.fetch_add(1, Ordering::Relaxed);
+        self.inner.put(object)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    recs: Vec<Rec>,
+    mode: Mode,
+    max_batch: usize,
+    batch_sizes: Vec<usize>,
+    fault_rate: u64,
+    seed: u64,
+    transient: Vec<(usize, usize)>,
+    crashes: Vec<Option<usize>>,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        prop::collection::vec(rec_strategy(), 1..40),
+        prop_oneof![Just(Mode::Ordered), Just(Mode::ReportAll)],
+        1usize..16,
+        prop::collection::vec(1usize..16, 1..8),
+        prop_oneof![Just(0u64), 5u64..35],
+        any::<u64>(),
+        prop::collection::vec((0usize..40, 1usize..3), 0..4),
+        prop::collection::vec(
+            prop_oneof![3 => Just(None), 1 => (0usize..4).prop_map(Some)],
+            1..10,
+        ),
+    )
+        .prop_map(
+            |(recs, mode, max_batch, batch_sizes, fault_rate, seed, transient, crashes)| Scenario {
+                recs,
+                mode,
+                max_batch,
+                batch_sizes,
+                fault_rate,
+                seed,
+                transient,
+                crashes,
+            },
+        )
+}
+
+struct RunResult {
+    data_ids: Vec<String>,
+    quarantine_ids: Vec<String>,
+    completed: bool,
+    reports_with_failures: usize,
+    discarded: Vec<std::ops::Range<usize>>,
+}
+
+fn run(
+    s: &Scenario,
+    max_retries: Option<u32>,
+) -> (
+    RunResult,
+    BTreeSet<String>,
+    BTreeSet<String>,
+    Vec<ShardRecord>,
+) {
+    let (shard, good, bad) = build(&s.recs);
+    let inner = MemoryStore::new();
+    let store = Arc::new(FaultyStore {
+        inner: inner.clone(),
+        fault_rate: s.fault_rate,
+        seed: s.seed,
+        counter: AtomicU64::new(0),
+        crash_after: Mutex::new(None),
+        puts_this_invocation: AtomicUsize::new(0),
+    });
+    let transform = TestTransform::default();
+    for (i, n) in &s.transient {
+        if *i < shard.len() {
+            transform
+                .transient_failures
+                .lock()
+                .unwrap()
+                .insert(seq(*i), *n);
+        }
+    }
+    let p = processor(transform, store.clone(), s.mode);
+    let ids: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
+    let sizes = s.batch_sizes.clone();
+    let mut size_i = 0;
+    let invocation = AtomicUsize::new(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let report = rt.block_on(drive(
+        &ids,
+        EsmConfig {
+            max_batch: s.max_batch,
+            max_retries,
+            bisect_on_error: true,
+            max_invocations: 5_000,
+        },
+        || {
+            size_i += 1;
+            sizes[size_i % sizes.len()]
+        },
+        |range| {
+            let k = invocation.fetch_add(1, Ordering::Relaxed);
+            // Crashes only in the first invocations, so that a run with retries forever ends.
+            let crash = if k < 20 {
+                s.crashes[k % s.crashes.len()]
+            } else {
+                None
+            };
+            *store.crash_after.lock().unwrap() = crash;
+            store.puts_this_invocation.store(0, Ordering::Relaxed);
+            let batch = source_records(&shard[range]);
+            let p = &p;
+            async move {
+                let out = p.process(&batch).await;
+                if crash.is_some() {
+                    Invocation::FunctionError
+                } else {
+                    Invocation::Response(out.failures)
+                }
+            }
+        },
+    ));
+    let objects = inner.objects();
+    let result = RunResult {
+        data_ids: ids_of(&lines_under(&objects, "iot/")),
+        quarantine_ids: ids_of(&lines_under(&objects, "quarantine/")),
+        completed: report.completed,
+        reports_with_failures: report.partial_failures,
+        discarded: report.discarded,
+    };
+    (result, good, bad, shard)
+}
+
+fn ids_of(lines: &[serde_json::Value]) -> Vec<String> {
+    ids(lines)
+}
+
+fn duplicates(ids: &[String]) -> Vec<String> {
+    let mut seen = HashMap::new();
+    for id in ids {
+        *seen.entry(id.clone()).or_insert(0) += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Retries until success: exactly once, whatever the faults, crashes and batch boundaries.
+    #[test]
+    fn exactly_once_when_every_batch_eventually_completes(s in scenario()) {
+        let (r, good, bad, _) = run(&s, None);
+        prop_assert!(r.completed, "the shard never finished");
+        prop_assert_eq!(duplicates(&r.data_ids), Vec::<String>::new(), "duplicated output");
+        prop_assert_eq!(r.data_ids.iter().cloned().collect::<BTreeSet<_>>(), good, "output differs from the valid documents");
+        prop_assert_eq!(duplicates(&r.quarantine_ids), Vec::<String>::new(), "duplicated quarantine");
+        prop_assert_eq!(r.quarantine_ids.iter().cloned().collect::<BTreeSet<_>>(), bad, "quarantine differs from the bad documents");
+    }
+
+    /// Bad data alone never causes a retry: with no transient fault, no batch reports a failure.
+    #[test]
+    fn bad_data_never_blocks_the_shard(mut s in scenario()) {
+        s.fault_rate = 0;
+        s.transient.clear();
+        s.crashes = vec![None];
+        let (r, _, bad, _) = run(&s, Some(0));
+        prop_assert!(r.completed);
+        prop_assert_eq!(r.reports_with_failures, 0);
+        prop_assert!(r.discarded.is_empty());
+        prop_assert_eq!(r.quarantine_ids.len(), bad.len());
+    }
+
+    /// With a retry limit, batches may go to the on-failure destination; every valid document is
+    /// then either in the output (possibly more than once after a crash: same `_id`) or in a
+    /// discarded batch — nothing is lost silently.
+    #[test]
+    fn nothing_lost_when_the_mapping_gives_up(s in scenario()) {
+        let (r, good, _, shard) = run(&s, Some(1));
+        prop_assert!(r.completed);
+        let written: BTreeSet<String> = r.data_ids.iter().cloned().collect();
+        let discarded: BTreeSet<&str> = r.discarded.iter().flat_map(|d| shard[d.clone()].iter().map(|x| x.seq.as_str())).collect();
+        for id in &good {
+            let seq = id.split(':').nth(1).unwrap();
+            prop_assert!(written.contains(id) || discarded.contains(seq), "{} lost", id);
+        }
+        if r.discarded.is_empty() {
+            prop_assert_eq!(duplicates(&r.data_ids), Vec::<String>::new());
+        }
+    }
+}
