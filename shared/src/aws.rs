@@ -71,7 +71,14 @@ pub struct Aws {
 impl Aws {
     /// Loads the configuration from the environment (credentials resolve lazily, on first use).
     pub async fn from_env() -> Self {
+        // Region from the environment or a profile only: never from IMDS, which is a network call
+        // (Lambda always sets AWS_REGION).
+        let region = aws_config::meta::region::RegionProviderChain::first_try(
+            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new());
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
             .timeout_config(default_timeouts())
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .load()

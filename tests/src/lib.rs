@@ -83,3 +83,262 @@ pub async fn list_keys(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// The workspace root (where `events/` lives).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Reads a sample event from `events/`.
+pub fn event_file(name: &str) -> String {
+    let path = workspace_root().join("events").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Lines of a (possibly gzip-compressed) NDJSON object, parsed.
+pub fn ndjson_lines(body: &[u8]) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let text = if body.starts_with(&runnel::records::GZIP_MAGIC) {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(body)
+            .read_to_string(&mut s)
+            .expect("gzip object");
+        s
+    } else {
+        String::from_utf8(body.to_vec()).expect("utf-8 object")
+    };
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Builds the Lambda event the Kinesis event source mapping would deliver for these records.
+pub fn kinesis_event(
+    stream_arn: &str,
+    shard_id: &str,
+    records: &[aws_sdk_kinesis::types::Record],
+) -> aws_lambda_events::event::kinesis::KinesisEvent {
+    use aws_lambda_events::encodings::SecondTimestamp;
+    use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord, KinesisRecord};
+    let mut event = KinesisEvent::default();
+    event.records = records
+        .iter()
+        .map(|r| {
+            let mut k = KinesisRecord::default();
+            k.sequence_number = r.sequence_number().to_string();
+            k.partition_key = r.partition_key().unwrap_or_default().to_string();
+            k.data.0 = r.data().as_ref().to_vec();
+            let arrival = r
+                .approximate_arrival_timestamp()
+                .map(|t| t.as_nanos() / 1_000_000)
+                .unwrap_or_default();
+            k.approximate_arrival_timestamp = SecondTimestamp(
+                chrono::DateTime::from_timestamp_millis(arrival as i64).unwrap_or_default(),
+            );
+            k.kinesis_schema_version = Some("1.0".into());
+            let mut rec = KinesisEventRecord::default();
+            rec.kinesis = k;
+            rec.event_id = Some(format!("{shard_id}:{}", r.sequence_number()));
+            rec.event_name = Some("aws:kinesis:record".into());
+            rec.event_source = Some("aws:kinesis".into());
+            rec.event_source_arn = Some(stream_arn.to_string());
+            rec.aws_region = Some("us-east-1".into());
+            rec.event_version = Some("1.0".into());
+            rec
+        })
+        .collect();
+    event
+}
+
+/// Creates a one-shard stream and waits until it is ACTIVE; returns (name, arn, shard id).
+pub async fn new_stream(aws: &Aws, prefix: &str) -> (String, String, String) {
+    use aws_sdk_kinesis::types::StreamStatus;
+    let kinesis = aws.kinesis();
+    let name = unique_name(prefix);
+    kinesis
+        .create_stream()
+        .stream_name(&name)
+        .shard_count(1)
+        .send()
+        .await
+        .expect("create stream");
+    for attempt in 0.. {
+        let d = kinesis
+            .describe_stream_summary()
+            .stream_name(&name)
+            .send()
+            .await
+            .expect("describe stream");
+        let s = d.stream_description_summary().expect("summary");
+        if s.stream_status() == &StreamStatus::Active {
+            let arn = s.stream_arn().to_string();
+            let shards = kinesis
+                .list_shards()
+                .stream_name(&name)
+                .send()
+                .await
+                .expect("list shards");
+            return (name, arn, shards.shards()[0].shard_id().to_string());
+        }
+        assert!(attempt < 100, "stream {name} never became ACTIVE");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    unreachable!()
+}
+
+/// Reads every record on a shard from the start.
+pub async fn read_shard(
+    aws: &Aws,
+    stream: &str,
+    shard_id: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    let kinesis = aws.kinesis();
+    let mut iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("shard iterator")
+        .shard_iterator;
+    let mut records = Vec::new();
+    while let Some(it) = iterator {
+        let out = kinesis
+            .get_records()
+            .shard_iterator(it)
+            .limit(10_000)
+            .send()
+            .await
+            .expect("get records");
+        let got = out.records().to_vec();
+        let empty = got.is_empty();
+        records.extend(got);
+        if empty {
+            break;
+        }
+        iterator = out.next_shard_iterator;
+    }
+    records
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A local Lambda Runtime API (cargo-lambda's), for running handler binaries as Lambda would.
+pub struct RuntimeApi {
+    pub port: u16,
+    _server: KillOnDrop,
+}
+
+impl RuntimeApi {
+    /// Starts `cargo lambda watch --only-lambda-apis` on a free port and waits until it listens.
+    pub fn start() -> RuntimeApi {
+        let port = free_port();
+        let server = std::process::Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .current_dir(workspace_root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cargo-lambda is needed (make tools installs it into .tools/lambda; make test puts it on PATH)");
+        let server = KillOnDrop(server);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cargo lambda watch did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        RuntimeApi {
+            port,
+            _server: server,
+        }
+    }
+
+    /// Runs a handler binary against this Runtime API with the given extra environment.
+    pub fn run_handler(&self, binary: &str, env: &[(&str, &str)]) -> std::process::Child {
+        std::process::Command::new(binary)
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt", self.port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"))
+    }
+
+    /// Invokes the running handler with an `events/` file through `cargo lambda invoke`.
+    pub fn invoke(&self, event_file: &str) -> serde_json::Value {
+        let child = std::process::Command::new("cargo")
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string()])
+            .arg("--data-file")
+            .arg(workspace_root().join("events").join(event_file))
+            .arg("_")
+            .current_dir(workspace_root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cargo lambda invoke");
+        // An invoke waits for a handler forever; bound it so a dead handler fails the test.
+        let mut child = KillOnDrop(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.0.try_wait().expect("poll invoke").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cargo lambda invoke {event_file}: no answer in 60 s (is the handler running?)"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = child.0.wait().expect("invoke status");
+        let (mut stdout, mut stderr) = (Vec::new(), String::new());
+        use std::io::Read;
+        child
+            .0
+            .stdout
+            .take()
+            .expect("piped")
+            .read_to_end(&mut stdout)
+            .expect("read stdout");
+        child
+            .0
+            .stderr
+            .take()
+            .expect("piped")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        assert!(status.success(), "cargo lambda invoke failed: {stderr}");
+        serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "response is not JSON ({e}): {}",
+                String::from_utf8_lossy(&stdout)
+            )
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! The `kinesis-processor` binary, run as Lambda runs it: behind a Runtime API (cargo-lambda's),
+//! invoked with files from `events/`, writing to the emulator's S3.
+
+use std::io::Read;
+
+use runnel_tests::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_kinesis-processor");
+
+#[tokio::test]
+async fn binary_handles_sample_events_through_the_runtime_api() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let mut handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[("OUTPUT_BUCKET", &bucket), ("PIPELINE_NAME", "demo")],
+    ));
+
+    let poison = api.invoke("kinesis-poison.json");
+    assert_eq!(poison, serde_json::json!({"batchItemFailures": []}));
+    let clean = api.invoke("kinesis-clean.json");
+    assert_eq!(clean, serde_json::json!({"batchItemFailures": []}));
+
+    let curated = list_keys(&aws, &bucket, "iot/").await;
+    let docs: usize = {
+        let mut n = 0;
+        for k in &curated {
+            n += ndjson_lines(&get_object(&aws, &bucket, k).await).len();
+        }
+        n
+    };
+    assert_eq!(docs, 2 + 4);
+    // The two poison records are neighbours: one quarantine run, one object, two entries.
+    let quarantined = list_keys(&aws, &bucket, "quarantine/iot/").await;
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(
+        ndjson_lines(&get_object(&aws, &bucket, &quarantined[0]).await).len(),
+        2
+    );
+
+    // The process's stdout holds JSON logs and one EMF document per invocation.
+    handler.0.kill().unwrap();
+    let mut stdout = String::new();
+    handler
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let emf: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 2, "{stdout}");
+    assert_eq!(emf[0]["RecordsIn"], 4.0);
+    assert_eq!(emf[0]["DocumentsQuarantined"], 2.0);
+    assert_eq!(emf[0]["pipeline"], "demo");
+    assert_eq!(emf[0]["cold_start"], true);
+    assert_eq!(emf[1]["cold_start"], false);
+    let summary: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "batch processed")
+        .collect();
+    assert_eq!(summary.len(), 2, "{stdout}");
+    assert_eq!(summary[0]["service"], "kinesis-processor");
+    assert!(summary[0]["request_id"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    assert!(summary[0]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("shardId-000000000000:"));
+}
+
+#[test]
+fn invalid_configuration_stops_the_binary_naming_every_variable() {
+    let out = std::process::Command::new(BINARY)
+        .env_remove("OUTPUT_BUCKET")
+        .env("BATCH_MODE", "sometimes")
+        .env("MAX_RECORD_BYTES", "lots")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9/.rt")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "OUTPUT_BUCKET is not set",
+        "BATCH_MODE=\\\"sometimes\\\"",
+        "MAX_RECORD_BYTES=\\\"lots\\\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
