@@ -119,6 +119,10 @@ impl Aws {
     pub fn sns(&self) -> aws_sdk_sns::Client {
         aws_sdk_sns::Client::new(&self.sdk)
     }
+
+    pub fn glue(&self) -> aws_sdk_glue::Client {
+        aws_sdk_glue::Client::new(&self.sdk)
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,21 @@
 //! Handlers hold wiring only; everything they compose lives here, one module per concern:
 //! - [`config`]: typed configuration from the environment, every problem reported at once;
 //! - [`aws`]: one shared SDK configuration and its clients (emulator endpoints, path-style S3);
-//! - [`telemetry`]: JSON logs with invocation context, CloudWatch EMF metrics.
+//! - [`telemetry`]: JSON logs with invocation context, CloudWatch EMF metrics;
+//! - [`records`]: decoding (gzip, JSON, NDJSON) and validation into user types;
+//! - [`batch`]: the batch processor with partial batch failures and quarantine;
+//! - [`sink`]: writers, partitions and object stores (S3, in memory);
+//! - [`kinesis`]: Kinesis events in, `batchItemFailures` out, and a Kinesis → S3 Lambda `main`;
+//! - [`esm`]: a model of the Kinesis event source mapping's re-delivery, for tests;
+//! - [`alert`]: failure reports → alerts on SNS, with duplicate suppression;
+//! - [`glue`]: Glue job run details.
 
+pub mod alert;
 pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod esm;
+pub mod glue;
 pub mod kinesis;
 pub mod records;
 pub mod sink;

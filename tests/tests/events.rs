@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use kinesis_processor::IotTransform;
+use runnel::alert::Incoming;
 use runnel::batch::{Mode, Processor, ProcessorConfig};
 use runnel::records::DecodeLimits;
 use runnel::sink::{Location, MemoryStore, Ndjson, NdjsonGzip};
@@ -28,9 +29,38 @@ fn every_event_file_round_trips() {
                 serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
             assert_eq!(event, again, "{name}");
             seen += 1;
+        } else if name.starts_with("alert-") {
+            // Alert events are any JSON; each must be recognised as the kind its name says.
+            let value: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let kinds: Vec<&str> = runnel::alert::deliveries(&value)
+                .iter()
+                .map(|d| match &d.event {
+                    Incoming::GlueJobStateChange(_) => "glue",
+                    Incoming::GlueJobRunStatus(_) => "glue-stuck",
+                    Incoming::Invocation(r) if r.batch.is_some() => "esm",
+                    Incoming::Invocation(_) => "lambda",
+                    Incoming::StepFunctions(_) => "sfn",
+                    Incoming::Unknown(_) => "unknown",
+                })
+                .collect();
+            let expected = match name.as_str() {
+                "alert-glue-stuck.json" => vec!["glue-stuck"],
+                n if n.starts_with("alert-glue-") => vec!["glue"],
+                "alert-kinesis-esm-duplicate-sqs.json" => vec!["esm", "esm"],
+                n if n.starts_with("alert-kinesis-esm-") => vec!["esm"],
+                n if n.starts_with("alert-lambda-") => vec!["lambda"],
+                n if n.starts_with("alert-sfn-") => vec!["sfn"],
+                "alert-unknown.json" => vec!["unknown"],
+                other => panic!("no expectation for {other}"),
+            };
+            assert_eq!(kinds, expected, "{name}");
+            seen += 1;
+        } else {
+            panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 4, "expected the Kinesis samples, saw {seen}");
+    assert!(seen >= 13, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::batch::BatchOutcome, MemoryStore) {

@@ -1,0 +1,444 @@
+//! From a classified failure report to an [`Alert`] (or to nothing, for states not alerted on).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord};
+use super::model::{looks_secret, Alert, Link, Severity};
+
+/// How much of an unrecognised event is shown.
+pub const MAX_RAW_EVENT_CHARS: usize = 4096;
+
+/// What the alert builder needs to know beyond the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRules {
+    pub pipeline: String,
+    /// States that alert (Glue and Step Functions), upper case.
+    pub states: Vec<String>,
+    /// Region for console links when the event does not carry one.
+    pub region: String,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            pipeline: "runnel".into(),
+            states: [
+                "FAILED",
+                "TIMEOUT",
+                "STOPPED",
+                "ERROR",
+                "TIMED_OUT",
+                "ABORTED",
+            ]
+            .map(String::from)
+            .to_vec(),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+impl AlertRules {
+    fn alerts_on(&self, state: &str) -> bool {
+        self.states.iter().any(|s| s.eq_ignore_ascii_case(state))
+    }
+}
+
+/// Details of a Glue job run from `GetJobRun`, already stripped of secret argument values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobRunDetails {
+    pub error_message: Option<String>,
+    pub started_on: Option<String>,
+    pub completed_on: Option<String>,
+    pub execution_seconds: Option<i64>,
+    pub attempt: Option<i64>,
+    pub arguments: BTreeMap<String, String>,
+    pub worker_type: Option<String>,
+    pub number_of_workers: Option<i64>,
+}
+
+/// Replaces the values of secret-looking arguments.
+pub fn redact_arguments(
+    args: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    args.into_iter()
+        .map(|(k, v)| {
+            let shown = if looks_secret(&k) {
+                "[redacted]".to_string()
+            } else {
+                v
+            };
+            (k, shown)
+        })
+        .collect()
+}
+
+fn put(details: &mut BTreeMap<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(v) = value {
+        details.insert(key.to_string(), v.into());
+    }
+}
+
+/// Severity of a Glue or Step Functions state.
+pub fn state_severity(state: &str) -> Severity {
+    match state.to_ascii_uppercase().as_str() {
+        "FAILED" | "TIMEOUT" | "TIMED_OUT" | "ERROR" => Severity::Error,
+        "STOPPED" | "ABORTED" => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+fn glue_links(region: &str, e: &GlueJobEvent) -> Vec<Link> {
+    vec![
+        Link {
+            label: "Job run".into(),
+            url: format!(
+                "https://{region}.console.aws.amazon.com/gluestudio/home?region={region}#/job/{}/run/{}",
+                e.job_name, e.job_run_id
+            ),
+        },
+        Link {
+            label: "Error logs".into(),
+            url: format!(
+                "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/$252Faws-glue$252Fjobs$252Ferror/log-events/{}",
+                e.job_run_id
+            ),
+        },
+    ]
+}
+
+/// The alert for a Glue job event; `None` for a state that does not alert.
+pub fn glue_alert(
+    rules: &AlertRules,
+    e: &GlueJobEvent,
+    stuck: bool,
+    run: Result<&JobRunDetails, &str>,
+) -> Option<Alert> {
+    if !stuck && !rules.alerts_on(&e.state) {
+        return None;
+    }
+    let region = e.region.clone().unwrap_or_else(|| rules.region.clone());
+    let mut details = BTreeMap::new();
+    details.insert("job_name".into(), json!(e.job_name));
+    details.insert("job_run_id".into(), json!(e.job_run_id));
+    details.insert("state".into(), json!(e.state));
+    put(&mut details, "event_message", e.message.clone());
+    match run {
+        Ok(r) => {
+            put(&mut details, "error_message", r.error_message.clone());
+            put(&mut details, "started_on", r.started_on.clone());
+            put(&mut details, "completed_on", r.completed_on.clone());
+            put(&mut details, "execution_seconds", r.execution_seconds);
+            put(&mut details, "attempt", r.attempt);
+            put(&mut details, "worker_type", r.worker_type.clone());
+            put(&mut details, "number_of_workers", r.number_of_workers);
+            if !r.arguments.is_empty() {
+                details.insert("arguments".into(), json!(r.arguments));
+            }
+        }
+        Err(why) => {
+            details.insert("enrichment_error".into(), json!(why));
+        }
+    }
+    let (severity, summary, fingerprint) = if stuck {
+        (
+            Severity::Warning,
+            format!(
+                "Glue job {} run {} is still {}",
+                e.job_name, e.job_run_id, e.state
+            ),
+            format!("glue-stuck:{}:{}", e.job_name, e.job_run_id),
+        )
+    } else {
+        (
+            state_severity(&e.state),
+            format!("Glue job {} {}", e.job_name, e.state),
+            format!("glue:{}:{}:{}", e.job_name, e.job_run_id, e.state),
+        )
+    };
+    Some(Alert {
+        severity,
+        pipeline: rules.pipeline.clone(),
+        source: "glue".into(),
+        resource: e.job_name.clone(),
+        summary,
+        details,
+        links: glue_links(&region, e),
+        fingerprint,
+        occurred_at: e.time,
+    })
+}
+
+fn function_name(arn: &str) -> &str {
+    // arn:aws:lambda:region:account:function:name[:qualifier]
+    arn.split(':').nth(6).unwrap_or(arn)
+}
+
+fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// The alert for an invocation record (always alerts: something was not processed).
+pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
+    let name = function_name(&r.function_arn);
+    let region = arn_region(&r.function_arn)
+        .unwrap_or(&rules.region)
+        .to_string();
+    let mut details = BTreeMap::new();
+    details.insert("function_arn".into(), json!(r.function_arn));
+    details.insert("condition".into(), json!(r.condition));
+    put(&mut details, "request_id", r.request_id.clone());
+    put(
+        &mut details,
+        "approximate_invoke_count",
+        r.approximate_invoke_count,
+    );
+    put(&mut details, "function_error", r.function_error.clone());
+    put(&mut details, "error_type", r.error_type.clone());
+    put(&mut details, "error_message", r.error_message.clone());
+    put(
+        &mut details,
+        "request_payload_bytes",
+        r.request_payload_bytes,
+    );
+    let links = vec![
+        Link {
+            label: "Function".into(),
+            url: format!("https://{region}.console.aws.amazon.com/lambda/home?region={region}#/functions/{name}"),
+        },
+        Link {
+            label: "Logs".into(),
+            url: format!(
+                "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/$252Faws$252Flambda$252F{name}"
+            ),
+        },
+    ];
+    match &r.batch {
+        Some(b) => {
+            details.insert("shard_id".into(), json!(b.shard_id));
+            details.insert(
+                "start_sequence_number".into(),
+                json!(b.start_sequence_number),
+            );
+            details.insert("end_sequence_number".into(), json!(b.end_sequence_number));
+            put(&mut details, "batch_size", b.batch_size);
+            put(&mut details, "stream_arn", b.stream_arn.clone());
+            put(
+                &mut details,
+                "first_record_arrival",
+                b.first_arrival.clone(),
+            );
+            put(&mut details, "last_record_arrival", b.last_arrival.clone());
+            let size = b
+                .batch_size
+                .map(|n| format!("{n} records"))
+                .unwrap_or_else(|| "a batch".into());
+            Alert {
+                // Records were skipped: data is missing downstream until replayed.
+                severity: Severity::Critical,
+                pipeline: rules.pipeline.clone(),
+                source: b.source.clone(),
+                resource: r.function_arn.clone(),
+                summary: format!("{name} skipped {size} of {} ({})", b.shard_id, r.condition),
+                details,
+                links,
+                fingerprint: format!(
+                    "{}:{}:{}:{}-{}:{}",
+                    b.source,
+                    b.stream_arn.as_deref().unwrap_or(""),
+                    b.shard_id,
+                    b.start_sequence_number,
+                    b.end_sequence_number,
+                    r.condition
+                ),
+                occurred_at: r.timestamp,
+            }
+        }
+        None => Alert {
+            severity: Severity::Error,
+            pipeline: rules.pipeline.clone(),
+            source: "lambda".into(),
+            resource: r.function_arn.clone(),
+            summary: format!("{name} invocation failed ({})", r.condition),
+            details,
+            links,
+            fingerprint: format!(
+                "lambda:{}:{}:{}",
+                r.function_arn,
+                r.request_id.as_deref().unwrap_or(""),
+                r.condition
+            ),
+            occurred_at: r.timestamp,
+        },
+    }
+}
+
+/// The alert for a Step Functions execution; `None` for a status that does not alert.
+pub fn execution_alert(rules: &AlertRules, e: &ExecutionEvent) -> Option<Alert> {
+    if !rules.alerts_on(&e.status) {
+        return None;
+    }
+    let region = e.region.clone().unwrap_or_else(|| rules.region.clone());
+    let machine = e
+        .state_machine_arn
+        .rsplit(':')
+        .next()
+        .unwrap_or(&e.state_machine_arn);
+    let mut details = BTreeMap::new();
+    details.insert("execution_arn".into(), json!(e.execution_arn));
+    details.insert("state_machine_arn".into(), json!(e.state_machine_arn));
+    details.insert("status".into(), json!(e.status));
+    put(&mut details, "error", e.error.clone());
+    put(&mut details, "cause", e.cause.clone());
+    Some(Alert {
+        severity: state_severity(&e.status),
+        pipeline: rules.pipeline.clone(),
+        source: "stepfunctions".into(),
+        resource: e.state_machine_arn.clone(),
+        summary: format!(
+            "State machine {machine} execution {} {}",
+            e.name.as_deref().unwrap_or("?"),
+            e.status
+        ),
+        details,
+        links: vec![Link {
+            label: "Execution".into(),
+            url: format!(
+                "https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{}",
+                e.execution_arn
+            ),
+        }],
+        fingerprint: format!("sfn:{}:{}", e.execution_arn, e.status),
+        occurred_at: e.time,
+    })
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint of an unrecognised event (stable across releases, unlike
+/// the standard library's hasher).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A generic alert carrying (the start of) the raw event.
+pub fn unknown_alert(rules: &AlertRules, raw: &Value) -> Alert {
+    let text = raw.to_string();
+    let mut shown: String = text.chars().take(MAX_RAW_EVENT_CHARS).collect();
+    if shown.len() < text.len() {
+        shown.push_str("…[truncated]");
+    }
+    let mut details = BTreeMap::new();
+    details.insert("raw_event".into(), json!(shown));
+    details.insert("raw_event_bytes".into(), json!(text.len()));
+    let what = raw
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .or_else(|| raw.get("source").and_then(Value::as_str))
+        .unwrap_or("an unrecognised event");
+    Alert {
+        severity: Severity::Warning,
+        pipeline: rules.pipeline.clone(),
+        source: "unknown".into(),
+        resource: raw
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string(),
+        summary: format!("Unrecognised failure report: {what}"),
+        details,
+        links: Vec::new(),
+        fingerprint: format!("unknown:{:016x}", fnv1a(text.as_bytes())),
+        occurred_at: None,
+    }
+}
+
+/// Builds the alert for any event that needs no enrichment (Glue events go through
+/// [`glue_alert`] with the job run's details).
+pub fn alert_for(rules: &AlertRules, event: &Incoming) -> Option<Alert> {
+    match event {
+        Incoming::GlueJobStateChange(e) => glue_alert(rules, e, false, Err("not enriched")),
+        Incoming::GlueJobRunStatus(e) => glue_alert(rules, e, true, Err("not enriched")),
+        Incoming::Invocation(r) => Some(invocation_alert(rules, r)),
+        Incoming::StepFunctions(e) => execution_alert(rules, e),
+        Incoming::Unknown(raw) => Some(unknown_alert(rules, raw)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::classify::classify;
+
+    fn glue(state: &str) -> Incoming {
+        classify(
+            &json!({"detail-type":"Glue Job State Change","source":"aws.glue","region":"eu-west-1","time":"2026-11-22T03:10:00Z",
+            "detail":{"jobName":"daily-etl","severity":"ERROR","state":state,"jobRunId":"jr_1","message":"boom"}}),
+        )
+    }
+
+    #[test]
+    fn succeeded_is_ignored_unless_configured() {
+        let rules = AlertRules::default();
+        assert!(alert_for(&rules, &glue("SUCCEEDED")).is_none());
+        let mut with_success = rules.clone();
+        with_success.states.push("SUCCEEDED".into());
+        assert_eq!(
+            alert_for(&with_success, &glue("SUCCEEDED"))
+                .unwrap()
+                .severity,
+            Severity::Info
+        );
+    }
+
+    #[test]
+    fn glue_alert_carries_enrichment_and_redacts_secrets() {
+        let Incoming::GlueJobStateChange(e) = glue("TIMEOUT") else {
+            panic!()
+        };
+        let run = JobRunDetails {
+            error_message: Some("Timeout".into()),
+            execution_seconds: Some(2880),
+            attempt: Some(1),
+            arguments: redact_arguments([
+                ("--input".to_string(), "s3://b/x".to_string()),
+                ("--db_password".to_string(), "hunter2".to_string()),
+            ]),
+            ..Default::default()
+        };
+        let a = glue_alert(&AlertRules::default(), &e, false, Ok(&run)).unwrap();
+        assert_eq!(a.severity, Severity::Error);
+        assert_eq!(a.summary, "Glue job daily-etl TIMEOUT");
+        assert_eq!(a.details["execution_seconds"], 2880);
+        assert_eq!(a.details["arguments"]["--db_password"], "[redacted]");
+        assert!(!a.sns_message().body.contains("hunter2"));
+        assert!(a.links[0]
+            .url
+            .starts_with("https://eu-west-1.console.aws.amazon.com/gluestudio/"));
+        assert_eq!(a.fingerprint, "glue:daily-etl:jr_1:TIMEOUT");
+    }
+
+    #[test]
+    fn enrichment_failure_still_alerts() {
+        let Incoming::GlueJobStateChange(e) = glue("FAILED") else {
+            panic!()
+        };
+        let a = glue_alert(&AlertRules::default(), &e, false, Err("AccessDenied")).unwrap();
+        assert_eq!(a.details["enrichment_error"], "AccessDenied");
+    }
+
+    #[test]
+    fn unknown_events_are_truncated_and_fingerprinted_stably() {
+        let raw = json!({"source":"custom.app","blob":"x".repeat(10_000)});
+        let a = unknown_alert(&AlertRules::default(), &raw);
+        assert!(
+            a.details["raw_event"].as_str().unwrap().chars().count() <= MAX_RAW_EVENT_CHARS + 20
+        );
+        assert_eq!(
+            a.fingerprint,
+            unknown_alert(&AlertRules::default(), &raw).fingerprint
+        );
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,303 @@
+//! Telling incoming failure events apart: EventBridge events (Glue, Step Functions), Lambda
+//! invocation records (asynchronous and event-source on-failure destinations), delivered directly,
+//! through SQS, or through SNS — and anything else.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// A failure report as it arrived, with the SQS message it came in (for partial batch failures).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub sqs_message_id: Option<String>,
+    pub event: Incoming,
+}
+
+/// What kind of failure report a payload is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    GlueJobStateChange(GlueJobEvent),
+    /// "Glue Job Run Status": a run still RUNNING/STARTING past its notify delay.
+    GlueJobRunStatus(GlueJobEvent),
+    Invocation(InvocationRecord),
+    StepFunctions(ExecutionEvent),
+    Unknown(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlueJobEvent {
+    pub job_name: String,
+    pub job_run_id: String,
+    pub state: String,
+    pub severity: Option<String>,
+    pub message: Option<String>,
+    pub time: Option<DateTime<Utc>>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+}
+
+/// A stream batch an event source mapping gave up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamBatch {
+    /// `kinesis` or `dynamodb`.
+    pub source: String,
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: String,
+    pub batch_size: Option<u64>,
+    pub stream_arn: Option<String>,
+    pub first_arrival: Option<String>,
+    pub last_arrival: Option<String>,
+}
+
+/// Lambda's invocation record (destinations and event-source on-failure records).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationRecord {
+    pub function_arn: String,
+    pub condition: String,
+    pub request_id: Option<String>,
+    pub approximate_invoke_count: Option<u64>,
+    pub function_error: Option<String>,
+    pub error_message: Option<String>,
+    pub error_type: Option<String>,
+    pub batch: Option<StreamBatch>,
+    /// Size of the original event, when the record carries it (the payload itself is never used).
+    pub request_payload_bytes: Option<usize>,
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionEvent {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub time: Option<DateTime<Utc>>,
+    pub region: Option<String>,
+}
+
+fn s(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Unwraps SQS and SNS deliveries and classifies every payload inside.
+pub fn deliveries(event: &Value) -> Vec<Delivery> {
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        return vec![Delivery {
+            sqs_message_id: None,
+            event: classify(event),
+        }];
+    };
+    let is_wrapper = |r: &Value| {
+        r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")
+            || r.get("EventSource").and_then(Value::as_str) == Some("aws:sns")
+    };
+    if records.is_empty() || !records.iter().all(is_wrapper) {
+        return vec![Delivery {
+            sqs_message_id: None,
+            event: classify(event),
+        }];
+    }
+    records
+        .iter()
+        .map(|r| {
+            let (id, text) = if r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs") {
+                (s(r, "messageId"), s(r, "body").unwrap_or_default())
+            } else {
+                (
+                    None,
+                    r.pointer("/Sns/Message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            };
+            Delivery {
+                sqs_message_id: id,
+                event: classify(&unwrap_text(&text)),
+            }
+        })
+        .collect()
+}
+
+/// Parses a message body; an SNS notification delivered to SQS without raw delivery wraps the
+/// real message once more.
+fn unwrap_text(text: &str) -> Value {
+    let value: Value =
+        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
+    if value.get("Type").and_then(Value::as_str) == Some("Notification") {
+        if let Some(inner) = value.get("Message").and_then(Value::as_str) {
+            return serde_json::from_str(inner)
+                .unwrap_or_else(|_| Value::String(inner.to_string()));
+        }
+    }
+    value
+}
+
+/// Classifies one payload.
+pub fn classify(v: &Value) -> Incoming {
+    let detail_type = v.get("detail-type").and_then(Value::as_str);
+    let detail = v.get("detail").unwrap_or(&Value::Null);
+    match detail_type {
+        Some("Glue Job State Change") | Some("Glue Job Run Status") => {
+            let ev = GlueJobEvent {
+                job_name: s(detail, "jobName").unwrap_or_default(),
+                job_run_id: s(detail, "jobRunId").unwrap_or_default(),
+                state: s(detail, "state").unwrap_or_default(),
+                severity: s(detail, "severity"),
+                message: s(detail, "message"),
+                time: time(v, "time"),
+                region: s(v, "region"),
+                account: s(v, "account"),
+            };
+            if ev.job_name.is_empty() {
+                return Incoming::Unknown(v.clone());
+            }
+            if detail_type == Some("Glue Job State Change") {
+                Incoming::GlueJobStateChange(ev)
+            } else {
+                Incoming::GlueJobRunStatus(ev)
+            }
+        }
+        Some("Step Functions Execution Status Change") => match s(detail, "executionArn") {
+            Some(execution_arn) => Incoming::StepFunctions(ExecutionEvent {
+                execution_arn,
+                state_machine_arn: s(detail, "stateMachineArn").unwrap_or_default(),
+                name: s(detail, "name"),
+                status: s(detail, "status").unwrap_or_default(),
+                error: s(detail, "error"),
+                cause: s(detail, "cause"),
+                time: time(v, "time"),
+                region: s(v, "region"),
+            }),
+            None => Incoming::Unknown(v.clone()),
+        },
+        _ => match invocation_record(v) {
+            Some(r) => Incoming::Invocation(r),
+            None => Incoming::Unknown(v.clone()),
+        },
+    }
+}
+
+fn invocation_record(v: &Value) -> Option<InvocationRecord> {
+    let ctx = v.get("requestContext")?;
+    let function_arn = s(ctx, "functionArn")?;
+    let condition = s(ctx, "condition")?;
+    let response = v.get("responseContext").unwrap_or(&Value::Null);
+    let payload = v.get("responsePayload").unwrap_or(&Value::Null);
+    let batch = [
+        ("KinesisBatchInfo", "kinesis"),
+        ("DDBStreamBatchInfo", "dynamodb"),
+    ]
+    .iter()
+    .find_map(|(key, source)| {
+        let b = v.get(*key)?;
+        Some(StreamBatch {
+            source: source.to_string(),
+            shard_id: s(b, "shardId").unwrap_or_default(),
+            start_sequence_number: s(b, "startSequenceNumber").unwrap_or_default(),
+            end_sequence_number: s(b, "endSequenceNumber").unwrap_or_default(),
+            batch_size: b.get("batchSize").and_then(Value::as_u64),
+            stream_arn: s(b, "streamArn"),
+            first_arrival: s(b, "approximateArrivalOfFirstRecord"),
+            last_arrival: s(b, "approximateArrivalOfLastRecord"),
+        })
+    });
+    Some(InvocationRecord {
+        function_arn,
+        condition,
+        request_id: s(ctx, "requestId"),
+        approximate_invoke_count: ctx.get("approximateInvokeCount").and_then(Value::as_u64),
+        function_error: s(response, "functionError"),
+        error_message: s(payload, "errorMessage"),
+        error_type: s(payload, "errorType"),
+        batch,
+        request_payload_bytes: v.get("requestPayload").map(|p| p.to_string().len()),
+        timestamp: time(v, "timestamp"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn glue(state: &str) -> Value {
+        json!({"version":"0","id":"1","detail-type":"Glue Job State Change","source":"aws.glue","account":"123456789012",
+               "time":"2026-11-22T03:10:00Z","region":"us-east-1","resources":[],
+               "detail":{"jobName":"daily-etl","severity":"ERROR","state":state,"jobRunId":"jr_1","message":"boom"}})
+    }
+
+    #[test]
+    fn glue_state_change_is_recognised() {
+        match classify(&glue("FAILED")) {
+            Incoming::GlueJobStateChange(e) => {
+                assert_eq!(
+                    (e.job_name.as_str(), e.job_run_id.as_str(), e.state.as_str()),
+                    ("daily-etl", "jr_1", "FAILED")
+                );
+                assert_eq!(e.time.unwrap().to_rfc3339(), "2026-11-22T03:10:00+00:00");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sqs_with_sns_envelope_is_unwrapped() {
+        let record = json!({"requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:us-east-1:1:function:f","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},
+            "responseContext":{"statusCode":200,"functionError":"Unhandled"},"version":"1.0","timestamp":"2026-11-22T00:38:06.021Z",
+            "KinesisBatchInfo":{"shardId":"shardId-000000000001","startSequenceNumber":"1","endSequenceNumber":"9","batchSize":500,"streamArn":"arn:aws:kinesis:us-east-1:1:stream/s"}});
+        let sns = json!({"Type":"Notification","MessageId":"m","Message": record.to_string()});
+        let event = json!({"Records":[{"eventSource":"aws:sqs","messageId":"sqs-1","body": sns.to_string()},
+                                      {"eventSource":"aws:sqs","messageId":"sqs-2","body": record.to_string()}]});
+        let d = deliveries(&event);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].sqs_message_id.as_deref(), Some("sqs-1"));
+        assert_eq!(d[0].event, d[1].event);
+        match &d[0].event {
+            Incoming::Invocation(r) => {
+                let b = r.batch.as_ref().unwrap();
+                assert_eq!(
+                    (b.source.as_str(), b.shard_id.as_str(), b.batch_size),
+                    ("kinesis", "shardId-000000000001", Some(500))
+                );
+                assert_eq!(r.condition, "RetryAttemptsExhausted");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sns_delivery_and_garbage_are_handled() {
+        let event = json!({"Records":[{"EventSource":"aws:sns","Sns":{"Message": glue("TIMEOUT").to_string()}},
+                                      {"EventSource":"aws:sns","Sns":{"Message":"not json at all"}}]});
+        let d = deliveries(&event);
+        assert!(matches!(&d[0].event, Incoming::GlueJobStateChange(e) if e.state == "TIMEOUT"));
+        assert_eq!(
+            d[1].event,
+            Incoming::Unknown(Value::String("not json at all".into()))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_unknown() {
+        for v in [
+            json!(null),
+            json!({"hello":"world"}),
+            json!({"Records":[{"foo":1}]}),
+            json!({"detail-type":"Glue Job State Change","detail":{}}),
+        ] {
+            let d = deliveries(&v);
+            assert_eq!(d.len(), 1);
+            assert!(matches!(d[0].event, Incoming::Unknown(_)), "{v}");
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Failure alerts: classify failure reports, build one [`Alert`] model, suppress duplicates,
+//! publish to SNS with filterable attributes.
+
+mod build;
+mod classify;
+mod dedupe;
+mod model;
+
+pub use build::{
+    alert_for, execution_alert, fnv1a, glue_alert, invocation_alert, redact_arguments,
+    state_severity, unknown_alert, AlertRules, JobRunDetails, MAX_RAW_EVENT_CHARS,
+};
+pub use classify::{
+    classify, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord,
+    StreamBatch,
+};
+pub use dedupe::{Claim, DedupeError, S3Dedupe};
+pub use model::{
+    looks_secret, sns_subject, Alert, Link, Severity, SnsMessage, MAX_MESSAGE_BYTES,
+    MAX_SUBJECT_CHARS,
+};
+
+use std::time::Duration;
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use serde_json::{json, Value};
+
+use crate::aws::Aws;
+use crate::config::{self, ConfigError};
+use crate::telemetry::{self, Metrics};
+
+/// Configuration of the alert handler, read from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    pub topic_arn: String,
+    pub rules: AlertRules,
+    /// Bucket and prefix of dedupe markers; `None` turns suppression off.
+    pub dedupe: Option<(String, String)>,
+    pub dedupe_window: Duration,
+    pub enrich_glue: bool,
+    pub metrics_namespace: String,
+}
+
+/// A comma-separated list of states.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateList(pub Vec<String>);
+
+impl std::str::FromStr for StateList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let states: Vec<String> = s
+            .split(',')
+            .map(|x| x.trim().to_ascii_uppercase())
+            .filter(|x| !x.is_empty())
+            .collect();
+        if states.is_empty() {
+            return Err("no states listed".into());
+        }
+        Ok(StateList(states))
+    }
+}
+
+impl AlertConfig {
+    /// Reads `ALERT_TOPIC_ARN` (required), `PIPELINE_NAME`, `ALERT_STATES` (comma-separated, default
+    /// `FAILED,TIMEOUT,STOPPED,ERROR,TIMED_OUT,ABORTED`; add `SUCCEEDED` to hear of successes),
+    /// `DEDUPE_BUCKET` (suppression off when unset), `DEDUPE_PREFIX` (`alerts/dedupe`),
+    /// `DEDUPE_WINDOW_SECONDS` (3600), `ENRICH_GLUE` (`true`), `METRICS_NAMESPACE` (`Runnel`).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        config::load(lookup, |env| {
+            let defaults = AlertRules::default();
+            let topic_arn: String =
+                env.required("ALERT_TOPIC_ARN", "the SNS topic ARN alerts go to");
+            if !topic_arn.is_empty() && !topic_arn.starts_with("arn:") {
+                env.problem(
+                    "ALERT_TOPIC_ARN",
+                    "an SNS topic ARN (arn:aws:sns:…)",
+                    Some(topic_arn.clone()),
+                    "not an ARN",
+                );
+            }
+            let states: StateList = env.optional_or(
+                "ALERT_STATES",
+                StateList(defaults.states.clone()),
+                "comma-separated states, e.g. FAILED,TIMEOUT",
+            );
+            let region: String =
+                env.optional_or("AWS_REGION", defaults.region.clone(), "an AWS region");
+            let bucket: Option<String> =
+                env.optional("DEDUPE_BUCKET", "an S3 bucket for dedupe markers");
+            let prefix: String =
+                env.optional_or("DEDUPE_PREFIX", "alerts/dedupe".to_string(), "a key prefix");
+            let window: u64 = env.optional_or("DEDUPE_WINDOW_SECONDS", 3600, "a number of seconds");
+            AlertConfig {
+                topic_arn,
+                rules: AlertRules {
+                    pipeline: env.optional_or(
+                        "PIPELINE_NAME",
+                        "runnel".to_string(),
+                        "a pipeline name",
+                    ),
+                    states: states.0,
+                    region,
+                },
+                dedupe: bucket.map(|b| (b, prefix)),
+                dedupe_window: Duration::from_secs(window),
+                enrich_glue: env.optional_or("ENRICH_GLUE", true, "true or false"),
+                metrics_namespace: env.optional_or(
+                    "METRICS_NAMESPACE",
+                    "Runnel".to_string(),
+                    "a CloudWatch namespace",
+                ),
+            }
+        })
+    }
+}
+
+/// Why an alert could not be delivered. Either makes the invocation (or its SQS message) fail,
+/// so Lambda retries: an alert is never dropped silently.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("publish to {topic_arn} failed: {message}")]
+    Publish { topic_arn: String, message: String },
+    #[error(transparent)]
+    Dedupe(#[from] DedupeError),
+}
+
+/// Counts of one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertOutcome {
+    pub published: usize,
+    pub suppressed: usize,
+    pub ignored: usize,
+    pub enrichment_failures: usize,
+    pub publish_failures: usize,
+    /// SQS message ids whose alert failed (reported as batch item failures).
+    pub failed_messages: Vec<String>,
+    /// Whether the event came through SQS (the response is then a batch response).
+    pub from_sqs: bool,
+}
+
+/// The alert handler's logic, with its clients.
+pub struct AlertService {
+    pub config: AlertConfig,
+    sns: aws_sdk_sns::Client,
+    dedupe: Option<S3Dedupe>,
+    glue: Option<aws_sdk_glue::Client>,
+}
+
+impl AlertService {
+    pub fn new(
+        config: AlertConfig,
+        sns: aws_sdk_sns::Client,
+        s3: aws_sdk_s3::Client,
+        glue: Option<aws_sdk_glue::Client>,
+    ) -> Self {
+        let dedupe = config.dedupe.as_ref().map(|(bucket, prefix)| {
+            S3Dedupe::new(s3, bucket.clone(), prefix.clone(), config.dedupe_window)
+        });
+        let glue = if config.enrich_glue { glue } else { None };
+        AlertService {
+            config,
+            sns,
+            dedupe,
+            glue,
+        }
+    }
+
+    /// Handles one Lambda event of any accepted shape.
+    pub async fn handle(&self, event: &Value) -> Result<AlertOutcome, AlertError> {
+        let mut outcome = AlertOutcome::default();
+        for delivery in deliveries(event) {
+            let result = self.deliver(&delivery.event, &mut outcome).await;
+            match (result, delivery.sqs_message_id) {
+                (Ok(()), id) => outcome.from_sqs |= id.is_some(),
+                (Err(e), Some(id)) => {
+                    tracing::error!(error = %e, message_id = %id, "alert not delivered; message left for retry");
+                    outcome.from_sqs = true;
+                    outcome.failed_messages.push(id);
+                }
+                (Err(e), None) => return Err(e),
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn build(&self, event: &Incoming, outcome: &mut AlertOutcome) -> Option<Alert> {
+        let rules = &self.config.rules;
+        let (glue_event, stuck) = match event {
+            Incoming::GlueJobStateChange(e) => (e, false),
+            Incoming::GlueJobRunStatus(e) => (e, true),
+            other => return alert_for(rules, other),
+        };
+        if !stuck
+            && !rules
+                .states
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&glue_event.state))
+        {
+            return None;
+        }
+        let details = match &self.glue {
+            Some(glue) => {
+                crate::glue::job_run_details(glue, &glue_event.job_name, &glue_event.job_run_id)
+                    .await
+            }
+            None => Err("enrichment is off (ENRICH_GLUE=false)".to_string()),
+        };
+        if let Err(why) = &details {
+            if self.glue.is_some() {
+                outcome.enrichment_failures += 1;
+                tracing::warn!(error = %why, job = %glue_event.job_name, "job run enrichment failed; alerting without it");
+            }
+        }
+        glue_alert(
+            rules,
+            glue_event,
+            stuck,
+            details.as_ref().map_err(String::as_str),
+        )
+    }
+
+    async fn deliver(
+        &self,
+        event: &Incoming,
+        outcome: &mut AlertOutcome,
+    ) -> Result<(), AlertError> {
+        let Some(alert) = self.build(event, outcome).await else {
+            outcome.ignored += 1;
+            return Ok(());
+        };
+        let claim = match &self.dedupe {
+            Some(d) => Some(d.claim(&alert, chrono::Utc::now()).await?),
+            None => None,
+        };
+        if let Some(Claim::Duplicate { first_seen, .. }) = &claim {
+            outcome.suppressed += 1;
+            tracing::info!(fingerprint = %alert.fingerprint, first_seen = ?first_seen, "duplicate alert suppressed");
+            return Ok(());
+        }
+        match self.publish(&alert).await {
+            Ok(message_id) => {
+                outcome.published += 1;
+                tracing::info!(fingerprint = %alert.fingerprint, severity = %alert.severity, message_id = %message_id, summary = %alert.summary, "alert published");
+                Ok(())
+            }
+            Err(e) => {
+                outcome.publish_failures += 1;
+                if let (Some(d), Some(Claim::New { key })) = (&self.dedupe, &claim) {
+                    if let Err(release) = d.release(key).await {
+                        tracing::error!(error = %release, "could not release the dedupe marker; the retry may be suppressed");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish(&self, alert: &Alert) -> Result<String, AlertError> {
+        let message = alert.sns_message();
+        let mut request = self
+            .sns
+            .publish()
+            .topic_arn(&self.config.topic_arn)
+            .subject(message.subject)
+            .message(message.body);
+        for (name, value) in message.attributes {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| AlertError::Publish {
+                    topic_arn: self.config.topic_arn.clone(),
+                    message: e.to_string(),
+                })?;
+            request = request.message_attributes(name, attribute);
+        }
+        let out = request.send().await.map_err(|e| {
+            let mut t = e.to_string();
+            let mut s = std::error::Error::source(&e);
+            while let Some(x) = s {
+                t.push_str(": ");
+                t.push_str(&x.to_string());
+                s = x.source();
+            }
+            AlertError::Publish {
+                topic_arn: self.config.topic_arn.clone(),
+                message: t,
+            }
+        })?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+}
+
+/// The Lambda response for an outcome: a batch response for SQS, a summary otherwise.
+pub fn response(outcome: &AlertOutcome) -> Value {
+    if outcome.from_sqs {
+        json!({"batchItemFailures": outcome.failed_messages.iter().map(|id| json!({"itemIdentifier": id})).collect::<Vec<_>>()})
+    } else {
+        json!({
+            "published": outcome.published,
+            "suppressed": outcome.suppressed,
+            "ignored": outcome.ignored,
+        })
+    }
+}
+
+/// Records an invocation's metrics.
+pub fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
+    metrics.count("AlertsPublished", outcome.published as u64);
+    metrics.count("AlertsSuppressed", outcome.suppressed as u64);
+    metrics.count("AlertsIgnored", outcome.ignored as u64);
+    metrics.count("EnrichmentFailures", outcome.enrichment_failures as u64);
+    metrics.count("PublishFailures", outcome.publish_failures as u64);
+}
+
+/// Runs the alert handler as a Lambda function: the whole `main` of `failure-alert`.
+pub async fn run(service: &str) -> Result<(), lambda_runtime::Error> {
+    telemetry::init_logging(service);
+    let config = match AlertConfig::from_lookup(|n| std::env::var(n).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration is invalid; not starting");
+            return Err(e.into());
+        }
+    };
+    if config.dedupe.is_none() {
+        tracing::warn!("DEDUPE_BUCKET is not set: duplicate deliveries will alert twice");
+    }
+    let aws = Aws::from_env().await;
+    let metrics = Metrics::new(config.metrics_namespace.clone())
+        .dimension("service", service)
+        .dimension("pipeline", config.rules.pipeline.clone());
+    let service_impl = AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue()));
+    let service_ref = &service_impl;
+    let metrics_ref = &metrics;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            let (payload, context) = event.into_parts();
+            telemetry::begin_invocation(&context.request_id, None);
+            let mut m = metrics_ref.clone();
+            m.property("request_id", context.request_id.clone());
+            let result = service_ref.handle(&payload).await;
+            match &result {
+                Ok(outcome) => record_metrics(&mut m, outcome),
+                Err(_) => m.count("PublishFailures", 1),
+            }
+            m.flush();
+            result
+                .map(|o| response(&o))
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
