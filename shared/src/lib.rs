@@ -10,7 +10,9 @@
 //! - [`kinesis`]: Kinesis events in, `batchItemFailures` out, and a Kinesis → S3 Lambda `main`;
 //! - [`esm`]: a model of the Kinesis event source mapping's re-delivery, for tests;
 //! - [`alert`]: failure reports → alerts on SNS, with duplicate suppression;
-//! - [`glue`]: Glue job run details.
+//! - [`glue`]: Glue job run details; starting the day's run once its input is complete;
+//! - [`s3event`]: S3 object-created events in both shapes (notification, EventBridge);
+//! - [`ingest`]: streaming batch ingest of S3 objects with manifests and quarantine.
 
 pub mod alert;
 pub mod aws;
@@ -18,7 +20,9 @@ pub mod batch;
 pub mod config;
 pub mod esm;
 pub mod glue;
+pub mod ingest;
 pub mod kinesis;
 pub mod records;
+pub mod s3event;
 pub mod sink;
 pub mod telemetry;

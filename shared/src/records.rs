@@ -44,7 +44,7 @@ pub trait Validate {
 /// Why a payload or one of its documents is bad data. Bad data is permanent: retrying cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadData {
-    #[error("payload is {size} bytes, over the limit of {limit}")]
+    #[error("too large: {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error("payload starts like gzip but does not decompress: {0}")]
     Gzip(String),

@@ -342,3 +342,60 @@ impl RuntimeApi {
         })
     }
 }
+
+/// Puts an object.
+pub async fn put_object(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> String {
+    aws.s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {e:?}"))
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// The S3 notification S3 sends for a put: the key URL-encoded with `+` for spaces.
+pub fn s3_put_notification(bucket: &str, key: &str, etag: &str, size: u64) -> serde_json::Value {
+    let encoded: String = key
+        .split(' ')
+        .map(percent_encode_key)
+        .collect::<Vec<_>>()
+        .join("+");
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T06:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "raw-created",
+               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": encoded, "size": size, "eTag": etag, "sequencer": "0066A1B2C3D4E5F600"}}
+    }]})
+}
+
+fn percent_encode_key(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The EventBridge "Object Created" event for the same object (key not encoded).
+pub fn s3_eventbridge_created(bucket: &str, key: &str, etag: &str, size: u64) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
+        "source": "aws.s3", "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {"version": "0", "bucket": {"name": bucket},
+                   "object": {"key": key, "size": size, "etag": etag, "sequencer": "0066A1B2C3D4E5F600"},
+                   "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "reason": "PutObject"}
+    })
+}

@@ -1,0 +1,262 @@
+//! The demo batch domain: card transactions in daily files.
+//!
+//! CSV header (NDJSON uses the same field names):
+//! `transaction_id,account_id,amount,currency,timestamp,merchant,category,country`
+//! - `amount`: a decimal string (`12.34`, `-5.00` for refunds) with no more decimals than the
+//!   currency has; the output carries it exactly, and in minor units as an integer;
+//! - `currency`: ISO 4217 code (three capital letters);
+//! - `timestamp`: RFC 3339; its UTC day picks the output partition;
+//! - `category`, `country` (ISO 3166 alpha-2) optional.
+
+use chrono::{DateTime, Utc};
+use runnel::ingest::RowTransform;
+use runnel::records::{FieldError, Validate};
+use serde::{Deserialize, Serialize};
+
+/// A transaction row as it arrives.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TransactionRow {
+    pub transaction_id: String,
+    pub account_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub timestamp: String,
+    pub merchant: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+/// Digits after the decimal point of a currency (ISO 4217 exceptions; 2 otherwise).
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "CLP" | "ISK" | "VND" | "XOF" | "XAF" | "UGX" | "PYG" | "RWF" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
+        _ => 2,
+    }
+}
+
+/// Parses a decimal amount into minor units exactly (no floating point).
+pub fn to_minor_units(amount: &str, digits: u32) -> Result<i64, String> {
+    let a = amount.trim();
+    let (negative, digits_part) = match a.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, a.strip_prefix('+').unwrap_or(a)),
+    };
+    let (whole, frac) = digits_part.split_once('.').unwrap_or((digits_part, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("{amount:?} is not a decimal number"));
+    }
+    if frac.len() as u32 > digits {
+        return Err(format!(
+            "{amount:?} has more than {digits} decimal place(s)"
+        ));
+    }
+    let scale = 10i64.pow(digits);
+    let whole: i64 = whole
+        .parse()
+        .map_err(|_| format!("{amount:?} is too large"))?;
+    let frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().unwrap_or(0) * 10i64.pow(digits - frac.len() as u32)
+    };
+    let value = whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(frac_value))
+        .ok_or_else(|| format!("{amount:?} is too large"))?;
+    Ok(if negative { -value } else { value })
+}
+
+impl Validate for TransactionRow {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, value, max) in [
+            ("transaction_id", &self.transaction_id, 64),
+            ("account_id", &self.account_id, 64),
+            ("merchant", &self.merchant, 200),
+        ] {
+            let v = value.trim();
+            if v.is_empty() {
+                errors.push(FieldError::new(field, "must not be empty"));
+            } else if v.chars().count() > max {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        let currency_ok =
+            self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase());
+        if !currency_ok {
+            errors.push(FieldError::new(
+                "currency",
+                format!("{:?} is not an ISO 4217 code", self.currency),
+            ));
+        }
+        if let Err(e) = to_minor_units(
+            &self.amount,
+            if currency_ok {
+                minor_digits(&self.currency)
+            } else {
+                2
+            },
+        ) {
+            errors.push(FieldError::new("amount", e));
+        }
+        if let Err(e) = DateTime::parse_from_rfc3339(self.timestamp.trim()) {
+            errors.push(FieldError::new(
+                "timestamp",
+                format!("{:?} is not RFC 3339: {e}", self.timestamp),
+            ));
+        }
+        if let Some(c) = self.country.as_deref().filter(|c| !c.is_empty()) {
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                errors.push(FieldError::new(
+                    "country",
+                    format!("{c:?} is not an ISO 3166 alpha-2 code"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A curated transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub account_id: String,
+    pub amount: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub event_time: DateTime<Utc>,
+    pub merchant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// The demo ingest transform.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TransactionTransform;
+
+impl RowTransform for TransactionTransform {
+    type Row = TransactionRow;
+    type Output = Transaction;
+
+    fn apply(&self, row: TransactionRow) -> Result<Transaction, String> {
+        let amount_minor = to_minor_units(&row.amount, minor_digits(&row.currency))?;
+        let event_time = DateTime::parse_from_rfc3339(row.timestamp.trim())
+            .map_err(|e| e.to_string())?
+            .with_timezone(&Utc);
+        Ok(Transaction {
+            transaction_id: row.transaction_id.trim().to_string(),
+            account_id: row.account_id.trim().to_string(),
+            amount: row.amount.trim().trim_start_matches('+').to_string(),
+            amount_minor,
+            currency: row.currency,
+            event_time,
+            merchant: row.merchant.trim().to_string(),
+            category: row.category.filter(|c| !c.trim().is_empty()),
+            country: row.country.filter(|c| !c.is_empty()),
+        })
+    }
+
+    fn partition_time(&self, output: &Transaction) -> DateTime<Utc> {
+        output.event_time
+    }
+
+    fn record_id(&self, output: &Transaction) -> String {
+        output.transaction_id.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_convert_exactly() {
+        assert_eq!(to_minor_units("12.34", 2), Ok(1234));
+        assert_eq!(to_minor_units("-5", 2), Ok(-500));
+        assert_eq!(to_minor_units("0.1", 2), Ok(10));
+        assert_eq!(to_minor_units("1500", 0), Ok(1500));
+        assert_eq!(to_minor_units("1.234", 3), Ok(1234));
+        assert!(to_minor_units("1.234", 2)
+            .unwrap_err()
+            .contains("more than 2"));
+        assert!(to_minor_units("12,50", 2).is_err());
+        assert!(to_minor_units("", 2).is_err());
+        assert!(to_minor_units("99999999999999999999", 2).is_err());
+    }
+
+    fn row() -> TransactionRow {
+        TransactionRow {
+            transaction_id: "tx-1".into(),
+            account_id: "acc-9".into(),
+            amount: "19.99".into(),
+            currency: "EUR".into(),
+            timestamp: "2026-11-22T10:15:00+01:00".into(),
+            merchant: "Café Zürich".into(),
+            category: Some("food".into()),
+            country: Some("CH".into()),
+        }
+    }
+
+    #[test]
+    fn valid_row_becomes_a_transaction_in_utc() {
+        let r = row();
+        r.validate().unwrap();
+        let t = TransactionTransform.apply(r).unwrap();
+        assert_eq!(t.amount_minor, 1999);
+        assert_eq!(t.event_time.to_rfc3339(), "2026-11-22T09:15:00+00:00");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let r = TransactionRow {
+            transaction_id: "".into(),
+            currency: "eur".into(),
+            amount: "1.2.3".into(),
+            timestamp: "today".into(),
+            country: Some("CHE".into()),
+            ..row()
+        };
+        let fields: Vec<String> = r
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "transaction_id",
+                "currency",
+                "amount",
+                "timestamp",
+                "country"
+            ]
+        );
+    }
+
+    #[test]
+    fn yen_has_no_minor_digits() {
+        let r = TransactionRow {
+            currency: "JPY".into(),
+            amount: "1500.5".into(),
+            ..row()
+        };
+        assert_eq!(r.validate().unwrap_err()[0].field, "amount");
+    }
+}
