@@ -7,11 +7,20 @@ LAMBDA_VENV := $(TOOLS)/lambda
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test tools lint unit integration clean-tools
+.PHONY: test tools lint unit glue-check test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
-test: tools lint
+test: tools lint glue-check
 	scripts/with-emulator cargo test --workspace --all-targets
+
+## glue-check: the Glue job script compiles and its planning rules pass their tests.
+glue-check:
+	$(PYTHON) -m py_compile infra/glue/daily_etl.py
+	$(PYTHON) -m unittest infra/glue/test_daily_etl.py
+
+## test-big: the streaming ingest test on a 500 MB input (slow).
+test-big: tools
+	RUNNEL_BIG_INPUT_MB=500 scripts/with-emulator cargo test --release -p runnel-tests --test ingest large -- --nocapture
 
 ## tools: pinned Python tools in project venvs (a fast no-op when already installed).
 tools: $(EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed

@@ -190,15 +190,29 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec
     Ok(keys)
 }
 
-fn retryable_start(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("ConcurrentRunsExceededException")
-            | Some("ThrottlingException")
-            | Some("OperationTimeoutException")
-            | Some("InternalServiceException")
-            | Some("ResourceNumberLimitExceededException")
-    )
+/// Whether a failed start may succeed later: by the modelled error variant where Glue models it,
+/// by code for throttling (which it does not model), and for timeouts and lost connections.
+fn retryable_start(
+    e: &aws_sdk_glue::error::SdkError<aws_sdk_glue::operation::start_job_run::StartJobRunError>,
+) -> bool {
+    use aws_sdk_glue::error::SdkError;
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            err.is_concurrent_runs_exceeded_exception()
+                || err.is_operation_timeout_exception()
+                || err.is_internal_service_exception()
+                || err.is_resource_number_limit_exceeded_exception()
+                || matches!(
+                    aws_sdk_glue::error::ProvideErrorMetadata::code(err),
+                    Some("ThrottlingException") | Some("TooManyRequestsException")
+                )
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => false,
+    }
 }
 
 impl GlueTrigger {
@@ -387,14 +401,11 @@ impl GlueTrigger {
             match request.send().await {
                 Ok(out) => return Ok((out.job_run_id().unwrap_or_default().to_string(), attempt)),
                 Err(e) => {
-                    let code =
-                        aws_sdk_glue::error::ProvideErrorMetadata::code(&e).map(str::to_string);
-                    let transient = retryable_start(code.as_deref())
-                        || matches!(
-                            e,
-                            aws_sdk_glue::error::SdkError::TimeoutError(_)
-                                | aws_sdk_glue::error::SdkError::DispatchFailure(_)
-                        );
+                    let code = e
+                        .as_service_error()
+                        .and_then(aws_sdk_glue::error::ProvideErrorMetadata::code)
+                        .map(str::to_string);
+                    let transient = retryable_start(&e);
                     if !transient || attempt >= self.max_attempts {
                         return Err(GlueError::Start {
                             job: self.job_name.clone(),

@@ -56,11 +56,25 @@ fn every_event_file_round_trips() {
             };
             assert_eq!(kinds, expected, "{name}");
             seen += 1;
+        } else if name.starts_with("s3-") {
+            let value: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let objs = runnel::s3event::objects(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let keys: Vec<&str> = objs.iter().map(|o| o.key.as_str()).collect();
+            let export = "transactions/dt=2026-11-22/daily export Zürich café.csv.gz";
+            let expected: Vec<&str> = match name.as_str() {
+                "s3-duplicate-delivery.json" => vec![export, export],
+                "s3-success-marker.json" => vec!["transactions/dt=2026-11-22/_SUCCESS"],
+                _ => vec![export],
+            };
+            assert_eq!(keys, expected, "{name}");
+            assert!(objs.iter().all(|o| o.bucket == "runnel-dev-raw"));
+            seen += 1;
         } else {
             panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 13, "expected every sample, saw {seen}");
+    assert!(seen >= 17, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::batch::BatchOutcome, MemoryStore) {
