@@ -293,13 +293,29 @@ impl RuntimeApi {
             .unwrap_or_else(|e| panic!("start {binary}: {e}"))
     }
 
+    /// Invokes the running handler with an event built in the test (written to a temporary file).
+    pub fn invoke_value(&self, event: &serde_json::Value) -> serde_json::Value {
+        let dir = workspace_root().join("target").join("test-events");
+        std::fs::create_dir_all(&dir).expect("create target/test-events");
+        let path = dir.join(format!("{}.json", unique_name("event")));
+        std::fs::write(&path, event.to_string()).expect("write event");
+        let out = self.invoke_path(&path);
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
     /// Invokes the running handler with an `events/` file through `cargo lambda invoke`.
     pub fn invoke(&self, event_file: &str) -> serde_json::Value {
+        self.invoke_path(&workspace_root().join("events").join(event_file))
+    }
+
+    fn invoke_path(&self, path: &std::path::Path) -> serde_json::Value {
+        let event_file = path.display().to_string();
         let child = std::process::Command::new("cargo")
             .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &self.port.to_string()])
             .arg("--data-file")
-            .arg(workspace_root().join("events").join(event_file))
+            .arg(path)
             .arg("_")
             .current_dir(workspace_root())
             .stdout(std::process::Stdio::piped())
