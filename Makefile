@@ -4,14 +4,32 @@ PYTHON ?= python3
 TOOLS := .tools
 EMULATOR_VENV := $(TOOLS)/emulator
 LAMBDA_VENV := $(TOOLS)/lambda
+CHECKOV_VENV := $(TOOLS)/checkov
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test tools lint unit glue-check test-big clean-tools
+.PHONY: test tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
-test: tools lint glue-check
+test: tools lint glue-check infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
+	$(MAKE) sam-build
+	$(MAKE) deploy-test
+
+## deploy-test: deploy the built template to a fresh emulator and check what it created.
+deploy-test: tools
+	scripts/with-emulator bash -c 'scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
+
+## infra-check: the SAM template passes sam validate --lint, cfn-lint and checkov.
+infra-check: tools
+	cd infra && SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1 -t template.yaml
+	cd infra && cfn-lint template.yaml
+	cd infra && BC_SKIP_MAPPING=TRUE ../$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+
+## sam-build: sam build (release, x86_64 here) and check a bootstrap per function.
+sam-build: tools
+	cd infra && SAM_CLI_TELEMETRY=0 sam build --parameter-overrides Architecture=x86_64 --no-cached
+	scripts/check-sam-build infra/.aws-sam/build
 
 ## glue-check: the Glue job script compiles and its planning rules pass their tests.
 glue-check:
@@ -23,13 +41,16 @@ test-big: tools
 	RUNNEL_BIG_INPUT_MB=500 scripts/with-emulator cargo test --release -p runnel-tests --test ingest large -- --nocapture
 
 ## tools: pinned Python tools in project venvs (a fast no-op when already installed).
-tools: $(EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed
+tools: $(EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 $(EMULATOR_VENV)/.installed: tools/emulator.txt
 	scripts/venv $(EMULATOR_VENV) tools/emulator.txt
 
 $(LAMBDA_VENV)/.installed: tools/lambda.txt
 	scripts/venv $(LAMBDA_VENV) tools/lambda.txt
+
+$(CHECKOV_VENV)/.installed: tools/checkov.txt
+	scripts/venv $(CHECKOV_VENV) tools/checkov.txt
 
 ## lint: formatting and clippy, warnings are errors.
 lint:

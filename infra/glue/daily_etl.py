@@ -6,8 +6,10 @@ records by ``_id`` (at-least-once delivery upstream), aggregates per account,
 currency and day, and writes Parquet partitioned by ``dt`` to ``<output_path>``,
 registering the partition in the Glue Data Catalog so Athena can query it.
 
-Job arguments: --date, --input_path, --output_path, --database, --table
-(--run_id is informational). Re-running a day replaces that day's partition.
+Job arguments: --date, --input_path, --output_path, --database, --table,
+--curated_base (--run_id is informational). ``--date auto`` (the scheduled fallback
+run) means yesterday in UTC, and ``--input_path auto`` the day's partition under
+--curated_base. Re-running a day replaces that day's partition.
 
 The Spark and Glue imports live inside ``main`` so the planning functions can be
 tested without a Spark installation (``python3 -m unittest infra/glue/test_daily_etl.py``).
@@ -17,7 +19,7 @@ import datetime
 import re
 import sys
 
-REQUIRED_ARGS = ["JOB_NAME", "date", "input_path", "output_path", "database", "table"]
+REQUIRED_ARGS = ["JOB_NAME", "date", "input_path", "output_path", "database", "table", "curated_base"]
 AGGREGATE_COLUMNS = ["dt", "account_id", "currency", "transaction_count", "total_amount_minor",
                      "first_event_time", "last_event_time", "merchant_count"]
 
@@ -37,10 +39,21 @@ def normalise_s3_path(path, name):
     return path.rstrip("/") + "/"
 
 
-def plan(args):
+def resolve_day(day, today=None):
+    """``auto`` is yesterday (UTC): the scheduled fallback run processes the finished day."""
+    if day == "auto":
+        today = today or datetime.datetime.now(datetime.timezone.utc).date()
+        return (today - datetime.timedelta(days=1)).isoformat()
+    return validate_day(day)
+
+
+def plan(args, today=None):
     """Everything the job will do, decided from its arguments before Spark starts."""
-    day = validate_day(args["date"])
-    input_path = normalise_s3_path(args["input_path"], "input_path")
+    day = resolve_day(args["date"], today)
+    input_path = args["input_path"]
+    if input_path == "auto":
+        input_path = normalise_s3_path(args.get("curated_base"), "curated_base") + f"dt={day}/"
+    input_path = normalise_s3_path(input_path, "input_path")
     output_path = normalise_s3_path(args["output_path"], "output_path")
     if f"dt={day}" not in input_path:
         raise ValueError(f"--input_path {input_path} is not the partition of {day}")

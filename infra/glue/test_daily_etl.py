@@ -9,7 +9,8 @@ import daily_etl  # noqa: E402
 
 ARGS = {"JOB_NAME": "runnel-dev-daily-etl", "date": "2026-11-22",
         "input_path": "s3://curated/transactions/dt=2026-11-22",
-        "output_path": "s3://analytics/daily_accounts", "database": "runnel_dev", "table": "daily_accounts"}
+        "output_path": "s3://analytics/daily_accounts", "database": "runnel_dev", "table": "daily_accounts",
+        "curated_base": "s3://curated/transactions"}
 
 
 class PlanTest(unittest.TestCase):
@@ -18,6 +19,12 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(p["input_path"], "s3://curated/transactions/dt=2026-11-22/")
         self.assertEqual(p["partition_path"], "s3://analytics/daily_accounts/dt=2026-11-22/")
         self.assertEqual(p["partition_keys"], ["dt"])
+
+    def test_scheduled_run_takes_yesterday(self):
+        import datetime
+        p = daily_etl.plan(dict(ARGS, date="auto", input_path="auto"), today=datetime.date(2026, 3, 1))
+        self.assertEqual(p["day"], "2026-02-28")
+        self.assertEqual(p["input_path"], "s3://curated/transactions/dt=2026-02-28/")
 
     def test_bad_arguments_are_clear_errors(self):
         for key, value, message in [("date", "22/11/2026", "--date must be YYYY-MM-DD"),

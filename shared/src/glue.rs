@@ -22,17 +22,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use crate::alert::{fnv1a, redact_arguments, JobRunDetails};
 use crate::sink::Location;
 
-fn err_text<E: std::error::Error>(e: &E) -> String {
-    let mut t = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        t.push_str(": ");
-        t.push_str(&x.to_string());
-        s = x.source();
-    }
-    t
-}
-
 fn fmt_time(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
     t.and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
         .map(|t| t.to_rfc3339())
@@ -50,7 +39,7 @@ pub async fn job_run_details(
         .run_id(run_id)
         .send()
         .await
-        .map_err(|e| format!("GetJobRun {job_name} {run_id}: {}", err_text(&e)))?;
+        .map_err(|e| format!("GetJobRun {job_name} {run_id}: {}", crate::error::chain(&e)))?;
     let run = out
         .job_run()
         .ok_or_else(|| format!("GetJobRun {job_name} {run_id}: no run in the answer"))?;
@@ -180,7 +169,8 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| format!("list s3://{bucket}/{prefix}: {}", err_text(&e)))?;
+        let page =
+            page.map_err(|e| format!("list s3://{bucket}/{prefix}: {}", crate::error::chain(&e)))?;
         keys.extend(
             page.contents()
                 .iter()
@@ -313,7 +303,7 @@ impl GlueTrigger {
                 return Err(pre_err(format!(
                     "claim s3://{}/{claim_key}: {}",
                     self.state.bucket,
-                    err_text(&e)
+                    crate::error::chain(&e)
                 )))
             }
         }
@@ -346,7 +336,7 @@ impl GlueTrigger {
             .send()
             .await
         {
-            tracing::error!(error = %err_text(&e), key, "could not release the Glue start claim");
+            tracing::error!(error = %crate::error::chain(&e), key, "could not release the Glue start claim");
         }
     }
 
@@ -359,7 +349,7 @@ impl GlueTrigger {
             .max_results(200)
             .send()
             .await
-            .map_err(|e| format!("GetJobRuns {}: {}", self.job_name, err_text(&e)))?;
+            .map_err(|e| format!("GetJobRuns {}: {}", self.job_name, crate::error::chain(&e)))?;
         use aws_sdk_glue::types::JobRunState as S;
         Ok(runs
             .job_runs()
@@ -411,7 +401,7 @@ impl GlueTrigger {
                             job: self.job_name.clone(),
                             day: day.to_string(),
                             attempts: attempt,
-                            message: err_text(&e),
+                            message: crate::error::chain(&e),
                         });
                     }
                     let base =

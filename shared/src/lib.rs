@@ -12,16 +12,19 @@
 //! - [`alert`]: failure reports → alerts on SNS, with duplicate suppression;
 //! - [`glue`]: Glue job run details; starting the day's run once its input is complete;
 //! - [`s3event`]: S3 object-created events in both shapes (notification, EventBridge);
-//! - [`ingest`]: streaming batch ingest of S3 objects with manifests and quarantine.
+//! - [`ingest`]: streaming batch ingest of S3 objects with manifests and quarantine;
+//! - [`producer`]: PutRecords batching with retry of failed records.
 
 pub mod alert;
 pub mod aws;
 pub mod batch;
 pub mod config;
+pub mod error;
 pub mod esm;
 pub mod glue;
 pub mod ingest;
 pub mod kinesis;
+pub mod producer;
 pub mod records;
 pub mod s3event;
 pub mod sink;

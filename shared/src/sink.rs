@@ -207,17 +207,6 @@ where
     }
 }
 
-fn error_text<E: std::error::Error>(err: &E) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 impl ObjectStore for S3Store {
     fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
@@ -238,7 +227,7 @@ impl ObjectStore for S3Store {
                 .await;
             result.map(|_| ()).map_err(|e| SinkError {
                 kind: classify(&e),
-                message: error_text(&e),
+                message: crate::error::chain(&e),
                 bucket,
                 key,
             })

@@ -63,17 +63,6 @@ where
     }
 }
 
-fn text<E: std::error::Error>(e: &E) -> String {
-    let mut t = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        t.push_str(": ");
-        t.push_str(&x.to_string());
-        s = x.source();
-    }
-    t
-}
-
 impl S3Dedupe {
     pub fn new(
         s3: aws_sdk_s3::Client,
@@ -138,7 +127,7 @@ impl S3Dedupe {
         match created {
             Ok(_) => return Ok(Claim::New { key }),
             Err(e) if is_precondition_failed(&e) => {}
-            Err(e) => return Err(self.err(&key, text(&e))),
+            Err(e) => return Err(self.err(&key, crate::error::chain(&e))),
         }
         let head = self
             .s3
@@ -147,7 +136,7 @@ impl S3Dedupe {
             .key(&key)
             .send()
             .await
-            .map_err(|e| self.err(&key, text(&e)))?;
+            .map_err(|e| self.err(&key, crate::error::chain(&e)))?;
         let first_seen = head
             .last_modified()
             .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
@@ -169,7 +158,7 @@ impl S3Dedupe {
         match renewed {
             Ok(_) => Ok(Claim::New { key }),
             Err(e) if is_precondition_failed(&e) => Ok(Claim::Duplicate { key, first_seen }),
-            Err(e) => Err(self.err(&key, text(&e))),
+            Err(e) => Err(self.err(&key, crate::error::chain(&e))),
         }
     }
 
@@ -182,6 +171,6 @@ impl S3Dedupe {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.err(key, text(&e)))
+            .map_err(|e| self.err(key, crate::error::chain(&e)))
     }
 }

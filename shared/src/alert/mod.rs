@@ -274,18 +274,9 @@ impl AlertService {
                 })?;
             request = request.message_attributes(name, attribute);
         }
-        let out = request.send().await.map_err(|e| {
-            let mut t = e.to_string();
-            let mut s = std::error::Error::source(&e);
-            while let Some(x) = s {
-                t.push_str(": ");
-                t.push_str(&x.to_string());
-                s = x.source();
-            }
-            AlertError::Publish {
-                topic_arn: self.config.topic_arn.clone(),
-                message: t,
-            }
+        let out = request.send().await.map_err(|e| AlertError::Publish {
+            topic_arn: self.config.topic_arn.clone(),
+            message: crate::error::chain(&e),
         })?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }

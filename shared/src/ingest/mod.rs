@@ -117,17 +117,6 @@ pub enum IngestError {
     },
 }
 
-fn err_text<E: std::error::Error>(e: &E) -> String {
-    let mut t = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        t.push_str(": ");
-        t.push_str(&x.to_string());
-        s = x.source();
-    }
-    t
-}
-
 /// The day an input belongs to: a `dt=YYYY-MM-DD` or `YYYY-MM-DD` segment of its key, else the
 /// day it was last modified.
 pub fn input_day(key: &str, last_modified: Option<DateTime<Utc>>) -> String {
@@ -250,13 +239,15 @@ impl<T: RowTransform> Ingest<T> {
                     .body
                     .collect()
                     .await
-                    .map_err(|e| self.s3_err(&self.config.state.bucket, key, err_text(&e)))?
+                    .map_err(|e| {
+                        self.s3_err(&self.config.state.bucket, key, crate::error::chain(&e))
+                    })?
                     .into_bytes();
                 // An unreadable manifest is treated as absent: the object is processed again.
                 Ok(serde_json::from_slice(&bytes).ok())
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(self.s3_err(&self.config.state.bucket, key, err_text(&e))),
+            Err(e) => Err(self.s3_err(&self.config.state.bucket, key, crate::error::chain(&e))),
         }
     }
 
@@ -284,7 +275,7 @@ impl<T: RowTransform> Ingest<T> {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.s3_err(bucket, key, err_text(&e)))
+            .map_err(|e| self.s3_err(bucket, key, crate::error::chain(&e)))
     }
 
     /// Ingests one object named by an event, then checks the day's Glue precondition.
@@ -310,7 +301,7 @@ impl<T: RowTransform> Ingest<T> {
                 tracing::warn!(bucket = %obj.bucket, key = %obj.key, "object no longer exists; nothing to ingest");
                 return Ok((ObjectOutcome::Missing, None));
             }
-            Err(e) => return Err(self.s3_err(&obj.bucket, &obj.key, err_text(&e))),
+            Err(e) => return Err(self.s3_err(&obj.bucket, &obj.key, crate::error::chain(&e))),
         };
         let last_modified = head
             .last_modified()
@@ -472,7 +463,7 @@ impl<T: RowTransform> Ingest<T> {
                 .send()
                 .await
             {
-                tracing::warn!(error = %err_text(&e), bucket = %bucket, key = %key, "could not delete an output of the replaced version");
+                tracing::warn!(error = %crate::error::chain(&e), bucket = %bucket, key = %key, "could not delete an output of the replaced version");
             }
         }
     }
@@ -506,7 +497,7 @@ impl<T: RowTransform> Ingest<T> {
                 .copy_source_if_match(etag)
                 .send()
                 .await
-                .map_err(|e| self.s3_err(&q.bucket, &base, err_text(&e)))?;
+                .map_err(|e| self.s3_err(&q.bucket, &base, crate::error::chain(&e)))?;
             true
         } else {
             false
@@ -551,7 +542,7 @@ impl<T: RowTransform> Ingest<T> {
             .if_match(etag)
             .send()
             .await
-            .map_err(|e| self.s3_err(&obj.bucket, &obj.key, err_text(&e)))?;
+            .map_err(|e| self.s3_err(&obj.bucket, &obj.key, crate::error::chain(&e)))?;
         let body = got.body.into_async_read();
         let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
         let (qtx, qrx) = tokio::sync::mpsc::channel::<Chunk>(2);

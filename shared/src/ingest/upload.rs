@@ -29,17 +29,6 @@ pub struct Written {
     pub parts: u32,
 }
 
-fn err_text<E: std::error::Error>(e: &E) -> String {
-    let mut t = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        t.push_str(": ");
-        t.push_str(&x.to_string());
-        s = x.source();
-    }
-    t
-}
-
 struct Open {
     upload_id: String,
     parts: Vec<CompletedPart>,
@@ -67,7 +56,13 @@ pub async fn uploader(
                     .body(ByteStream::from(chunk.data))
                     .send()
                     .await
-                    .map_err(|e| format!("put s3://{bucket}/{}: {}", chunk.key, err_text(&e)))?;
+                    .map_err(|e| {
+                        format!(
+                            "put s3://{bucket}/{}: {}",
+                            chunk.key,
+                            crate::error::chain(&e)
+                        )
+                    })?;
                 done.push(Written {
                     key: chunk.key,
                     bytes,
@@ -84,7 +79,11 @@ pub async fn uploader(
                     .send()
                     .await
                     .map_err(|e| {
-                        format!("start upload s3://{bucket}/{}: {}", chunk.key, err_text(&e))
+                        format!(
+                            "start upload s3://{bucket}/{}: {}",
+                            chunk.key,
+                            crate::error::chain(&e)
+                        )
                     })?;
                 let upload_id = created.upload_id().unwrap_or_default().to_string();
                 open.insert(
@@ -112,7 +111,7 @@ pub async fn uploader(
                     format!(
                         "upload part {number} of s3://{bucket}/{}: {}",
                         chunk.key,
-                        err_text(&e)
+                        crate::error::chain(&e)
                     )
                 })?;
             state.parts.push(
@@ -139,7 +138,7 @@ pub async fn uploader(
                         format!(
                             "complete upload s3://{bucket}/{}: {}",
                             chunk.key,
-                            err_text(&e)
+                            crate::error::chain(&e)
                         )
                     })?;
                 done.push(Written {

@@ -5,7 +5,6 @@
 //! `AWS_LAMBDA_LOG_FORMAT=JSON|Text` picks the format (JSON when unset); `AWS_LAMBDA_LOG_LEVEL`
 //! (TRACE…FATAL) sets the level, and `RUST_LOG` refines it per module when set.
 
-use std::fmt::Write as _;
 use std::sync::RwLock;
 
 use serde_json::{Map, Value};
@@ -132,13 +131,7 @@ impl Visit for FieldsVisitor {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole chain: the outer message alone rarely says which input failed.
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(s) = source {
-            let _ = write!(text, ": {s}");
-            source = s.source();
-        }
-        self.put(field, Value::String(text));
+        self.put(field, Value::String(crate::error::chain(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.put(field, Value::String(format!("{value:?}")));

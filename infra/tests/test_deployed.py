@@ -1,0 +1,143 @@
+"""Checks the stack that scripts/deploy-emulator created from infra/template.yaml.
+
+Run inside scripts/with-emulator after the deploy (make test does both):
+    .tools/lambda/bin/python -m unittest infra/tests/test_deployed.py
+
+Settings the emulator applies are checked on the live resources; settings it accepts but does not
+model (KMS on the stream, topic, buckets and function environment) are checked in the processed
+template the emulator's CloudFormation holds.
+"""
+import json
+import os
+import time
+import unittest
+
+import boto3
+
+STACK = os.environ.get("RUNNEL_STACK", "runnel-emu")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def client(name):
+    return boto3.client(name, region_name="us-east-1")
+
+
+class DeployedStack(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cfn = client("cloudformation")
+        stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        cls.status = stack["StackStatus"]
+        cls.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        body = cfn.get_template(StackName=STACK, TemplateStage="Processed")["TemplateBody"]
+        cls.template = body if isinstance(body, dict) else json.loads(body)
+        cls.resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
+
+    def test_stack_is_complete_with_outputs(self):
+        self.assertIn(self.status, ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
+        for key in ["StreamName", "RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AlertTopicArn", "GlueJobName"]:
+            self.assertIn(key, self.outputs)
+        self.assertEqual(self.outputs["StreamName"], "runnel-emu-iot")
+
+    def test_kinesis_mapping_cannot_be_blocked_by_bad_data(self):
+        maps = [m for m in client("lambda").list_event_source_mappings(FunctionName=self.outputs["KinesisProcessorFunctionName"])["EventSourceMappings"]]
+        self.assertEqual(len(maps), 1)
+        m = maps[0]
+        self.assertTrue(m["EventSourceArn"].endswith(":stream/runnel-emu-iot"))
+        self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertTrue(m["BisectBatchOnFunctionError"])
+        self.assertEqual((m["BatchSize"], m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"], m["ParallelizationFactor"]), (500, 10, 21600, 1))
+        self.assertEqual(m["MaximumBatchingWindowInSeconds"], 5)
+        self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
+
+    def test_failure_queues_feed_the_alert_function(self):
+        maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
+        sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
+        self.assertEqual(sources, ["runnel-emu-esm-failures", "runnel-emu-function-failures"])
+        self.assertTrue(all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in maps))
+
+    def test_buckets_are_private_tls_only_and_versioned(self):
+        s3 = client("s3")
+        for key in ["RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AnalyticsBucketName"]:
+            bucket = self.outputs[key]
+            with self.subTest(bucket=bucket):
+                block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+                self.assertTrue(all(block.values()))
+                policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+                deny = [st for st in policy["Statement"] if st["Effect"] == "Deny"]
+                self.assertEqual(deny[0]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+                self.assertEqual(s3.get_bucket_versioning(Bucket=bucket).get("Status"), "Enabled")
+        self.assertIn("EventBridgeConfiguration", s3.get_bucket_notification_configuration(Bucket=self.outputs["RawBucketName"]))
+        # Lifecycle rules are accepted but not modelled by the emulator: checked as declared.
+        rules = self.template["Resources"]["QuarantineBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        self.assertEqual(rules[0]["ExpirationInDays"], 90)
+
+    def test_encryption_at_rest_is_declared_with_the_data_key(self):
+        r = self.template["Resources"]
+        self.assertEqual(r["ReadingsStream"]["Properties"]["StreamEncryption"]["EncryptionType"], "KMS")
+        self.assertIn("KmsMasterKeyId", r["AlertTopic"]["Properties"])
+        for name in ["RawBucket", "CuratedBucket", "QuarantineBucket", "AnalyticsBucket"]:
+            sse = r[name]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            self.assertEqual(sse["SSEAlgorithm"], "aws:kms", name)
+        for name in ["EsmFailureQueue", "FunctionFailureQueue", "RuleDeadLetterQueue", "AlertDeadLetterQueue"]:
+            self.assertIn("KmsMasterKeyId", r[name]["Properties"], name)
+        self.assertTrue(r["DataKey"]["Properties"]["EnableKeyRotation"])
+
+    def test_rules_route_to_functions_with_dead_letter_queues(self):
+        events = client("events")
+        routes = {}
+        for rule in events.list_rules()["Rules"]:
+            if not rule["Name"].startswith(STACK):
+                continue
+            pattern = json.loads(rule["EventPattern"])
+            for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+                routes[(pattern["source"][0], pattern["detail-type"][0])] = t
+                self.assertTrue(t["DeadLetterConfig"]["Arn"].endswith(":runnel-emu-rule-dlq"), rule["Name"])
+        self.assertTrue(routes[("aws.s3", "Object Created")]["Arn"].endswith(":function:runnel-emu-s3-ingest"))
+        self.assertTrue(routes[("aws.glue", "Glue Job State Change")]["Arn"].endswith(":function:runnel-emu-failure-alert"))
+        self.assertTrue(routes[("aws.states", "Step Functions Execution Status Change")]["Arn"].endswith(":function:runnel-emu-failure-alert"))
+        self.assertIn(("aws.glue", "Glue Job Run Status"), routes)
+
+    def test_functions_are_configured_from_the_template(self):
+        lam = client("lambda")
+        expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "S3IngestFunctionName": (512, 900, "CURATED_BUCKET"),
+                  "FailureAlertFunctionName": (128, 30, "ALERT_TOPIC_ARN")}
+        for key, (memory, timeout, var) in expect.items():
+            f = lam.get_function_configuration(FunctionName=self.outputs[key])
+            with self.subTest(function=f["FunctionName"]):
+                self.assertEqual((f["Runtime"], f["Handler"]), ("provided.al2023", "bootstrap"))
+                self.assertEqual((f["MemorySize"], f["Timeout"]), (memory, timeout))
+                self.assertEqual(f["LoggingConfig"]["LogFormat"], "JSON")
+                self.assertIn(var, f["Environment"]["Variables"])
+
+    def test_glue_job_and_alarms_exist(self):
+        job = client("glue").get_job(JobName=self.outputs["GlueJobName"])["Job"]
+        self.assertEqual(job["Command"]["Name"], "glueetl")
+        self.assertEqual(job["DefaultArguments"]["--job-bookmark-option"], "job-bookmark-enable")
+        alarms = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
+        for name in ["iterator-age", "kinesis-processor-errors", "s3-ingest-errors", "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
+            self.assertIn(f"{STACK}-{name}", alarms)
+
+    def test_deployed_alert_function_runs_and_publishes(self):
+        sqs, sns = client("sqs"), client("sns")
+        url = sqs.create_queue(QueueName=f"{STACK}-test-inbox-{int(time.time())}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+        with open(os.path.join(ROOT, "events", "alert-sfn-failed.json")) as f:
+            event = json.load(f)
+        event["detail"]["executionArn"] += f"-{time.time()}"
+        out = client("lambda").invoke(FunctionName=self.outputs["FailureAlertFunctionName"], Payload=json.dumps(event).encode())
+        payload = json.loads(out["Payload"].read())
+        self.assertNotIn("FunctionError", out, payload)
+        self.assertEqual(payload["published"], 1, payload)
+        got = []
+        for _ in range(20):
+            got += sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+            if got:
+                break
+        self.assertEqual(len(got), 1)
+        self.assertTrue(json.loads(got[0]["Body"])["Subject"].startswith("[ERROR] runnel-emu: State machine runnel-dev-daily"))
+
+
+if __name__ == "__main__":
+    unittest.main()
