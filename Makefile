@@ -8,7 +8,7 @@ CHECKOV_VENV := $(TOOLS)/checkov
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
+.PHONY: demo test tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint glue-check infra-check
@@ -39,6 +39,10 @@ glue-check:
 ## test-big: the streaming ingest test on a 500 MB input (slow).
 test-big: tools
 	RUNNEL_BIG_INPUT_MB=500 scripts/with-emulator cargo test --release -p runnel-tests --test ingest large -- --nocapture
+
+## demo: the whole pipeline on a local emulator, with a summary; fails loudly on a wrong count.
+demo: tools sam-build
+	scripts/demo
 
 ## tools: pinned Python tools in project venvs (a fast no-op when already installed).
 tools: $(EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed $(CHECKOV_VENV)/.installed

@@ -1,0 +1,183 @@
+"""The whole pipeline on the emulator: produce readings, land a day of transactions, report a Glue
+failure, wait until everything settles, print a summary, and fail loudly on any wrong count.
+
+Run by `make demo` (or `scripts/demo`) inside scripts/with-emulator after scripts/deploy-emulator.
+    python scripts/demo.py --stack runnel-demo --readings 50000 --poison 5
+"""
+import argparse
+import datetime
+import gzip
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "transaction_id,account_id,amount,currency,timestamp,merchant,category,country"
+
+
+def client(name):
+    return boto3.client(name, region_name="us-east-1")
+
+
+def outputs(stack):
+    s = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
+
+
+def transactions_file(day, part, rows, bad, rng):
+    """CSV text with `rows` valid rows and `bad` invalid ones spread through it."""
+    lines = [HEADER]
+    bad_at = set(rng.sample(range(rows + bad), bad))
+    n = 0
+    for i in range(rows + bad):
+        if i in bad_at:
+            lines.append(f"bad-{part}-{i},acc-1,12.345,EUR,{day}T10:00:00Z,Shop,,DE")
+            continue
+        secs = rng.randrange(86400)
+        t = f"{day}T{secs // 3600:02}:{secs // 60 % 60:02}:{secs % 60:02}Z"
+        lines.append(f"tx-{part}-{n:06},acc-{rng.randrange(300):04},{rng.randrange(1, 50000) / 100:.2f},EUR,{t},Shop {rng.randrange(40)},groceries,DE")
+        n += 1
+    return "\n".join(lines) + "\n"
+
+
+def list_keys(s3, bucket, prefix):
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [(o["Key"], o["LastModified"]) for o in page.get("Contents", [])]
+    return keys
+
+
+def read_lines(s3, bucket, key):
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def progress(msg):
+    print(f"  {msg}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stack", default="runnel-demo")
+    ap.add_argument("--readings", type=int, default=50000)
+    ap.add_argument("--poison", type=int, default=5)
+    ap.add_argument("--files", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=5000)
+    ap.add_argument("--bad-rows", type=int, default=4)
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--runnel", default=os.path.join(ROOT, "target", "debug", "runnel"))
+    args = ap.parse_args()
+    started = time.time()
+    out = outputs(args.stack)
+    s3, sqs, sns, lam, glue = client("s3"), client("sqs"), client("sns"), client("lambda"), client("glue")
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    rng = random.Random(7)
+
+    # Alerts are read from a queue subscribed to the topic, as an operator's tooling would.
+    inbox = sqs.create_queue(QueueName=f"{args.stack}-demo-inbox-{int(started)}")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=out["AlertTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
+
+    print(f"1/4 producing {args.readings} readings and {args.poison} poison records to {out['StreamName']}")
+    subprocess.run([args.runnel, "produce", "--stream", out["StreamName"], "--count", str(args.readings),
+                    "--poison", str(args.poison), "--day", day], check=True)
+
+    print(f"2/4 uploading {args.files} transaction files of {args.rows} rows (+{args.bad_rows} bad each) and _SUCCESS")
+    folder = f"transactions/dt={day}"
+    for part in range(args.files):
+        text = transactions_file(day, part, args.rows, args.bad_rows, rng)
+        key = f"{folder}/part-{part:04}.csv"
+        body = text.encode()
+        if part == 0:
+            key += ".gz"
+            body = gzip.compress(body)
+        s3.put_object(Bucket=out["RawBucketName"], Key=key, Body=body)
+    s3.put_object(Bucket=out["RawBucketName"], Key=f"{folder}/_SUCCESS", Body=b"")
+
+    print("3/4 reporting a Glue job failure to the deployed failure-alert")
+    with open(os.path.join(ROOT, "events", "alert-glue-failed.json")) as f:
+        event = json.load(f)
+    event["detail"]["jobName"] = out["GlueJobName"]
+    event["detail"]["jobRunId"] = f"jr_demo{int(started)}"
+    resp = lam.invoke(FunctionName=out["FailureAlertFunctionName"], Payload=json.dumps(event).encode())
+    answer = json.loads(resp["Payload"].read())
+    if "FunctionError" in resp:
+        sys.exit(f"failure-alert failed: {answer}")
+
+    print(f"4/4 waiting for the pipeline to settle (at most {args.timeout} s)")
+    expected_docs = args.readings
+    deadline = time.time() + args.timeout
+    alerts, docs, quarantined, manifests, runs = [], 0, 0, [], []
+    while True:
+        iot = list_keys(s3, out["CuratedBucketName"], "iot/")
+        docs = sum(len(read_lines(s3, out["CuratedBucketName"], k)) for k, _ in iot) if iot else 0
+        qkeys = list_keys(s3, out["QuarantineBucketName"], "quarantine/iot/")
+        quarantined = sum(len(read_lines(s3, out["QuarantineBucketName"], k)) for k, _ in qkeys)
+        manifests = [json.loads(s3.get_object(Bucket=out["CuratedBucketName"], Key=k)["Body"].read())
+                     for k, _ in list_keys(s3, out["CuratedBucketName"], "manifests/transactions/") if k.endswith(".manifest.json")]
+        runs = glue.get_job_runs(JobName=out["GlueJobName"])["JobRuns"]
+        alerts += sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        progress(f"{time.time() - started:5.0f}s readings landed {docs}/{expected_docs}, quarantined {quarantined}/{args.poison}, "
+                 f"files {len(manifests)}/{args.files}, Glue runs {len(runs)}, alerts {len(alerts)}")
+        settled = docs >= expected_docs and quarantined >= args.poison and len(manifests) >= args.files and runs and alerts
+        if settled:
+            break
+        if time.time() > deadline:
+            sys.exit(f"demo: the pipeline did not settle within {args.timeout} s (see the counts above and .emulator/*.log)")
+        time.sleep(2)
+
+    # Latency: from a reading's arrival in the stream to the curated object holding it.
+    latencies = []
+    objects = 0
+    partitions = set()
+    for key, modified in iot:
+        objects += 1
+        partitions.add(key.split("/")[1] + "/" + key.split("/")[2])
+        for line in read_lines(s3, out["CuratedBucketName"], key):
+            arrival = datetime.datetime.fromisoformat(line["arrival_time"].replace("Z", "+00:00"))
+            latencies.append(max(0.0, (modified - arrival).total_seconds()))
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    rows_out = sum(m["rows_out"] for m in manifests)
+    rows_bad = sum(m["rows_quarantined"] for m in manifests)
+    subjects = [json.loads(a["Body"]).get("Subject", "") for a in alerts]
+
+    print()
+    print("Runnel demo summary")
+    print(f"  IoT readings     produced {args.readings + args.poison:>7}   landed {docs:>7}   quarantined {quarantined:>3}")
+    print(f"  curated objects  {objects:>7} in {len(partitions)} hourly partition(s)")
+    print(f"  transactions     files {len(manifests):>3}   rows landed {rows_out:>7}   rows quarantined {rows_bad:>3}")
+    print(f"  Glue runs        started {len(runs):>3}   ({', '.join(r['JobRunState'] for r in runs)})")
+    print(f"  alerts           delivered {len(alerts):>3}   {subjects[0] if subjects else ''}")
+    print(f"  latency          p50 {p50:.1f} s   p99 {p99:.1f} s  (stream arrival → curated object, 1 s clock resolution)")
+    print(f"  wall time        {time.time() - started:.0f} s")
+
+    problems = []
+    if docs != args.readings:
+        problems.append(f"landed {docs} readings, expected exactly {args.readings}")
+    if quarantined != args.poison:
+        problems.append(f"quarantined {quarantined} poison records, expected {args.poison}")
+    if rows_out != args.files * args.rows or rows_bad != args.files * args.bad_rows:
+        problems.append(f"transactions landed/quarantined {rows_out}/{rows_bad}, expected {args.files * args.rows}/{args.files * args.bad_rows}")
+    if len(runs) != 1:
+        problems.append(f"{len(runs)} Glue runs, expected exactly 1 for the day")
+    if len(alerts) != 1 or "Glue job" not in subjects[0]:
+        problems.append(f"alerts {subjects}, expected one Glue job alert")
+    if problems:
+        for p in problems:
+            print(f"DEMO FAILED: {p}", file=sys.stderr)
+        sys.exit(1)
+    print("demo: every count is as expected")
+
+
+if __name__ == "__main__":
+    main()
