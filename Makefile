@@ -15,6 +15,7 @@ test: tools lint glue-check infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
 	$(MAKE) sam-build
 	$(MAKE) deploy-test
+	scripts/e2e
 
 ## deploy-test: deploy the built template to a fresh emulator and check what it created.
 deploy-test: tools

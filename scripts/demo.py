@@ -60,6 +60,22 @@ def read_lines(s3, bucket, key):
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def function_processes(function_name):
+    """PIDs of the emulator's local processes running a function (found by their environment)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in env:
+            pids.append(int(pid))
+    return pids
+
+
 def progress(msg):
     print(f"  {msg}", flush=True)
 
@@ -74,6 +90,9 @@ def main():
     ap.add_argument("--bad-rows", type=int, default=4)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--runnel", default=os.path.join(ROOT, "target", "debug", "runnel"))
+    ap.add_argument("--kill-processor", type=int, default=0,
+                    help="kill the running kinesis-processor process this many times while producing (restart test)")
+    ap.add_argument("--rate", type=int, default=0, help="readings per second (0: as fast as possible)")
     args = ap.parse_args()
     started = time.time()
     out = outputs(args.stack)
@@ -87,8 +106,21 @@ def main():
     sns.subscribe(TopicArn=out["AlertTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
 
     print(f"1/4 producing {args.readings} readings and {args.poison} poison records to {out['StreamName']}")
-    subprocess.run([args.runnel, "produce", "--stream", out["StreamName"], "--count", str(args.readings),
-                    "--poison", str(args.poison), "--day", day], check=True)
+    producer = subprocess.Popen([args.runnel, "produce", "--stream", out["StreamName"], "--count", str(args.readings),
+                                 "--poison", str(args.poison), "--day", day, "--rate", str(args.rate)])
+    kills = 0
+    while kills < args.kill_processor and producer.poll() is None:
+        time.sleep(0.7)
+        victims = function_processes(out["KinesisProcessorFunctionName"])
+        for pid in victims:
+            os.kill(pid, 9)
+        if victims:
+            kills += 1
+            progress(f"killed kinesis-processor process(es) {victims} mid-run ({kills}/{args.kill_processor})")
+    if producer.wait() != 0:
+        sys.exit("demo: runnel produce failed")
+    if kills < args.kill_processor:
+        sys.exit(f"demo: only {kills} of {args.kill_processor} kills happened before production ended; lower --rate")
 
     print(f"2/4 uploading {args.files} transaction files of {args.rows} rows (+{args.bad_rows} bad each) and _SUCCESS")
     folder = f"transactions/dt={day}"
@@ -162,8 +194,11 @@ def main():
     print(f"  wall time        {time.time() - started:.0f} s")
 
     problems = []
+    ids = [line["_id"] for key, _ in iot for line in read_lines(s3, out["CuratedBucketName"], key)]
+    if len(set(ids)) != args.readings:
+        problems.append(f"{len(set(ids))} distinct readings landed, expected {args.readings}: something was lost")
     if docs != args.readings:
-        problems.append(f"landed {docs} readings, expected exactly {args.readings}")
+        problems.append(f"landed {docs} readings ({docs - len(set(ids))} duplicated by _id), expected exactly {args.readings}")
     if quarantined != args.poison:
         problems.append(f"quarantined {quarantined} poison records, expected {args.poison}")
     if rows_out != args.files * args.rows or rows_bad != args.files * args.bad_rows:
