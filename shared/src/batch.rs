@@ -52,7 +52,8 @@ use serde::Serialize;
 
 use crate::records::{decode_payload, decompress, documents, BadData, DecodeLimits, Validate};
 use crate::sink::{
-    daily_partition, hourly_partition, Location, ObjectStore, ObjectWriter, PutObject, SinkError,
+    daily_partition, hourly_partition, json_line, Lead, Location, ObjectStore, ObjectWriter,
+    PutObject, SinkError,
 };
 
 /// How failures inside a batch are reported. See the module documentation for exact semantics.
@@ -308,7 +309,7 @@ impl<T: Transform> Processor<T> {
         };
         let partition = hourly_partition(self.transform.event_time(&output));
         let id = format!("{}:{}:{}", ctx.stream, ctx.position, ctx.index);
-        let line = with_id(&id, &output)
+        let line = json_line(&[("_id", Lead::Str(&id))], &output)
             .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
         Ok(Ok((line, partition)))
     }
@@ -502,27 +503,6 @@ struct QuarantineEntry<'a> {
     arrival: Option<DateTime<Utc>>,
     source_arn: Option<&'a str>,
     data_base64: String,
-}
-
-/// Serialises `value` as a JSON object with `_id` as its first field.
-pub fn with_id<V: Serialize>(id: &str, value: &V) -> serde_json::Result<Vec<u8>> {
-    let body = serde_json::to_vec(value)?;
-    let mut line = Vec::with_capacity(body.len() + id.len() + 12);
-    line.extend_from_slice(b"{\"_id\":");
-    serde_json::to_writer(&mut line, id)?;
-    match body.as_slice() {
-        [b'{', b'}'] => line.push(b'}'),
-        [b'{', rest @ ..] => {
-            line.push(b',');
-            line.extend_from_slice(rest);
-        }
-        _ => {
-            line.extend_from_slice(b",\"value\":");
-            line.extend_from_slice(&body);
-            line.push(b'}');
-        }
-    }
-    Ok(line)
 }
 
 /// The raw bytes of document `index` of a payload (only needed on the rare rejection path).

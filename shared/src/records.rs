@@ -36,6 +36,15 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// `Ok(())` when no rule was broken, else every broken rule.
+pub fn check(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Validation rules of a record type. Report every broken rule, not only the first.
 pub trait Validate {
     fn validate(&self) -> Result<(), Vec<FieldError>>;

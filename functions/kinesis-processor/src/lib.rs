@@ -104,11 +104,7 @@ impl Validate for Reading {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        runnel::records::check(errors)
     }
 }
 

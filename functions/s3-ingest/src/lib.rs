@@ -122,11 +122,7 @@ impl Validate for TransactionRow {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        runnel::records::check(errors)
     }
 }
 

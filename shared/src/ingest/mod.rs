@@ -31,7 +31,7 @@ use crate::alert::fnv1a;
 use crate::glue::{index_key, short_etag, Decision, GlueTrigger};
 use crate::records::Validate;
 use crate::s3event::ObjectRef;
-use crate::sink::{daily_partition, Location};
+use crate::sink::{daily_partition, Lead, Location};
 
 /// The user's part of a batch ingest: a typed row in, a typed output row out.
 pub trait RowTransform: Send + Sync + 'static {
@@ -162,26 +162,14 @@ fn output_line<V: Serialize>(
     line: u64,
     output: &V,
 ) -> serde_json::Result<Vec<u8>> {
-    let body = serde_json::to_vec(output)?;
-    let mut out = Vec::with_capacity(body.len() + source.len() + id.len() + 40);
-    out.extend_from_slice(b"{\"_id\":");
-    serde_json::to_writer(&mut out, id)?;
-    out.extend_from_slice(b",\"_source\":");
-    serde_json::to_writer(&mut out, source)?;
-    out.extend_from_slice(format!(",\"_line\":{line}").as_bytes());
-    match body.as_slice() {
-        [b'{', b'}'] => out.push(b'}'),
-        [b'{', rest @ ..] => {
-            out.push(b',');
-            out.extend_from_slice(rest);
-        }
-        _ => {
-            out.extend_from_slice(b",\"value\":");
-            out.extend_from_slice(&body);
-            out.push(b'}');
-        }
-    }
-    Ok(out)
+    crate::sink::json_line(
+        &[
+            ("_id", Lead::Str(id)),
+            ("_source", Lead::Str(source)),
+            ("_line", Lead::Int(line)),
+        ],
+        output,
+    )
 }
 
 #[derive(Serialize)]

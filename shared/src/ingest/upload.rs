@@ -151,7 +151,13 @@ pub async fn uploader(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
+    // On failure, or when the sender stopped before finishing some outputs, abort what is open
+    // rather than leave billed parts behind.
+    let result = result.and_then(|()| match open.is_empty() {
+        true => Ok(()),
+        false => Err("the row reader stopped before finishing its outputs".to_string()),
+    });
+    if result.is_err() {
         for (key, state) in open {
             let _ = s3
                 .abort_multipart_upload()
@@ -161,22 +167,8 @@ pub async fn uploader(
                 .send()
                 .await;
         }
-        return Err(e);
     }
-    if !open.is_empty() {
-        // The sender stopped before finishing these: abort rather than leave parts behind.
-        for (key, state) in open {
-            let _ = s3
-                .abort_multipart_upload()
-                .bucket(&bucket)
-                .key(&key)
-                .upload_id(&state.upload_id)
-                .send()
-                .await;
-        }
-        return Err("the row reader stopped before finishing its outputs".into());
-    }
-    Ok(done)
+    result.map(|()| done)
 }
 
 enum Sink {
