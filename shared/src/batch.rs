@@ -41,6 +41,7 @@
 //! attempt had written some of it, those documents may also appear in a later batch's object:
 //! at least once, de-duplicated downstream by `_id`.
 
+use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -155,7 +156,8 @@ pub struct BatchOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dest {
-    Data(String),
+    // Shared: consecutive documents of one hour point at one string instead of one each.
+    Data(Arc<str>),
     Quarantine(String),
 }
 
@@ -232,6 +234,8 @@ impl<T: Transform> Processor<T> {
     ) -> (Vec<Item>, Vec<bool>) {
         let mut items = Vec::with_capacity(records.len());
         let mut transient = vec![false; records.len()];
+        let mut id = String::with_capacity(96);
+        let mut partition: Option<(i64, Arc<str>)> = None;
         for (i, rec) in records.iter().enumerate() {
             let start = items.len();
             let docs = match decode_payload::<T::Input>(rec.data, self.config.limits) {
@@ -251,7 +255,7 @@ impl<T: Transform> Processor<T> {
                     arrival: rec.arrival,
                 };
                 let result = match doc {
-                    Ok(input) => self.apply(input, &ctx),
+                    Ok(input) => self.apply(input, &ctx, &mut id),
                     Err(bad) => {
                         items.push(self.quarantine_item(
                             i,
@@ -264,12 +268,20 @@ impl<T: Transform> Processor<T> {
                     }
                 };
                 match result {
-                    Ok(Ok(line_and_partition)) => {
-                        let (line, partition) = line_and_partition;
+                    Ok(Ok((line, time))) => {
+                        let hour = time.timestamp().div_euclid(3600);
+                        let dest = match &partition {
+                            Some((h, p)) if *h == hour => p.clone(),
+                            _ => {
+                                let p: Arc<str> = Arc::from(hourly_partition(time));
+                                partition = Some((hour, p.clone()));
+                                p
+                            }
+                        };
                         items.push(Item {
                             record: i,
                             index,
-                            dest: Dest::Data(partition),
+                            dest: Dest::Data(dest),
                             line,
                         });
                     }
@@ -293,13 +305,15 @@ impl<T: Transform> Processor<T> {
         (items, transient)
     }
 
-    /// Runs the transform and serialises its output. `Ok(Err(_))` is a transient failure.
+    /// Runs the transform and serialises its output with its event time. `Ok(Err(_))` is a
+    /// transient failure. `id` is a reused buffer for the document's `_id`.
     #[allow(clippy::type_complexity)]
     fn apply(
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
-    ) -> Result<Result<(Vec<u8>, String), String>, BadData> {
+        id: &mut String,
+    ) -> Result<Result<(Vec<u8>, DateTime<Utc>), String>, BadData> {
         let applied = catch_unwind(AssertUnwindSafe(|| self.transform.apply(input, ctx)))
             .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
         let output = match applied {
@@ -307,11 +321,12 @@ impl<T: Transform> Processor<T> {
             Err(TransformError::Reject(reason)) => return Err(BadData::Rejected(reason)),
             Err(TransformError::Transient(reason)) => return Ok(Err(reason)),
         };
-        let partition = hourly_partition(self.transform.event_time(&output));
-        let id = format!("{}:{}:{}", ctx.stream, ctx.position, ctx.index);
-        let line = json_line(&[("_id", Lead::Str(&id))], &output)
+        let time = self.transform.event_time(&output);
+        id.clear();
+        let _ = write!(id, "{}:{}:{}", ctx.stream, ctx.position, ctx.index);
+        let line = json_line(&[("_id", Lead::Str(id))], &output)
             .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
-        Ok(Ok((line, partition)))
+        Ok(Ok((line, time)))
     }
 
     fn quarantine_item(
@@ -388,8 +403,8 @@ impl<T: Transform> Processor<T> {
         let first = &items[run.items.start];
         let rec = &records[first.record];
         let (location, writer, partition) = match &first.dest {
-            Dest::Data(p) => (&self.config.output, &self.writer, p),
-            Dest::Quarantine(p) => (&self.config.quarantine, &self.quarantine_writer, p),
+            Dest::Data(p) => (&self.config.output, &self.writer, p.as_ref()),
+            Dest::Quarantine(p) => (&self.config.quarantine, &self.quarantine_writer, p.as_str()),
         };
         let name = format!(
             "{partition}/{}-{}-{:05}.{}",

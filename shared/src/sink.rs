@@ -74,8 +74,7 @@ pub fn json_line<V: serde::Serialize>(
     lead: &[(&str, Lead<'_>)],
     value: &V,
 ) -> serde_json::Result<Vec<u8>> {
-    let body = serde_json::to_vec(value)?;
-    let mut line = Vec::with_capacity(body.len() + 64);
+    let mut line = Vec::with_capacity(256);
     line.push(b'{');
     for (n, (name, field)) in lead.iter().enumerate() {
         if n > 0 {
@@ -88,17 +87,21 @@ pub fn json_line<V: serde::Serialize>(
             Lead::Int(i) => line.extend_from_slice(i.to_string().as_bytes()),
         }
     }
-    let separator = !lead.is_empty();
-    match body.as_slice() {
-        [b'{', b'}'] => line.push(b'}'),
-        [b'{', rest @ ..] => {
-            if separator {
-                line.push(b',');
-            }
-            line.extend_from_slice(rest);
+    // Serialise in place; the value's own `{` becomes the separator after the lead fields.
+    let at = line.len();
+    serde_json::to_writer(&mut line, value)?;
+    match &line[at..] {
+        b"{}" => {
+            line.truncate(at);
+            line.push(b'}');
         }
+        [b'{', ..] if lead.is_empty() => {
+            line.remove(0);
+        }
+        [b'{', ..] => line[at] = b',',
         _ => {
-            if separator {
+            let body = line.split_off(at);
+            if !lead.is_empty() {
                 line.push(b',');
             }
             line.extend_from_slice(b"\"value\":");

@@ -143,7 +143,12 @@ impl Transform for IotTransform {
         let event_time = input.ts.parse().map_err(TransformError::Reject)?;
         Ok(CuratedReading {
             temperature_c: round2(input.temperature_c()),
-            device_id: input.device_id.trim().to_string(),
+            // Reuse the parsed string unless it needs trimming.
+            device_id: if input.device_id.trim().len() == input.device_id.len() {
+                input.device_id
+            } else {
+                input.device_id.trim().to_string()
+            },
             event_time,
             humidity_pct: input.humidity,
             battery_pct: input.battery,
