@@ -1,11 +1,8 @@
 //! The `runnel` client setup reaches the emulator for each service the pipeline uses.
 
-use std::time::Duration;
-
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 use aws_sdk_s3::primitives::ByteStream;
-use runnel_tests::{emulator, get_object, new_bucket, unique_name};
+use runnel_tests::{emulator, get_object, new_bucket, new_stream, read_shard, unique_name};
 
 #[tokio::test]
 async fn s3_put_and_read_back_through_path_style_client() {
@@ -30,31 +27,9 @@ async fn s3_put_and_read_back_through_path_style_client() {
 #[tokio::test]
 async fn kinesis_put_and_get_record() {
     let aws = emulator().await;
-    let kinesis = aws.kinesis();
-    let stream = unique_name("clients");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create stream");
-    // Streams start CREATING; wait (bounded) until ACTIVE.
-    for attempt in 0.. {
-        let d = kinesis
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await
-            .expect("describe");
-        if d.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active)
-        {
-            break;
-        }
-        assert!(attempt < 100, "stream {stream} never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let put = kinesis
+    let (stream, _, shard_id) = new_stream(&aws, "clients").await;
+    let put = aws
+        .kinesis()
         .put_record()
         .stream_name(&stream)
         .partition_key("device-1")
@@ -62,31 +37,8 @@ async fn kinesis_put_and_get_record() {
         .send()
         .await
         .expect("put record");
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .expect("list shards");
-    let shard_id = shards.shards()[0].shard_id().to_string();
     assert_eq!(put.shard_id(), shard_id);
-    let iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(&stream)
-        .shard_id(&shard_id)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("iterator")
-        .shard_iterator
-        .expect("iterator value");
-    let got = kinesis
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .expect("get records");
-    let records = got.records();
+    let records = read_shard(&aws, &stream, &shard_id).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].sequence_number(), put.sequence_number());
     assert_eq!(records[0].data().as_ref(), b"{\"device_id\":\"device-1\"}");
