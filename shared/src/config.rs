@@ -174,6 +174,15 @@ pub fn from_process_env<T>(build: impl FnOnce(&mut Env<'_>) -> T) -> Result<T, C
     load(|name| std::env::var(name).ok(), build)
 }
 
+/// Logs a configuration failure as a structured line before it ends the process, so the reason
+/// is in the function's logs (Lambda reports only the exit).
+pub fn logged<T>(result: Result<T, ConfigError>) -> Result<T, ConfigError> {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "configuration is invalid; not starting");
+    }
+    result
+}
+
 /// Looks variables up in a fixed list; for tests and for configuration handed over in code.
 pub fn lookup_in<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
     move |name| {

@@ -160,26 +160,6 @@ pub fn short_etag(etag: &str) -> String {
         .collect()
 }
 
-async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| format!("list s3://{bucket}/{prefix}: {}", crate::error::chain(&e)))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-    }
-    Ok(keys)
-}
-
 /// Whether a failed start may succeed later: by the modelled error variant where Glue models it,
 /// by code for throttling (which it does not model), and for timeouts and lost connections.
 fn retryable_start(
@@ -219,7 +199,7 @@ impl GlueTrigger {
             message,
         };
         let index_prefix = self.state.key(&format!("_days/dt={day}/"));
-        let ingested = list(&self.s3, &self.state.bucket, &index_prefix)
+        let ingested = crate::sink::list_keys(&self.s3, &self.state.bucket, &index_prefix)
             .await
             .map_err(pre_err)?;
         match &self.precondition {
@@ -235,7 +215,9 @@ impl GlueTrigger {
                 } else {
                     format!("{}/", raw_folder.trim_end_matches('/'))
                 };
-                let objects = list(&self.s3, raw_bucket, &folder).await.map_err(pre_err)?;
+                let objects = crate::sink::list_keys(&self.s3, raw_bucket, &folder)
+                    .await
+                    .map_err(pre_err)?;
                 // Only the folder's own objects, not those of sub-folders.
                 let here: Vec<&String> = objects
                     .iter()
@@ -291,12 +273,7 @@ impl GlueTrigger {
             .await;
         match claimed {
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
-                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                ) =>
-            {
+            Err(e) if crate::sink::is_precondition_failed(&e) => {
                 return Ok(Decision::AlreadyStarted);
             }
             Err(e) => {

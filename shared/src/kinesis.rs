@@ -251,13 +251,7 @@ pub async fn invoke<T: Transform>(
 /// Runs a Kinesis → S3 pipeline as a Lambda function: the whole `main` of a handler.
 pub async fn run<T: Transform>(service: &str, transform: T) -> Result<(), lambda_runtime::Error> {
     telemetry::init_logging(service);
-    let config = match StreamConfig::from_lookup(|n| std::env::var(n).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration is invalid; not starting");
-            return Err(e.into());
-        }
-    };
+    let config = crate::config::logged(StreamConfig::from_lookup(|n| std::env::var(n).ok()))?;
     let aws = Aws::from_env().await;
     let processor = s3_processor(transform, &config, aws.s3());
     let metrics = Metrics::new(config.metrics_namespace.clone())

@@ -199,6 +199,46 @@ pub struct SinkError {
     pub message: String,
 }
 
+/// Whether a conditional write (`If-None-Match`, `If-Match`) lost: the object exists, or changed.
+pub fn is_precondition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+        ),
+        _ => false,
+    }
+}
+
+/// Every key under a prefix, in listing order.
+pub async fn list_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| format!("list s3://{bucket}/{prefix}: {}", crate::error::chain(&e)))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    Ok(keys)
+}
+
 /// One object to put.
 #[derive(Debug, Clone)]
 pub struct PutObject {

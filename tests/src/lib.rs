@@ -64,22 +64,9 @@ pub async fn get_object(aws: &Aws, bucket: &str, key: &str) -> Vec<u8> {
 
 /// Every key under a prefix, sorted.
 pub async fn list_keys(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut pages = aws
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.unwrap_or_else(|e| panic!("list s3://{bucket}/{prefix}: {e:?}"));
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-    }
+    let mut keys = runnel::sink::list_keys(&aws.s3(), bucket, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     keys.sort();
     keys
 }

@@ -40,7 +40,8 @@ impl Default for AlertRules {
 }
 
 impl AlertRules {
-    fn alerts_on(&self, state: &str) -> bool {
+    /// Whether a Glue or Step Functions state alerts.
+    pub fn alerts_on(&self, state: &str) -> bool {
         self.states.iter().any(|s| s.eq_ignore_ascii_case(state))
     }
 }

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 
@@ -46,21 +45,6 @@ pub struct S3Dedupe {
     bucket: String,
     prefix: String,
     window: Duration,
-}
-
-fn is_precondition_failed<E, R: std::fmt::Debug>(e: &SdkError<E, R>) -> bool
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
-{
-    match e {
-        SdkError::ServiceError(s) => {
-            matches!(
-                s.err().code(),
-                Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-            )
-        }
-        _ => false,
-    }
 }
 
 impl S3Dedupe {
@@ -126,7 +110,7 @@ impl S3Dedupe {
             .await;
         match created {
             Ok(_) => return Ok(Claim::New { key }),
-            Err(e) if is_precondition_failed(&e) => {}
+            Err(e) if crate::sink::is_precondition_failed(&e) => {}
             Err(e) => return Err(self.err(&key, crate::error::chain(&e))),
         }
         let head = self
@@ -157,7 +141,9 @@ impl S3Dedupe {
             .await;
         match renewed {
             Ok(_) => Ok(Claim::New { key }),
-            Err(e) if is_precondition_failed(&e) => Ok(Claim::Duplicate { key, first_seen }),
+            Err(e) if crate::sink::is_precondition_failed(&e) => {
+                Ok(Claim::Duplicate { key, first_seen })
+            }
             Err(e) => Err(self.err(&key, crate::error::chain(&e))),
         }
     }

@@ -190,12 +190,8 @@ impl AlertService {
             Incoming::GlueJobRunStatus(e) => (e, true),
             other => return alert_for(rules, other),
         };
-        if !stuck
-            && !rules
-                .states
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&glue_event.state))
-        {
+        // Decided before GetJobRun: an ignored state costs no API call.
+        if !stuck && !rules.alerts_on(&glue_event.state) {
             return None;
         }
         let details = match &self.glue {
@@ -307,13 +303,7 @@ pub fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
 /// Runs the alert handler as a Lambda function: the whole `main` of `failure-alert`.
 pub async fn run(service: &str) -> Result<(), lambda_runtime::Error> {
     telemetry::init_logging(service);
-    let config = match AlertConfig::from_lookup(|n| std::env::var(n).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration is invalid; not starting");
-            return Err(e.into());
-        }
-    };
+    let config = crate::config::logged(AlertConfig::from_lookup(|n| std::env::var(n).ok()))?;
     if config.dedupe.is_none() {
         tracing::warn!("DEDUPE_BUCKET is not set: duplicate deliveries will alert twice");
     }

@@ -868,13 +868,7 @@ pub async fn run<T: RowTransform>(
     transform: T,
 ) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_logging(service);
-    let env = match IngestEnv::from_lookup(|n| std::env::var(n).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration is invalid; not starting");
-            return Err(e.into());
-        }
-    };
+    let env = crate::config::logged(IngestEnv::from_lookup(|n| std::env::var(n).ok()))?;
     let aws = crate::aws::Aws::from_env().await;
     let ingest = Ingest::new(env.ingest.clone(), aws.s3(), transform, env.trigger(&aws));
     let metrics = crate::telemetry::Metrics::new(env.metrics_namespace.clone())
