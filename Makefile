@@ -5,10 +5,13 @@ TOOLS := .tools
 EMULATOR_VENV := $(TOOLS)/emulator
 LAMBDA_VENV := $(TOOLS)/lambda
 CHECKOV_VENV := $(TOOLS)/checkov
+BENCH_VENV := $(TOOLS)/bench
+# The Python side of the benchmarks is a Python 3.11 Lambda handler.
+BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
+.PHONY: demo test bench tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint glue-check infra-check
@@ -44,6 +47,14 @@ test-big: tools
 ## demo: the whole pipeline on a local emulator, with a summary; fails loudly on a wrong count.
 demo: tools sam-build
 	scripts/demo
+
+## bench: every benchmark in one run, printed with the targets (BENCHMARKS.md); ~30 min cold.
+bench: tools $(BENCH_VENV)/.installed
+	scripts/bench
+
+$(BENCH_VENV)/.installed: tools/bench.txt
+	@command -v $(BENCH_PYTHON) >/dev/null || { echo "bench: $(BENCH_PYTHON) not found; install Python 3.11 or set BENCH_PYTHON" >&2; exit 1; }
+	PYTHON=$(BENCH_PYTHON) scripts/venv $(BENCH_VENV) tools/bench.txt
 
 ## tools: pinned Python tools in project venvs (a fast no-op when already installed).
 tools: $(EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed $(CHECKOV_VENV)/.installed

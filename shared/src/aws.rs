@@ -5,6 +5,12 @@
 //! endpoint is overridden, S3 uses path-style addressing (`http://host/bucket/key`): emulators
 //! do not resolve `bucket.host` names. Loading makes no network call while the region comes from
 //! `AWS_REGION` (always set on Lambda); credentials are resolved on first use.
+//!
+//! When the environment holds access keys (Lambda always sets the execution role's keys), they are
+//! used directly instead of through the default provider chain. The chain would pick the same
+//! keys first, but building it (profile, SSO, web identity, container and IMDS providers and their
+//! HTTPS client) is most of an SDK configuration's load time: about 1 ms of a 5 ms cold start here
+//! (BENCHMARKS.md).
 
 use std::time::Duration;
 
@@ -61,6 +67,12 @@ pub fn default_timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// Whether the environment holds an access key pair, which the default chain would use first.
+pub fn has_environment_keys(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
+    set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")
+}
+
 /// The shared SDK configuration and the clients built from it.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -77,12 +89,16 @@ impl Aws {
             aws_config::environment::EnvironmentVariableRegionProvider::new(),
         )
         .or_else(aws_config::profile::ProfileFileRegionProvider::new());
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
             .timeout_config(default_timeouts())
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if has_environment_keys(|name| std::env::var(name).ok()) {
+            loader = loader.credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            );
+        }
+        let sdk = loader.load().await;
         Aws {
             sdk,
             endpoints: EndpointSettings::from_process_env(),
@@ -128,6 +144,44 @@ impl Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_keys_need_both_halves() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(has_environment_keys(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ])));
+        assert!(!has_environment_keys(env(&[("AWS_ACCESS_KEY_ID", "AKIA")])));
+        assert!(!has_environment_keys(env(&[
+            ("AWS_ACCESS_KEY_ID", " "),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ])));
+        assert!(!has_environment_keys(env(&[])));
+    }
+
+    #[tokio::test]
+    async fn environment_keys_are_what_the_clients_sign_with() {
+        // with-emulator (which runs the tests) and Lambda both set the keys; the loaded provider
+        // must hand out exactly those. Without keys the default chain is configured instead.
+        use aws_credential_types::provider::ProvideCredentials;
+        let aws = Aws::from_env().await;
+        let provider = aws.sdk_config().credentials_provider().expect("a provider");
+        if has_environment_keys(|n| std::env::var(n).ok()) {
+            let creds = provider.provide_credentials().await.expect("credentials");
+            assert_eq!(
+                creds.access_key_id(),
+                std::env::var("AWS_ACCESS_KEY_ID").unwrap()
+            );
+        }
+    }
     use crate::config::lookup_in;
 
     #[test]

@@ -42,6 +42,7 @@
 //! at least once, de-duplicated downstream by `_id`.
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -51,9 +52,9 @@ use futures::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::records::{decode_payload, decompress, documents, BadData, DecodeLimits, Validate};
+use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits, Validate};
 use crate::sink::{
-    daily_partition, hourly_partition, json_line, Lead, Location, ObjectStore, ObjectWriter,
+    daily_partition, hourly_partition, write_json_line, Lead, Location, ObjectStore, ObjectWriter,
     PutObject, SinkError,
 };
 
@@ -165,7 +166,16 @@ struct Item {
     record: usize,
     index: u32,
     dest: Dest,
-    line: Vec<u8>,
+    /// The item's line in [`Prepared::lines`], newline included.
+    line: std::ops::Range<usize>,
+}
+
+/// Every output line of a batch in one buffer, in item order, so that a run's lines are one
+/// contiguous slice: no allocation per line, one compressor call per object.
+struct Prepared {
+    items: Vec<Item>,
+    lines: Vec<u8>,
+    transient: Vec<bool>,
 }
 
 struct Run {
@@ -210,14 +220,11 @@ impl<T: Transform> Processor<T> {
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
-        let (items, transient) = self.prepare(records, &mut outcome);
+        let prepared = self.prepare(records, &mut outcome);
         match self.config.mode {
-            Mode::Ordered => {
-                self.write_ordered(records, &items, &transient, &mut outcome)
-                    .await
-            }
+            Mode::Ordered => self.write_ordered(records, &prepared, &mut outcome).await,
             Mode::ReportAll => {
-                self.write_report_all(records, &items, &transient, &mut outcome)
+                self.write_report_all(records, &prepared, &mut outcome)
                     .await
             }
         }
@@ -225,95 +232,97 @@ impl<T: Transform> Processor<T> {
         outcome
     }
 
-    /// Decodes and transforms every record. Returns the items and, per record, whether it failed
-    /// transiently (its items are then dropped).
-    fn prepare(
-        &self,
-        records: &[SourceRecord<'_>],
-        outcome: &mut BatchOutcome,
-    ) -> (Vec<Item>, Vec<bool>) {
-        let mut items = Vec::with_capacity(records.len());
-        let mut transient = vec![false; records.len()];
+    /// Decodes and transforms every record. Returns the items, their lines and, per record,
+    /// whether it failed transiently (its items are then dropped).
+    fn prepare(&self, records: &[SourceRecord<'_>], outcome: &mut BatchOutcome) -> Prepared {
+        let mut prepared = Prepared {
+            items: Vec::with_capacity(records.len()),
+            // Output lines are a few hundred bytes, typically smaller than the input record.
+            lines: Vec::with_capacity(outcome.stats.bytes_in + records.len() * 64),
+            transient: vec![false; records.len()],
+        };
         let mut id = String::with_capacity(96);
         let mut partition: Option<(i64, Arc<str>)> = None;
         for (i, rec) in records.iter().enumerate() {
-            let start = items.len();
-            let docs = match decode_payload::<T::Input>(rec.data, self.config.limits) {
-                Ok(docs) => docs,
-                Err(bad) => {
-                    items.push(self.quarantine_item(i, rec, None, rec.data, &bad));
-                    continue;
-                }
-            };
-            for (index, doc) in docs.into_iter().enumerate() {
-                let index = index as u32;
-                let ctx = RecordContext {
-                    stream: rec.stream,
-                    position: rec.position,
-                    index,
-                    partition_key: rec.partition_key,
-                    arrival: rec.arrival,
-                };
-                let result = match doc {
-                    Ok(input) => self.apply(input, &ctx, &mut id),
-                    Err(bad) => {
-                        items.push(self.quarantine_item(
-                            i,
-                            rec,
-                            Some(index),
-                            &bad.raw,
-                            &bad.reason,
-                        ));
-                        continue;
+            let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
+            let decoded =
+                for_each_document::<T::Input>(rec.data, self.config.limits, |index, doc| {
+                    let ctx = RecordContext {
+                        stream: rec.stream,
+                        position: rec.position,
+                        index,
+                        partition_key: rec.partition_key,
+                        arrival: rec.arrival,
+                    };
+                    let input = match doc {
+                        Ok(input) => input,
+                        Err(bad) => {
+                            self.quarantine_item(
+                                &mut prepared,
+                                i,
+                                rec,
+                                Some(index),
+                                &bad.raw,
+                                &bad.reason,
+                            );
+                            return ControlFlow::Continue(());
+                        }
+                    };
+                    let start = prepared.lines.len();
+                    match self.apply(input, &ctx, &mut id, &mut prepared.lines) {
+                        Ok(Ok(time)) => {
+                            let hour = time.timestamp().div_euclid(3600);
+                            let dest = match &partition {
+                                Some((h, p)) if *h == hour => p.clone(),
+                                _ => {
+                                    let p: Arc<str> = Arc::from(hourly_partition(time));
+                                    partition = Some((hour, p.clone()));
+                                    p
+                                }
+                            };
+                            prepared.items.push(Item {
+                                record: i,
+                                index,
+                                dest: Dest::Data(dest),
+                                line: start..prepared.lines.len(),
+                            });
+                            ControlFlow::Continue(())
+                        }
+                        Ok(Err(reason)) => {
+                            prepared.transient[i] = true;
+                            outcome.errors.push(format!(
+                                "{}:{} transform failed transiently: {reason}",
+                                rec.stream, rec.position
+                            ));
+                            prepared.items.truncate(items_start);
+                            prepared.lines.truncate(lines_start);
+                            ControlFlow::Break(())
+                        }
+                        Err(bad) => {
+                            // The transform refused or panicked: quarantine the document as parsed.
+                            let raw = documents_raw(rec.data, self.config.limits, index);
+                            self.quarantine_item(&mut prepared, i, rec, Some(index), &raw, &bad);
+                            ControlFlow::Continue(())
+                        }
                     }
-                };
-                match result {
-                    Ok(Ok((line, time))) => {
-                        let hour = time.timestamp().div_euclid(3600);
-                        let dest = match &partition {
-                            Some((h, p)) if *h == hour => p.clone(),
-                            _ => {
-                                let p: Arc<str> = Arc::from(hourly_partition(time));
-                                partition = Some((hour, p.clone()));
-                                p
-                            }
-                        };
-                        items.push(Item {
-                            record: i,
-                            index,
-                            dest: Dest::Data(dest),
-                            line,
-                        });
-                    }
-                    Ok(Err(reason)) => {
-                        transient[i] = true;
-                        outcome.errors.push(format!(
-                            "{}:{} transform failed transiently: {reason}",
-                            rec.stream, rec.position
-                        ));
-                        items.truncate(start);
-                        break;
-                    }
-                    Err(bad) => {
-                        // The transform refused or panicked: quarantine the document as parsed.
-                        let raw = documents_raw(rec.data, self.config.limits, index);
-                        items.push(self.quarantine_item(i, rec, Some(index), &raw, &bad));
-                    }
-                }
+                });
+            if let Err(bad) = decoded {
+                self.quarantine_item(&mut prepared, i, rec, None, rec.data, &bad);
             }
         }
-        (items, transient)
+        prepared
     }
 
-    /// Runs the transform and serialises its output with its event time. `Ok(Err(_))` is a
-    /// transient failure. `id` is a reused buffer for the document's `_id`.
-    #[allow(clippy::type_complexity)]
+    /// Runs the transform and appends its output line (with `_id`, ending in a newline) to
+    /// `lines`. Returns the output's event time; `Ok(Err(_))` is a transient failure. `id` is a
+    /// reused buffer for the document's `_id`.
     fn apply(
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
         id: &mut String,
-    ) -> Result<Result<(Vec<u8>, DateTime<Utc>), String>, BadData> {
+        lines: &mut Vec<u8>,
+    ) -> Result<Result<DateTime<Utc>, String>, BadData> {
         let applied = catch_unwind(AssertUnwindSafe(|| self.transform.apply(input, ctx)))
             .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
         let output = match applied {
@@ -323,20 +332,25 @@ impl<T: Transform> Processor<T> {
         };
         let time = self.transform.event_time(&output);
         id.clear();
-        let _ = write!(id, "{}:{}:{}", ctx.stream, ctx.position, ctx.index);
-        let line = json_line(&[("_id", Lead::Str(id))], &output)
+        id.push_str(ctx.stream);
+        id.push(':');
+        id.push_str(ctx.position);
+        let _ = write!(id, ":{}", ctx.index);
+        write_json_line(lines, &[("_id", Lead::Str(id))], &output)
             .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
-        Ok(Ok((line, time)))
+        lines.push(b'\n');
+        Ok(Ok(time))
     }
 
     fn quarantine_item(
         &self,
+        prepared: &mut Prepared,
         record: usize,
         rec: &SourceRecord<'_>,
         index: Option<u32>,
         raw: &[u8],
         bad: &BadData,
-    ) -> Item {
+    ) {
         let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let entry = QuarantineEntry {
             id: format!("{}:{}:{}", rec.stream, rec.position, index.unwrap_or(0)),
@@ -350,13 +364,16 @@ impl<T: Transform> Processor<T> {
             source_arn: self.config.source_arn.as_deref(),
             data_base64: base64::engine::general_purpose::STANDARD.encode(raw),
         };
-        Item {
+        let start = prepared.lines.len();
+        serde_json::to_writer(&mut prepared.lines, &entry).expect("quarantine entry serialises");
+        prepared.lines.push(b'\n');
+        prepared.items.push(Item {
             record,
             index: index.unwrap_or(0),
             // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
             dest: Dest::Quarantine(daily_partition(arrival)),
-            line: serde_json::to_vec(&entry).expect("quarantine entry serialises"),
-        }
+            line: start..prepared.lines.len(),
+        });
     }
 
     /// Splits items into runs; a transiently failed record between two items breaks a run.
@@ -399,7 +416,8 @@ impl<T: Transform> Processor<T> {
         runs
     }
 
-    fn put_for(&self, run: &Run, items: &[Item], records: &[SourceRecord<'_>]) -> PutObject {
+    fn put_for(&self, run: &Run, prepared: &Prepared, records: &[SourceRecord<'_>]) -> PutObject {
+        let items = &prepared.items;
         let first = &items[run.items.start];
         let rec = &records[first.record];
         let (location, writer, partition) = match &first.dest {
@@ -413,8 +431,16 @@ impl<T: Transform> Processor<T> {
             first.index,
             writer.extension()
         );
+        // A run is consecutive items, and items' lines are appended in item order.
+        let last = &items[run.items.end - 1];
+        debug_assert!(
+            items[run.items.clone()]
+                .windows(2)
+                .all(|w| w[0].line.end == w[1].line.start),
+            "a run's lines are contiguous"
+        );
         let body = writer
-            .encode(&mut items[run.items.clone()].iter().map(|i| i.line.as_slice()))
+            .encode(&prepared.lines[first.line.start..last.line.end])
             .unwrap_or_default();
         PutObject {
             bucket: location.bucket.clone(),
@@ -436,15 +462,15 @@ impl<T: Transform> Processor<T> {
     async fn write_ordered(
         &self,
         records: &[SourceRecord<'_>],
-        items: &[Item],
-        transient: &[bool],
+        prepared: &Prepared,
         outcome: &mut BatchOutcome,
     ) {
+        let (items, transient) = (&prepared.items, &prepared.transient);
         let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
         let before_cut = items.partition_point(|i| i.record < cut);
         let mut fail_from = cut;
         for run in self.runs(&items[..before_cut], transient, records) {
-            let put = self.put_for(&run, items, records);
+            let put = self.put_for(&run, prepared, records);
             match self.store.put(put).await {
                 Ok(()) => self.count_written(&run, items, outcome),
                 Err(e) => {
@@ -463,17 +489,17 @@ impl<T: Transform> Processor<T> {
     async fn write_report_all(
         &self,
         records: &[SourceRecord<'_>],
-        items: &[Item],
-        transient: &[bool],
+        prepared: &Prepared,
         outcome: &mut BatchOutcome,
     ) {
+        let (items, transient) = (&prepared.items, &prepared.transient);
         let runs = self.runs(items, transient, records);
         let mut failed = transient.to_vec();
         let puts: Vec<(usize, PutObject)> = runs
             .iter()
             .enumerate()
             .filter(|(_, r)| !r.held_back)
-            .map(|(n, r)| (n, self.put_for(r, items, records)))
+            .map(|(n, r)| (n, self.put_for(r, prepared, records)))
             .collect();
         let results: Vec<(usize, Result<(), SinkError>)> = stream::iter(puts)
             .map(|(n, put)| async move { (n, self.store.put(put).await) })

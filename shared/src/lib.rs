@@ -11,6 +11,7 @@
 //! - [`esm`]: a model of the Kinesis event source mapping's re-delivery, for tests;
 //! - [`alert`]: failure reports → alerts on SNS, with duplicate suppression;
 //! - [`glue`]: Glue job run details; starting the day's run once its input is complete;
+//! - [`timestamp`]: event times parsed once, RFC 3339 written fast;
 //! - [`s3event`]: S3 object-created events in both shapes (notification, EventBridge);
 //! - [`ingest`]: streaming batch ingest of S3 objects with manifests and quarantine;
 //! - [`producer`]: PutRecords batching with retry of failed records.
@@ -29,3 +30,4 @@ pub mod records;
 pub mod s3event;
 pub mod sink;
 pub mod telemetry;
+pub mod timestamp;

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
+use std::ops::ControlFlow;
 
 use serde::de::DeserializeOwned;
 
@@ -194,20 +195,43 @@ pub fn decode_payload<T: DeserializeOwned + Validate>(
     data: &[u8],
     limits: DecodeLimits,
 ) -> Result<Vec<Document<T>>, BadData> {
+    let mut docs = Vec::new();
+    for_each_document(data, limits, |_, doc| {
+        docs.push(doc);
+        ControlFlow::Continue(())
+    })?;
+    Ok(docs)
+}
+
+/// Like [`decode_payload`], handing each document with its index to `visit` as it is decoded
+/// (no list per payload: this runs once per stream record). `visit` may stop early.
+pub fn for_each_document<T: DeserializeOwned + Validate>(
+    data: &[u8],
+    limits: DecodeLimits,
+    mut visit: impl FnMut(u32, Document<T>) -> ControlFlow<()>,
+) -> Result<(), BadData> {
     let payload = decompress(data, limits)?;
-    let docs = documents(&payload);
-    if docs.is_empty() {
+    let decode = |d: &[u8]| {
+        parse_document(d).map_err(|reason| BadDocument {
+            reason,
+            raw: d.to_vec(),
+        })
+    };
+    let single = trim_ascii(&payload);
+    if single.is_empty() {
         return Err(BadData::Empty);
     }
-    Ok(docs
-        .into_iter()
-        .map(|d| {
-            parse_document(d).map_err(|reason| BadDocument {
-                reason,
-                raw: d.to_vec(),
-            })
-        })
-        .collect())
+    if !single.contains(&b'\n') {
+        // The common case: one document per record.
+        let _ = visit(0, decode(single));
+        return Ok(());
+    }
+    for (index, d) in documents(&payload).into_iter().enumerate() {
+        if visit(index as u32, decode(d)).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,32 +9,11 @@
 //! Unknown fields are dropped: the curated table has a fixed schema, so Glue and Athena tables stay
 //! stable when devices add fields; the raw record stays in the stream and in quarantine.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use runnel::batch::{RecordContext, Transform, TransformError};
 use runnel::records::{FieldError, Validate};
+use runnel::timestamp::{rfc3339, rfc3339_opt, EventTime};
 use serde::{Deserialize, Serialize};
-
-/// Event time as sent: RFC 3339 text or epoch milliseconds.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum EventTime {
-    Millis(i64),
-    Text(String),
-}
-
-impl EventTime {
-    fn parse(&self) -> Result<DateTime<Utc>, String> {
-        match self {
-            EventTime::Millis(ms) => Utc
-                .timestamp_millis_opt(*ms)
-                .single()
-                .ok_or_else(|| format!("{ms} is not a valid epoch-milliseconds time")),
-            EventTime::Text(s) => DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}")),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 pub enum TemperatureUnit {
@@ -83,7 +62,7 @@ impl Validate for Reading {
                 "must be at most 128 characters",
             ));
         }
-        match self.ts.parse() {
+        match self.ts.get() {
             Ok(t) if t.timestamp() < 946_684_800 || t.timestamp() >= 4_102_444_800 => errors.push(
                 FieldError::new("ts", format!("{t} is outside 2000-01-01..2100-01-01")),
             ),
@@ -112,13 +91,17 @@ impl Validate for Reading {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CuratedReading {
     pub device_id: String,
+    #[serde(serialize_with = "rfc3339")]
     pub event_time: DateTime<Utc>,
     pub temperature_c: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub humidity_pct: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub battery_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
     pub arrival_time: Option<DateTime<Utc>>,
 }
 
@@ -139,8 +122,11 @@ impl Transform for IotTransform {
         input: Reading,
         ctx: &RecordContext<'_>,
     ) -> Result<CuratedReading, TransformError> {
-        // Validation already parsed the time once; a failure here would be a bug, so reject.
-        let event_time = input.ts.parse().map_err(TransformError::Reject)?;
+        // Parsed while deserialising; validation has already rejected an invalid one.
+        let event_time = input
+            .ts
+            .get()
+            .map_err(|reason| TransformError::Reject(reason.to_string()))?;
         Ok(CuratedReading {
             temperature_c: round2(input.temperature_c()),
             // Reuse the parsed string unless it needs trimming.

@@ -134,6 +134,7 @@ pub struct Transaction {
     pub amount: String,
     pub amount_minor: i64,
     pub currency: String,
+    #[serde(serialize_with = "runnel::timestamp::rfc3339")]
     pub event_time: DateTime<Utc>,
     pub merchant: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -172,7 +172,8 @@ pub async fn uploader(
 }
 
 enum Sink {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    // Boxed: the compressor state is ten times the size of the other variant.
+    Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
     Plain(Vec<u8>),
 }
 
@@ -189,10 +190,10 @@ impl PartWriter {
         PartWriter {
             key,
             content_type: "application/x-ndjson",
-            sink: Sink::Gzip(flate2::write::GzEncoder::new(
+            sink: Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
                 Vec::with_capacity(PART_SIZE + 64 * 1024),
                 flate2::Compression::fast(),
-            )),
+            ))),
             lines: 0,
         }
     }

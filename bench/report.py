@@ -1,0 +1,150 @@
+"""Prints every benchmark figure of one `make bench` run side by side with the targets, and writes
+them as Markdown to target/bench/summary.md (the source of the tables in BENCHMARKS.md).
+
+    python3 bench/report.py target/bench
+"""
+import glob
+import json
+import math
+import os
+import platform
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+FUNCTIONS = ["kinesis-processor", "s3-ingest", "failure-alert", "hello"]
+
+# Lambda prices (us-east-1): per request, and per GB-second by architecture.
+PRICE_REQUEST = 0.20 / 1e6
+PRICE_GB_S = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
+MEMORY_MB = 128
+# Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB.
+FULL_VCPU_MB = 1769
+
+
+def load(out, name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def cost_per_million(batch_ms, records):
+    """Dollars per 1M records at 128 MB, for a CPU-bound batch measured on one full core."""
+    billed_ms = math.ceil(batch_ms * FULL_VCPU_MB / MEMORY_MB)
+    invocations = 1e6 / records
+    return {arch: invocations * (PRICE_REQUEST + billed_ms / 1e3 * MEMORY_MB / 1024 * price)
+            for arch, price in PRICE_GB_S.items()}, billed_ms
+
+
+def criterion_figures():
+    rows = []
+    for bench in sorted(glob.glob(os.path.join(ROOT, "target", "criterion", "**", "new", "benchmark.json"), recursive=True)):
+        with open(bench) as f:
+            meta = json.load(f)
+        with open(os.path.join(os.path.dirname(bench), "estimates.json")) as f:
+            est = json.load(f)
+        ns = est["median"]["point_estimate"]
+        tp = meta.get("throughput") or {}
+        mbps = tp["Bytes"] / ns * 1e3 if "Bytes" in tp else None
+        rows.append((meta["full_id"], ns, mbps))
+    return rows
+
+
+def fmt_time(ns):
+    return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.2f} µs" if ns >= 1e3 else f"{ns:.0f} ns"
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "bench")
+    k, py, init, init_bundle, mem = (load(out, n) for n in ("kinesis.json", "python.json", "init.json", "init-bundle.json", "memory.json"))
+    md, checks = [], []
+
+    def check(name, value, target, ok):
+        checks.append((name, value, target, ok))
+
+    md.append(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+              f"Python {py['python'] if py else '?'}.\n")
+    if k:
+        mb = k["event_bytes"] / 1e6
+        md.append(f"### Kinesis path, {k['records']:,} records ({k['avg_record_bytes']} B readings), {mb:.2f} MB event, median of {k['runs']} runs\n")
+        md.append("| handler | ms | MB/s | records/s | ratio |")
+        md.append("| --- | ---: | ---: | ---: | ---: |")
+        rows = [("floor: serde_json parse into `KinesisEvent`", k["floor_ms"], f"{1:.2f}"),
+                ("(parse into `KinesisBatch`, the handler's lean model)", k["lean_parse_ms"], f"{k['lean_parse_ms'] / k['floor_ms']:.2f} × floor"),
+                ("`kinesis-processor` (Rust): parse → gzip NDJSON, in-memory sink", k["handler_ms"], f"{k['handler_ms'] / k['floor_ms']:.2f} × floor")]
+        if py:
+            rows.append((f"Python {py['python']} + Powertools BatchProcessor, same work", py["handler_ms"],
+                         f"{py['handler_ms'] / k['handler_ms']:.1f} × Rust"))
+        for name, ms, ratio in rows:
+            md.append(f"| {name} | {ms:.2f} | {mb / (ms / 1e3):.1f} | {k['records'] / (ms / 1e3):,.0f} | {ratio} |")
+        check("Kinesis path vs parse floor", f"{k['handler_ms'] / k['floor_ms']:.2f}×", "≤ 1.5×", k["handler_ms"] / k["floor_ms"] <= 1.5)
+        if py:
+            check("Python handler vs Rust", f"{py['handler_ms'] / k['handler_ms']:.1f}×", "≥ 6×", py["handler_ms"] / k["handler_ms"] >= 6)
+        md.append("")
+        md.append(f"### Cost per 1M records at {MEMORY_MB} MB\n")
+        md.append(f"CPU-bound batch time scaled to a {MEMORY_MB} MB function's CPU share ({MEMORY_MB}/{FULL_VCPU_MB} of a vCPU), "
+                  f"billed per ms, {1e6 / k['records']:.1f} invocations of {k['records']:,} records per million; "
+                  "the S3 PUT and the event transfer are not included (same for both handlers).\n")
+        md.append("| handler | billed ms per batch | arm64 $ / 1M records | x86_64 $ / 1M records |")
+        md.append("| --- | ---: | ---: | ---: |")
+        for name, ms in [("kinesis-processor (Rust)", k["handler_ms"])] + ([("Python + Powertools", py["handler_ms"])] if py else []):
+            c, billed = cost_per_million(ms, k["records"])
+            md.append(f"| {name} | {billed:,} | {c['arm64']:.6f} | {c['x86_64']:.6f} |")
+        md.append("")
+    if init:
+        md.append("### Init time: process start → first `GET /runtime/invocation/next`, median\n")
+        md.append("| binary | init ms, this host's CA store | × hello world | init ms, one CA bundle file (provided.al2023 layout) | × hello world | RSS after init MiB |")
+        md.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        bundle = {r["name"]: r for r in (init_bundle or [])}
+        for r in init:
+            b = bundle.get(r["name"])
+            md.append(f"| {r['name']} | {r['init_ms']:.2f} | {r['ratio']:.2f} | {b['init_ms'] if b else float('nan'):.2f} | "
+                      f"{b['ratio'] if b else float('nan'):.2f} | {r['rss_kib'] / 1024:.1f} |")
+            if r["name"] != init[0]["name"]:
+                check(f"init {r['name']} vs hello world (this host)", f"{r['ratio']:.2f}×", "≤ 1.3×", r["ratio"] <= 1.3)
+                if b:
+                    check(f"init {r['name']} vs hello world (one CA bundle)", f"{b['ratio']:.2f}×", "≤ 1.3×", b["ratio"] <= 1.3)
+        md.append("")
+    if mem:
+        md.append("### Peak RSS (VmHWM) of the release bootstraps, S3 on the emulator\n")
+        md.append("| function | input | time s | peak RSS MiB |")
+        md.append("| --- | --- | ---: | ---: |")
+        if "kinesis" in mem:
+            km = mem["kinesis"]
+            md.append(f"| kinesis-processor | {km['event_bytes'] / 1e6:.2f} MB event, {km['records']:,} records | {km['seconds']:.2f} | {km['peak_rss_kib'] / 1024:.1f} |")
+            check("kinesis-processor peak RSS, 6 MB event", f"{km['peak_rss_kib'] * 1024 / 1e6:.1f} MB", "≤ 40 MB", km["peak_rss_kib"] * 1024 / 1e6 <= 40)
+        for r in mem.get("s3_ingest", []):
+            md.append(f"| s3-ingest | {r['csv_mb']:,} MB CSV ({r['gzip_bytes'] / 1e6:.1f} MB gzip, {r['rows']:,} rows) | {r['seconds']:.1f} | {r['peak_rss_kib'] / 1024:.1f} |")
+        big = [r for r in mem.get("s3_ingest", []) if r["csv_mb"] >= 1000]
+        if big:
+            check("s3-ingest peak RSS, 1 GB input", f"{big[-1]['peak_rss_kib'] * 1024 / 1e6:.1f} MB", "≤ 64 MB", big[-1]["peak_rss_kib"] * 1024 / 1e6 <= 64)
+        md.append("")
+    sizes = [(n, os.path.getsize(os.path.join(RELEASE, n))) for n in FUNCTIONS if os.path.exists(os.path.join(RELEASE, n))]
+    if sizes:
+        md.append("### Release binary sizes (stripped, LTO)\n")
+        md.append(" · ".join(f"`{n}` {s / 1e6:.1f} MB" for n, s in sizes) + "\n")
+    crit = criterion_figures()
+    if crit:
+        md.append("### Hot paths (criterion, median)\n")
+        md.append("| benchmark | time | throughput |")
+        md.append("| --- | ---: | ---: |")
+        for name, ns, mbps in crit:
+            md.append(f"| {name} | {fmt_time(ns)} | {f'{mbps:.0f} MB/s' if mbps else ''} |")
+        md.append("")
+    if checks:
+        md.append("### Targets\n")
+        md.append("| target | measured | goal | met |")
+        md.append("| --- | ---: | ---: | --- |")
+        for name, value, target, ok in checks:
+            md.append(f"| {name} | {value} | {target} | {'yes' if ok else 'no'} |")
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+    print(f"(written to {os.path.join(out, 'summary.md')})")
+
+
+if __name__ == "__main__":
+    main()
