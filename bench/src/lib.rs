@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kinesis_processor::IotTransform;
-use runnel::batch::{Mode, Processor, ProcessorConfig};
-use runnel::records::DecodeLimits;
-use runnel::sink::{Location, MemoryStore, Ndjson, NdjsonGzip};
+use runnel::batch::Processor;
+use runnel::kinesis::{processor_with_store, StreamConfig};
+use runnel::sink::MemoryStore;
 
 /// Records in the benchmark event: about 6 MB of event JSON, the Lambda payload limit.
 pub const RECORDS: usize = 6_000;
@@ -108,23 +108,14 @@ pub fn iot_event(records: usize) -> (Vec<u8>, usize) {
     (bytes, payload_bytes / records.max(1))
 }
 
-/// The production processor of `kinesis-processor` with the S3 write replaced by memory.
+/// The production processor of `kinesis-processor` (default configuration, bucket `curated`)
+/// with the S3 write replaced by memory.
 pub fn memory_processor() -> (Processor<IotTransform>, Arc<MemoryStore>) {
+    let config =
+        StreamConfig::from_lookup(|name| (name == "OUTPUT_BUCKET").then(|| "curated".into()))
+            .expect("the default configuration is valid");
     let store = Arc::new(MemoryStore::new());
-    let processor = Processor::new(
-        IotTransform,
-        store.clone(),
-        Arc::new(NdjsonGzip::default()),
-        Arc::new(Ndjson),
-        ProcessorConfig {
-            output: Location::new("curated", "iot"),
-            quarantine: Location::new("curated", "quarantine/iot"),
-            mode: Mode::Ordered,
-            limits: DecodeLimits::default(),
-            concurrency: 8,
-            source_arn: None,
-        },
-    );
+    let processor = processor_with_store(IotTransform, &config, store.clone());
     (processor, store)
 }
 

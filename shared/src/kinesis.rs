@@ -16,7 +16,7 @@ use crate::batch::{
 };
 use crate::config::{self, ConfigError};
 use crate::records::DecodeLimits;
-use crate::sink::{Location, Ndjson, NdjsonGzip, S3Store};
+use crate::sink::{Location, Ndjson, NdjsonGzip, ObjectStore, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 
 /// The shard id of a record: the part of `eventID` before `:` (`shardId-000000000000:4959…`).
@@ -125,13 +125,16 @@ impl KinesisRecords for KinesisBatch {
     fn source_records(&self) -> Vec<SourceRecord<'_>> {
         self.records
             .iter()
-            .map(|r| SourceRecord {
-                item_identifier: &r.kinesis.sequence_number,
-                stream: shard_id(r.event_id.as_deref()),
-                position: &r.kinesis.sequence_number,
-                partition_key: Some(r.kinesis.partition_key.as_str()),
-                arrival: Some(r.kinesis.approximate_arrival_timestamp),
-                data: &r.kinesis.data,
+            .map(|r| {
+                let k = &r.kinesis;
+                let arrival = k.approximate_arrival_timestamp;
+                source_record(
+                    r.event_id.as_deref(),
+                    &k.sequence_number,
+                    &k.partition_key,
+                    arrival,
+                    &k.data,
+                )
             })
             .collect()
     }
@@ -141,15 +144,36 @@ impl KinesisRecords for KinesisEvent {
     fn source_records(&self) -> Vec<SourceRecord<'_>> {
         self.records
             .iter()
-            .map(|r| SourceRecord {
-                item_identifier: &r.kinesis.sequence_number,
-                stream: shard_id(r.event_id.as_deref()),
-                position: &r.kinesis.sequence_number,
-                partition_key: Some(r.kinesis.partition_key.as_str()),
-                arrival: Some(r.kinesis.approximate_arrival_timestamp.0),
-                data: &r.kinesis.data.0,
+            .map(|r| {
+                let k = &r.kinesis;
+                let arrival = k.approximate_arrival_timestamp.0;
+                source_record(
+                    r.event_id.as_deref(),
+                    &k.sequence_number,
+                    &k.partition_key,
+                    arrival,
+                    &k.data.0,
+                )
             })
             .collect()
+    }
+}
+
+/// A Kinesis record as a batch source record: reported and keyed by its sequence number.
+fn source_record<'a>(
+    event_id: Option<&'a str>,
+    sequence_number: &'a str,
+    partition_key: &'a str,
+    arrival: DateTime<Utc>,
+    data: &'a [u8],
+) -> SourceRecord<'a> {
+    SourceRecord {
+        item_identifier: sequence_number,
+        stream: shard_id(event_id),
+        position: sequence_number,
+        partition_key: Some(partition_key),
+        arrival: Some(arrival),
+        data,
     }
 }
 
@@ -303,9 +327,18 @@ pub fn s3_processor<T: Transform>(
     config: &StreamConfig,
     s3: aws_sdk_s3::Client,
 ) -> Processor<T> {
+    processor_with_store(transform, config, Arc::new(S3Store::new(s3)))
+}
+
+/// The same processor over any object store (memory in tests and benchmarks).
+pub fn processor_with_store<T: Transform>(
+    transform: T,
+    config: &StreamConfig,
+    store: Arc<dyn ObjectStore>,
+) -> Processor<T> {
     Processor::new(
         transform,
-        Arc::new(S3Store::new(s3)),
+        store,
         Arc::new(NdjsonGzip::default()),
         Arc::new(Ndjson),
         config.processor_config(),

@@ -6,14 +6,9 @@ use std::sync::Arc;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use kinesis_processor::IotTransform;
 use runnel::alert::Incoming;
-use runnel::batch::{Mode, Processor, ProcessorConfig};
-use runnel::records::DecodeLimits;
-use runnel::sink::{Location, MemoryStore, Ndjson, NdjsonGzip};
+use runnel::kinesis::{processor_with_store, KinesisBatch, StreamConfig};
+use runnel::sink::MemoryStore;
 use runnel_tests::{event_file, ndjson_lines, workspace_root};
-
-fn kinesis(name: &str) -> KinesisEvent {
-    serde_json::from_str(&event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
 
 #[test]
 fn every_event_file_round_trips() {
@@ -79,21 +74,12 @@ fn every_event_file_round_trips() {
 
 async fn run(name: &str) -> (runnel::batch::BatchOutcome, MemoryStore) {
     let store = MemoryStore::new();
-    let p = Processor::new(
-        IotTransform,
-        Arc::new(store.clone()),
-        Arc::new(NdjsonGzip::default()),
-        Arc::new(Ndjson),
-        ProcessorConfig {
-            output: Location::new("curated", "iot"),
-            quarantine: Location::new("curated", "quarantine/iot"),
-            mode: Mode::Ordered,
-            limits: DecodeLimits::default(),
-            concurrency: 4,
-            source_arn: None,
-        },
-    );
-    let event = kinesis(name);
+    let config = StreamConfig::from_lookup(|n| (n == "OUTPUT_BUCKET").then(|| "curated".into()))
+        .expect("the default configuration is valid");
+    let p = processor_with_store(IotTransform, &config, Arc::new(store.clone()));
+    // The model the runtime hands the handler.
+    let event: KinesisBatch =
+        serde_json::from_str(&event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let (_, outcome) = runnel::kinesis::handle(&p, &event).await;
     (outcome, store)
 }
