@@ -23,6 +23,8 @@ import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
+# The allocator setting infra/template.yaml deploys s3-ingest with (see the comment there).
+INGEST_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 HEADER = "transaction_id,account_id,amount,currency,timestamp,merchant,category,country\n"
 
 
@@ -132,7 +134,7 @@ def main():
                 event_file = os.path.join(tmp, "event.json")
                 with open(event_file, "w") as f:
                     json.dump(event, f)
-                answer, seconds, peak = run_function(os.path.join(RELEASE, "s3-ingest"), port, {"CURATED_BUCKET": curated}, event_file)
+                answer, seconds, peak = run_function(os.path.join(RELEASE, "s3-ingest"), port, INGEST_ENV | {"CURATED_BUCKET": curated}, event_file)
             status = answer["objects"][0]
             if status["rows_out"] != rows:
                 sys.exit(f"s3-ingest wrote {status['rows_out']} of {rows} rows: {status}")
