@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
@@ -116,64 +115,20 @@ fn epoch_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<
     deserializer.deserialize_any(Seconds)
 }
 
-/// A Kinesis event in either model, as batch source records.
-pub trait KinesisRecords {
-    fn source_records(&self) -> Vec<SourceRecord<'_>>;
-}
-
-impl KinesisRecords for KinesisBatch {
-    fn source_records(&self) -> Vec<SourceRecord<'_>> {
+impl KinesisBatch {
+    /// Borrows the records as batch source records, reported and keyed by sequence number.
+    pub fn source_records(&self) -> Vec<SourceRecord<'_>> {
         self.records
             .iter()
-            .map(|r| {
-                let k = &r.kinesis;
-                let arrival = k.approximate_arrival_timestamp;
-                source_record(
-                    r.event_id.as_deref(),
-                    &k.sequence_number,
-                    &k.partition_key,
-                    arrival,
-                    &k.data,
-                )
+            .map(|r| SourceRecord {
+                item_identifier: &r.kinesis.sequence_number,
+                stream: shard_id(r.event_id.as_deref()),
+                position: &r.kinesis.sequence_number,
+                partition_key: Some(r.kinesis.partition_key.as_str()),
+                arrival: Some(r.kinesis.approximate_arrival_timestamp),
+                data: &r.kinesis.data,
             })
             .collect()
-    }
-}
-
-impl KinesisRecords for KinesisEvent {
-    fn source_records(&self) -> Vec<SourceRecord<'_>> {
-        self.records
-            .iter()
-            .map(|r| {
-                let k = &r.kinesis;
-                let arrival = k.approximate_arrival_timestamp.0;
-                source_record(
-                    r.event_id.as_deref(),
-                    &k.sequence_number,
-                    &k.partition_key,
-                    arrival,
-                    &k.data.0,
-                )
-            })
-            .collect()
-    }
-}
-
-/// A Kinesis record as a batch source record: reported and keyed by its sequence number.
-fn source_record<'a>(
-    event_id: Option<&'a str>,
-    sequence_number: &'a str,
-    partition_key: &'a str,
-    arrival: DateTime<Utc>,
-    data: &'a [u8],
-) -> SourceRecord<'a> {
-    SourceRecord {
-        item_identifier: sequence_number,
-        stream: shard_id(event_id),
-        position: sequence_number,
-        partition_key: Some(partition_key),
-        arrival: Some(arrival),
-        data,
     }
 }
 
@@ -211,7 +166,7 @@ pub fn correlation_id(records: &[SourceRecord<'_>]) -> Option<String> {
 /// Processes a Kinesis event and returns the response with the batch's counts.
 pub async fn handle<T: Transform>(
     processor: &Processor<T>,
-    event: &impl KinesisRecords,
+    event: &KinesisBatch,
 ) -> (KinesisEventResponse, BatchOutcome) {
     let records = event.source_records();
     let outcome = processor.process(&records).await;
@@ -411,6 +366,7 @@ pub async fn run<T: Transform>(service: &str, transform: T) -> Result<(), lambda
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lambda_events::event::kinesis::KinesisEvent;
 
     const SAMPLES: [&str; 4] = [
         include_str!("../../events/kinesis-clean.json"),
@@ -424,29 +380,18 @@ mod tests {
         for sample in SAMPLES {
             let lean: KinesisBatch = serde_json::from_str(sample).unwrap();
             let full: KinesisEvent = serde_json::from_str(sample).unwrap();
-            let (a, b) = (lean.source_records(), full.source_records());
-            assert_eq!(a.len(), b.len());
-            for (a, b) in a.iter().zip(&b) {
+            assert_eq!(lean.records.len(), full.records.len());
+            for (lean, full) in lean.records.iter().zip(&full.records) {
+                let (l, f) = (&lean.kinesis, &full.kinesis);
+                assert_eq!(lean.event_id, full.event_id);
                 assert_eq!(
-                    (
-                        a.item_identifier,
-                        a.stream,
-                        a.position,
-                        a.partition_key,
-                        a.data
-                    ),
-                    (
-                        b.item_identifier,
-                        b.stream,
-                        b.position,
-                        b.partition_key,
-                        b.data
-                    )
+                    (&l.sequence_number, &l.partition_key, &l.data),
+                    (&f.sequence_number, &f.partition_key, &f.data.0)
                 );
                 // Same second; the lean model keeps the milliseconds exactly.
                 assert_eq!(
-                    a.arrival.unwrap().timestamp(),
-                    b.arrival.unwrap().timestamp()
+                    l.approximate_arrival_timestamp.timestamp(),
+                    f.approximate_arrival_timestamp.0.timestamp()
                 );
             }
         }

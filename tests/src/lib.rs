@@ -102,12 +102,13 @@ pub fn ndjson_lines(body: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Builds the Lambda event the Kinesis event source mapping would deliver for these records.
+/// Builds the Lambda event the Kinesis event source mapping would deliver for these records, as
+/// JSON in Lambda's shape, and parses it as the handler's runtime does.
 pub fn kinesis_event(
     stream_arn: &str,
     shard_id: &str,
     records: &[aws_sdk_kinesis::types::Record],
-) -> aws_lambda_events::event::kinesis::KinesisEvent {
+) -> runnel::kinesis::KinesisBatch {
     use aws_lambda_events::encodings::SecondTimestamp;
     use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord, KinesisRecord};
     let mut event = KinesisEvent::default();
@@ -137,7 +138,8 @@ pub fn kinesis_event(
             rec
         })
         .collect();
-    event
+    let json = serde_json::to_vec(&event).expect("the event serialises");
+    serde_json::from_slice(&json).expect("the handler's model reads the event")
 }
 
 /// Creates a one-shard stream and waits until it is ACTIVE; returns (name, arn, shard id).
