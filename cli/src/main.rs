@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use runnel::producer::{Entry, Producer, RetryPolicy};
+use runnel::apps::producer::{Entry, Producer, RetryPolicy};
 
 #[derive(Parser)]
 #[command(name = "runnel", version, about = "Runnel pipeline tools")]

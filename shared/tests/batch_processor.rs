@@ -8,6 +8,7 @@ use base64::Engine as _;
 use common::*;
 use runnel::batch::Mode;
 use runnel::sink::{MemoryStore, SinkErrorKind};
+use runnel::testing::FaultyStore;
 
 fn records(data: Vec<Vec<u8>>) -> Vec<ShardRecord> {
     data.into_iter()
@@ -179,16 +180,13 @@ async fn report_all_mode_processes_past_failures() {
 
 #[tokio::test]
 async fn ordered_mode_reports_from_the_run_whose_write_failed() {
-    let store = MemoryStore::with_fault(|o| {
+    let store = MemoryStore::new();
+    let faulty = FaultyStore::new(store.clone(), |o| {
         o.key
             .contains("hour=08")
             .then_some(SinkErrorKind::Throttled)
     });
-    let p = processor(
-        TestTransform::default(),
-        Arc::new(store.clone()),
-        Mode::Ordered,
-    );
+    let p = processor(TestTransform::default(), Arc::new(faulty), Mode::Ordered);
     let recs = records(vec![
         plain("a", 7),
         plain("b", 7),
@@ -208,16 +206,13 @@ async fn ordered_mode_reports_from_the_run_whose_write_failed() {
 
 #[tokio::test]
 async fn report_all_mode_writes_other_runs_when_one_write_fails() {
-    let store = MemoryStore::with_fault(|o| {
+    let store = MemoryStore::new();
+    let faulty = FaultyStore::new(store.clone(), |o| {
         o.key
             .contains("hour=08")
             .then_some(SinkErrorKind::Unavailable)
     });
-    let p = processor(
-        TestTransform::default(),
-        Arc::new(store.clone()),
-        Mode::ReportAll,
-    );
+    let p = processor(TestTransform::default(), Arc::new(faulty), Mode::ReportAll);
     let recs = records(vec![
         plain("a", 7),
         plain("b", 8),
@@ -249,8 +244,9 @@ async fn empty_batch_succeeds_and_writes_nothing() {
 #[tokio::test]
 async fn store_down_reports_every_record() {
     for mode in [Mode::Ordered, Mode::ReportAll] {
-        let store = MemoryStore::with_fault(|_| Some(SinkErrorKind::Unavailable));
-        let p = processor(TestTransform::default(), Arc::new(store.clone()), mode);
+        let store = MemoryStore::new();
+        let faulty = FaultyStore::new(store.clone(), |_| Some(SinkErrorKind::Unavailable));
+        let p = processor(TestTransform::default(), Arc::new(faulty), mode);
         let recs = records(vec![plain("a", 7), b"bad".to_vec(), plain("c", 9)]);
         let out = p.process(&source_records(&recs)).await;
         assert_eq!(out.failures, [seq(0), seq(1), seq(2)], "{mode:?}");

@@ -1,7 +1,7 @@
 //! Property test: the processor under randomized event source mapping re-delivery.
 //!
 //! Random shards (clean, poison, gzip, NDJSON and mixed records over several hours) are driven
-//! through `runnel::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
+//! through `runnel::testing::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
 //! function error — with transient transform failures, injected S3 faults and crashes (an
 //! invocation that dies after some puts). With the mapping retrying until success, the union of
 //! output must hold every valid document exactly once and quarantine every bad one exactly once.
@@ -16,8 +16,8 @@ use common::*;
 use futures::future::BoxFuture;
 use proptest::prelude::*;
 use runnel::batch::Mode;
-use runnel::esm::{drive, EsmConfig, Invocation};
 use runnel::sink::{MemoryStore, ObjectStore, PutObject, SinkError, SinkErrorKind};
+use runnel::testing::esm::{drive, EsmConfig, Invocation};
 
 #[derive(Debug, Clone)]
 enum Doc {

@@ -64,9 +64,9 @@ pub async fn get_object(aws: &Aws, bucket: &str, key: &str) -> Vec<u8> {
 
 /// Every key under a prefix, sorted.
 pub async fn list_keys(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = runnel::sink::list_keys(&aws.s3(), bucket, prefix)
+    let mut keys = runnel::aws::s3::list_keys(&aws.s3(), bucket, prefix)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", runnel::error::chain(&e)));
     keys.sort();
     keys
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_sns::Client as SnsClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use runnel::alert::{AlertConfig, AlertService};
+use runnel::apps::alert::{AlertConfig, AlertService};
 use runnel::aws::Aws;
 use runnel_tests::*;
 use serde_json::{json, Value};
@@ -248,7 +248,7 @@ async fn duplicate_delivery_alerts_once() {
         .unwrap();
     assert_eq!((first.published, first.suppressed), (1, 1));
     assert_eq!(
-        runnel::alert::response(&first),
+        runnel::apps::alert::response(&first),
         json!({"batchItemFailures": []})
     );
     // EventBridge/SQS re-delivering the whole batch later: still suppressed inside the window.
@@ -321,7 +321,7 @@ async fn publish_failure_is_an_error_and_releases_the_claim() {
         ["6f2c1a7e-0000-4000-8000-000000000000"]
     );
     assert_eq!(
-        runnel::alert::response(&outcome),
+        runnel::apps::alert::response(&outcome),
         json!({"batchItemFailures": [{"itemIdentifier": "6f2c1a7e-0000-4000-8000-000000000000"}]})
     );
     assert!(failing.num_calls() >= 2);

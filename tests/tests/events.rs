@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use kinesis_processor::IotTransform;
-use runnel::alert::Incoming;
+use runnel::apps::alert::Incoming;
 use runnel::kinesis::{processor_with_store, KinesisBatch, StreamConfig};
 use runnel::sink::MemoryStore;
 use runnel_tests::{event_file, ndjson_lines, workspace_root};
@@ -28,7 +28,7 @@ fn every_event_file_round_trips() {
             // Alert events are any JSON; each must be recognised as the kind its name says.
             let value: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let kinds: Vec<&str> = runnel::alert::deliveries(&value)
+            let kinds: Vec<&str> = runnel::apps::alert::deliveries(&value)
                 .iter()
                 .map(|d| match &d.event {
                     Incoming::GlueJobStateChange(_) => "glue",

@@ -9,9 +9,11 @@ use aws_sdk_glue::types::error::ConcurrentRunsExceededException;
 use aws_sdk_glue::types::{JobRun, JobRunState};
 use aws_sdk_glue::Client as GlueClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use runnel::glue::{Decision, GlueTrigger, Precondition};
-use runnel::ingest::{Ingest, IngestEnv};
+use runnel::apps::glue_trigger::{Decision, GlueTrigger, GlueTriggerConfig, Precondition};
+use runnel::ingest::index::index_key;
+use runnel::ingest::{HookConfig, Ingest, IngestEnv};
 use runnel::sink::Location;
+use runnel::util::backoff::Backoff;
 use runnel_tests::*;
 use s3_ingest::TransactionTransform;
 
@@ -51,14 +53,16 @@ fn ingest(
             "s3://analytics/transactions/".to_string(),
         ),
     ];
-    let cfg =
-        IngestEnv::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()))
-            .unwrap();
+    let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+    let cfg = IngestEnv::from_lookup(lookup).unwrap();
+    let hook = GlueTriggerConfig::from_lookup(lookup)
+        .unwrap()
+        .expect("GLUE_JOB_NAME is set");
     Ingest::new(
         cfg.ingest.clone(),
         aws.s3(),
         TransactionTransform,
-        cfg.trigger(aws),
+        Some(hook.build(&cfg.ingest, aws)),
     )
 }
 
@@ -73,7 +77,12 @@ async fn deliver(
     let objs =
         runnel::s3event::objects(&s3_put_notification(bucket, key, &etag, body.len() as u64))
             .unwrap();
-    ingest.ingest(&objs[0]).await.unwrap().1
+    let (_, report) = ingest.ingest(&objs[0]).await.unwrap();
+    let report = report?;
+    assert_eq!(report.hook, "glue");
+    let decision = Decision::from_report(&report).expect("a Glue decision");
+    assert_eq!(report.metric, decision.metric());
+    Some(decision)
 }
 
 #[tokio::test]
@@ -194,13 +203,13 @@ fn trigger(aws: &runnel::aws::Aws, glue: GlueClient, state_bucket: &str) -> Glue
         input: Location::new(state_bucket, "transactions"),
         output_path: None,
         max_attempts: 3,
-        initial_backoff: Duration::from_millis(5),
+        backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(5 * 1024)),
     }
 }
 
 async fn one_ingested_object(aws: &runnel::aws::Aws) -> String {
     let bucket = new_bucket(aws, "state").await;
-    let index = runnel::glue::index_key(
+    let index = index_key(
         &Location::new(&bucket, "manifests/transactions"),
         DAY,
         "in/a.csv",

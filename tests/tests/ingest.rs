@@ -36,12 +36,7 @@ fn ingest(env: &Env, extra: &[(&str, &str)]) -> Ingest<TransactionTransform> {
             .or_else(|| (n == "CURATED_BUCKET").then(|| curated.clone()))
     })
     .unwrap();
-    Ingest::new(
-        cfg.ingest.clone(),
-        env.aws.s3(),
-        TransactionTransform,
-        cfg.trigger(&env.aws),
-    )
+    Ingest::new(cfg.ingest.clone(), env.aws.s3(), TransactionTransform, None)
 }
 
 const HEADER: &str =

@@ -8,7 +8,7 @@ use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::types::PutRecordsResultEntry;
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use runnel::producer::{Entry, ProduceError, Producer, RetryPolicy};
+use runnel::apps::producer::{Entry, ProduceError, Producer, RetryPolicy};
 use runnel_tests::*;
 
 fn entries(n: usize) -> Vec<Entry> {

@@ -1,7 +1,7 @@
 //! `failure-alert`: failure reports (EventBridge, SQS, SNS) to readable, de-duplicated SNS alerts.
-//! Configuration: see `runnel::alert::AlertConfig`.
+//! Configuration: see `runnel::apps::alert::AlertConfig`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runnel::alert::run("failure-alert").await
+    runnel::apps::alert::run("failure-alert").await
 }

@@ -1,6 +1,6 @@
 //! Batch ingest of S3 objects: stream rows, validate, land them curated and partitioned by day,
-//! quarantine bad rows, write a manifest per object, then start the day's Glue job when the
-//! day's input is complete.
+//! quarantine bad rows, write a manifest per object, then run the [`IngestHook`] (e.g. the Glue
+//! trigger of the `glue` feature, which starts the day's job once its input is complete).
 //!
 //! # Idempotency
 //! Output keys derive from the source key and its ETag, so processing the same version again
@@ -9,6 +9,7 @@
 //! A new version of the same key writes new outputs, then deletes the outputs of the version it
 //! replaces (listed in the old manifest), so readers never see a partial mix.
 
+pub mod index;
 mod reader;
 mod upload;
 
@@ -23,15 +24,18 @@ use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::alert::fnv1a;
-use crate::glue::{index_key, short_etag, Decision, GlueTrigger};
+use crate::aws::Aws;
+use crate::config::{ConfigError, Env};
 use crate::records::Validate;
 use crate::s3event::ObjectRef;
 use crate::sink::{daily_partition, Lead, Location};
+use crate::util::hash::fnv1a;
+use index::index_key;
 
 /// The user's part of a batch ingest: a typed row in, a typed output row out.
 pub trait RowTransform: Send + Sync + 'static {
@@ -50,7 +54,7 @@ pub trait RowTransform: Send + Sync + 'static {
 pub struct IngestConfig {
     pub curated: Location,
     pub quarantine: Location,
-    /// Manifests, the ingested-object index and Glue start claims.
+    /// Manifests, the ingested-object [`index`], and hooks' own state (e.g. Glue start claims).
     pub state: Location,
     pub max_row_bytes: usize,
     pub max_object_bytes: u64,
@@ -90,8 +94,46 @@ pub enum ObjectOutcome {
     },
     /// The object is gone (deleted after the event was sent).
     Missing,
-    /// A marker such as `_SUCCESS`: no rows, only a precondition check.
+    /// A marker such as `_SUCCESS`: no rows; the hook still runs.
     Marker,
+}
+
+/// Work that follows an object of a day: run after each ingested object and each marker (not
+/// after duplicates, missing or wholly quarantined objects). Ingest has succeeded by then, so a
+/// hook never fails it: it logs its own errors and reports what it did, which ingest counts as a
+/// metric and adds to the invocation's summary.
+pub trait IngestHook: Send + Sync {
+    /// Runs after `object` of `day` (see [`input_day`]); `None` when there is nothing to report.
+    fn after_object<'a>(
+        &'a self,
+        day: &'a str,
+        object: &'a ObjectRef,
+    ) -> BoxFuture<'a, Option<HookReport>>;
+}
+
+/// What a hook did, for metrics and the invocation's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookReport {
+    /// The hook's name: the key of its entry in an object's summary (e.g. `glue`).
+    pub hook: &'static str,
+    /// A count metric recorded once for this report (e.g. `GlueRunsStarted`).
+    pub metric: &'static str,
+    /// The details, as the hook defines them.
+    pub detail: Value,
+}
+
+/// A hook's settings, read in the same pass as [`IngestEnv`] so every problem is reported
+/// together (see [`run_with_hook`]).
+pub trait HookConfig {
+    /// Builds the hook once the clients exist.
+    fn build(self, ingest: &IngestConfig, aws: &Aws) -> Arc<dyn IngestHook>;
+}
+
+/// A hook built already is its own configuration.
+impl HookConfig for Arc<dyn IngestHook> {
+    fn build(self, _ingest: &IngestConfig, _aws: &Aws) -> Arc<dyn IngestHook> {
+        self
+    }
 }
 
 /// Why ingest must be retried later.
@@ -155,6 +197,16 @@ pub fn output_stem(source_key: &str) -> String {
     format!("{readable}-{:08x}", fnv1a(source_key.as_bytes()) as u32)
 }
 
+/// The first 12 characters of an ETag, without quotes: enough to tell versions of a key apart
+/// in output and index names.
+pub fn short_etag(etag: &str) -> String {
+    etag.trim_matches('"')
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect()
+}
+
 /// Serialises `output` with `_id`, `_source` and `_line` first.
 fn output_line<V: Serialize>(
     id: &str,
@@ -184,12 +236,12 @@ struct RowQuarantine<'a> {
     raw_base64: Option<String>,
 }
 
-/// Ingests objects with one transform.
+/// Ingests objects with one transform, then runs the hook, if any.
 pub struct Ingest<T: RowTransform> {
     pub config: IngestConfig,
     s3: aws_sdk_s3::Client,
     transform: Arc<T>,
-    glue: Option<GlueTrigger>,
+    hook: Option<Arc<dyn IngestHook>>,
 }
 
 impl<T: RowTransform> Ingest<T> {
@@ -197,13 +249,13 @@ impl<T: RowTransform> Ingest<T> {
         config: IngestConfig,
         s3: aws_sdk_s3::Client,
         transform: T,
-        glue: Option<GlueTrigger>,
+        hook: Option<Arc<dyn IngestHook>>,
     ) -> Self {
         Ingest {
             config,
             s3,
             transform: Arc::new(transform),
-            glue,
+            hook,
         }
     }
 
@@ -266,11 +318,11 @@ impl<T: RowTransform> Ingest<T> {
             .map_err(|e| self.s3_err(bucket, key, crate::error::chain(&e)))
     }
 
-    /// Ingests one object named by an event, then checks the day's Glue precondition.
+    /// Ingests one object named by an event, then runs the hook.
     pub async fn ingest(
         &self,
         obj: &ObjectRef,
-    ) -> Result<(ObjectOutcome, Option<Decision>), IngestError> {
+    ) -> Result<(ObjectOutcome, Option<HookReport>), IngestError> {
         let started = std::time::Instant::now();
         let name = obj.key.rsplit('/').next().unwrap_or(&obj.key);
         let head = match self
@@ -296,8 +348,8 @@ impl<T: RowTransform> Ingest<T> {
             .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
         let day = input_day(&obj.key, last_modified);
         if name.starts_with('_') || obj.key.ends_with('/') {
-            let decision = self.check_glue(&day, obj).await;
-            return Ok((ObjectOutcome::Marker, decision));
+            let report = self.run_hook(&day, obj).await;
+            return Ok((ObjectOutcome::Marker, report));
         }
         let etag = head
             .e_tag()
@@ -377,10 +429,10 @@ impl<T: RowTransform> Ingest<T> {
             )
             .await?;
         }
-        let decision = if quarantined {
+        let report = if quarantined {
             None
         } else {
-            self.check_glue(&day, obj).await
+            self.run_hook(&day, obj).await
         };
         Ok((
             if quarantined {
@@ -388,36 +440,12 @@ impl<T: RowTransform> Ingest<T> {
             } else {
                 ObjectOutcome::Ingested(manifest)
             },
-            decision,
+            report,
         ))
     }
 
-    async fn check_glue(&self, day: &str, obj: &ObjectRef) -> Option<Decision> {
-        let trigger = self.glue.as_ref()?;
-        match trigger.on_day(day, &obj.bucket, folder(&obj.key)).await {
-            Ok(decision) => {
-                match &decision {
-                    Decision::Started { run_id, attempts } => {
-                        tracing::info!(day, job = %trigger.job_name, run_id = %run_id, attempts, "Glue job run started")
-                    }
-                    Decision::Waiting { reason } => {
-                        tracing::info!(day, job = %trigger.job_name, reason = %reason, "Glue job waits for its precondition")
-                    }
-                    Decision::AlreadyRunning { run_id } => {
-                        tracing::info!(day, job = %trigger.job_name, run_id = %run_id, "Glue job already running for the day")
-                    }
-                    Decision::AlreadyStarted => {
-                        tracing::info!(day, job = %trigger.job_name, "Glue job already started for these inputs")
-                    }
-                }
-                Some(decision)
-            }
-            Err(e) => {
-                // The ingest itself succeeded; the scheduled fallback run covers a missed start.
-                tracing::error!(error = %e, day, "Glue start decision failed");
-                None
-            }
-        }
+    async fn run_hook(&self, day: &str, obj: &ObjectRef) -> Option<HookReport> {
+        self.hook.as_ref()?.after_object(day, obj).await
     }
 
     /// Deletes the previous version's outputs that the new version did not overwrite, and its
@@ -693,10 +721,6 @@ pub struct ReadCounts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestEnv {
     pub ingest: IngestConfig,
-    pub glue_job: Option<String>,
-    pub precondition: crate::glue::Precondition,
-    pub glue_output_path: Option<String>,
-    pub glue_start_attempts: u32,
     pub metrics_namespace: String,
     pub pipeline: String,
 }
@@ -705,90 +729,56 @@ impl IngestEnv {
     /// Reads `CURATED_BUCKET` (required), `CURATED_PREFIX` (`transactions`), `QUARANTINE_BUCKET`
     /// (the curated bucket), `QUARANTINE_PREFIX` (`quarantine/transactions`), `STATE_PREFIX`
     /// (`manifests/transactions`, in the curated bucket), `MAX_ROW_BYTES` (65536),
-    /// `MAX_OBJECT_BYTES` (10 GiB), `GLUE_JOB_NAME` (no Glue start when unset),
-    /// `GLUE_PRECONDITION` (`marker` or `count:N`), `GLUE_OUTPUT_PATH`, `GLUE_START_ATTEMPTS` (5),
-    /// `METRICS_NAMESPACE`, `PIPELINE_NAME`.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        crate::config::load(lookup, |env| {
-            let bucket: String = env.required("CURATED_BUCKET", "the S3 bucket for curated rows");
-            let prefix: String =
-                env.optional_or("CURATED_PREFIX", "transactions".to_string(), "a key prefix");
-            let q_bucket: String =
-                env.optional_or("QUARANTINE_BUCKET", bucket.clone(), "an S3 bucket");
-            let q_prefix: String = env.optional_or(
-                "QUARANTINE_PREFIX",
-                "quarantine/transactions".to_string(),
-                "a key prefix",
-            );
-            let state_prefix: String = env.optional_or(
-                "STATE_PREFIX",
-                "manifests/transactions".to_string(),
-                "a key prefix",
-            );
-            let max_row_bytes: usize = env.optional_or("MAX_ROW_BYTES", 65_536, "a size in bytes");
-            let max_object_bytes: u64 = env.optional_or(
-                "MAX_OBJECT_BYTES",
-                10 * 1024 * 1024 * 1024,
-                "a size in bytes",
-            );
-            if max_row_bytes < 16 {
-                env.problem(
-                    "MAX_ROW_BYTES",
-                    "a size in bytes of at least 16",
-                    Some(max_row_bytes.to_string()),
-                    "too small",
-                );
-            }
-            let attempts: u32 = env.optional_or("GLUE_START_ATTEMPTS", 5, "a whole number 1-20");
-            if !(1..=20).contains(&attempts) {
-                env.problem(
-                    "GLUE_START_ATTEMPTS",
-                    "a whole number 1-20",
-                    Some(attempts.to_string()),
-                    "out of range",
-                );
-            }
-            IngestEnv {
-                ingest: IngestConfig {
-                    curated: Location::new(bucket.clone(), prefix),
-                    quarantine: Location::new(q_bucket, q_prefix),
-                    state: Location::new(bucket, state_prefix),
-                    max_row_bytes,
-                    max_object_bytes,
-                },
-                glue_job: env.optional("GLUE_JOB_NAME", "a Glue job name"),
-                precondition: env.optional_or(
-                    "GLUE_PRECONDITION",
-                    crate::glue::Precondition::Marker,
-                    "marker or count:N",
-                ),
-                glue_output_path: env.optional("GLUE_OUTPUT_PATH", "an s3:// path"),
-                glue_start_attempts: attempts,
-                metrics_namespace: env.optional_or(
-                    "METRICS_NAMESPACE",
-                    "Runnel".to_string(),
-                    "a CloudWatch namespace",
-                ),
-                pipeline: env.optional_or("PIPELINE_NAME", "runnel".to_string(), "a pipeline name"),
-            }
-        })
+    /// `MAX_OBJECT_BYTES` (10 GiB), `METRICS_NAMESPACE`, `PIPELINE_NAME`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        crate::config::load(lookup, Self::read)
     }
 
-    /// The Glue trigger this configuration asks for, if any.
-    pub fn trigger(&self, aws: &crate::aws::Aws) -> Option<GlueTrigger> {
-        self.glue_job.as_ref().map(|job| GlueTrigger {
-            glue: aws.glue(),
-            s3: aws.s3(),
-            job_name: job.clone(),
-            precondition: self.precondition.clone(),
-            state: self.ingest.state.clone(),
-            input: self.ingest.curated.clone(),
-            output_path: self.glue_output_path.clone(),
-            max_attempts: self.glue_start_attempts,
-            initial_backoff: std::time::Duration::from_millis(200),
-        })
+    /// Reads the variables listed at [`IngestEnv::from_lookup`] within a larger configuration.
+    pub fn read(env: &mut Env<'_>) -> Self {
+        let bucket: String = env.required("CURATED_BUCKET", "the S3 bucket for curated rows");
+        let prefix: String =
+            env.optional_or("CURATED_PREFIX", "transactions".to_string(), "a key prefix");
+        let q_bucket: String = env.optional_or("QUARANTINE_BUCKET", bucket.clone(), "an S3 bucket");
+        let q_prefix: String = env.optional_or(
+            "QUARANTINE_PREFIX",
+            "quarantine/transactions".to_string(),
+            "a key prefix",
+        );
+        let state_prefix: String = env.optional_or(
+            "STATE_PREFIX",
+            "manifests/transactions".to_string(),
+            "a key prefix",
+        );
+        let max_row_bytes: usize = env.optional_or("MAX_ROW_BYTES", 65_536, "a size in bytes");
+        let max_object_bytes: u64 = env.optional_or(
+            "MAX_OBJECT_BYTES",
+            10 * 1024 * 1024 * 1024,
+            "a size in bytes",
+        );
+        if max_row_bytes < 16 {
+            env.problem(
+                "MAX_ROW_BYTES",
+                "a size in bytes of at least 16",
+                Some(max_row_bytes.to_string()),
+                "too small",
+            );
+        }
+        IngestEnv {
+            ingest: IngestConfig {
+                curated: Location::new(bucket.clone(), prefix),
+                quarantine: Location::new(q_bucket, q_prefix),
+                state: Location::new(bucket, state_prefix),
+                max_row_bytes,
+                max_object_bytes,
+            },
+            metrics_namespace: env.optional_or(
+                "METRICS_NAMESPACE",
+                "Runnel".to_string(),
+                "a CloudWatch namespace",
+            ),
+            pipeline: env.optional_or("PIPELINE_NAME", "runnel".to_string(), "a pipeline name"),
+        }
     }
 }
 
@@ -796,7 +786,7 @@ impl IngestEnv {
 pub fn record_metrics(
     metrics: &mut crate::telemetry::Metrics,
     outcome: &ObjectOutcome,
-    decision: Option<&Decision>,
+    report: Option<&HookReport>,
 ) {
     match outcome {
         ObjectOutcome::Ingested(m) => {
@@ -816,8 +806,8 @@ pub fn record_metrics(
         ObjectOutcome::Missing => metrics.count("ObjectsMissing", 1),
         ObjectOutcome::Marker => metrics.count("MarkersSeen", 1),
     }
-    if let Some(d) = decision {
-        metrics.count(d.metric(), 1);
+    if let Some(r) = report {
+        metrics.count(r.metric, 1);
     }
 }
 
@@ -840,8 +830,8 @@ pub async fn handle<T: RowTransform>(
     let objects = crate::s3event::objects(event)?;
     let mut results = Vec::new();
     for obj in &objects {
-        let (outcome, decision) = ingest.ingest(obj).await?;
-        record_metrics(metrics, &outcome, decision.as_ref());
+        let (outcome, report) = ingest.ingest(obj).await?;
+        record_metrics(metrics, &outcome, report.as_ref());
         let summary = match &outcome {
             ObjectOutcome::Ingested(m) | ObjectOutcome::Quarantined(m) => {
                 tracing::info!(source = %format!("s3://{}/{}", obj.bucket, obj.key), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
@@ -854,23 +844,37 @@ pub async fn handle<T: RowTransform>(
             ObjectOutcome::Marker => serde_json::json!({"key": obj.key, "status": "marker"}),
         };
         let mut summary = summary;
-        if let Some(d) = decision {
-            summary["glue"] = serde_json::json!(format!("{d:?}"));
+        if let Some(r) = report {
+            summary[r.hook] = r.detail;
         }
         results.push(summary);
     }
     Ok(serde_json::json!({"objects": results}))
 }
 
-/// Runs an S3 ingest pipeline as a Lambda function: the whole `main` of a handler.
+/// Runs an S3 ingest pipeline as a Lambda function, without a hook: the whole `main` of a handler.
 pub async fn run<T: RowTransform>(
     service: &str,
     transform: T,
 ) -> Result<(), lambda_runtime::Error> {
+    run_with_hook(service, transform, |_| None::<Arc<dyn IngestHook>>).await
+}
+
+/// [`run`] with a hook. `read_hook` reads the hook's settings in the same pass as [`IngestEnv`]
+/// (every problem reported at once) and returns `None` when the hook is not wanted; the hook is
+/// built once the clients exist.
+pub async fn run_with_hook<T: RowTransform, H: HookConfig>(
+    service: &str,
+    transform: T,
+    read_hook: impl FnOnce(&mut Env<'_>) -> Option<H>,
+) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_logging(service);
-    let env = crate::config::logged(IngestEnv::from_lookup(|n| std::env::var(n).ok()))?;
-    let aws = crate::aws::Aws::from_env().await;
-    let ingest = Ingest::new(env.ingest.clone(), aws.s3(), transform, env.trigger(&aws));
+    let (env, hook) = crate::config::logged(crate::config::from_process_env(|e| {
+        (IngestEnv::read(e), read_hook(e))
+    }))?;
+    let aws = Aws::from_env().await;
+    let hook = hook.map(|h| h.build(&env.ingest, &aws));
+    let ingest = Ingest::new(env.ingest.clone(), aws.s3(), transform, hook);
     let metrics = crate::telemetry::Metrics::new(env.metrics_namespace.clone())
         .dimension("service", service)
         .dimension("pipeline", env.pipeline.clone());

@@ -11,6 +11,13 @@
 //! keys first, but building it (profile, SSO, web identity, container and IMDS providers and their
 //! HTTPS client) is most of an SDK configuration's load time: about 1 ms of a 5 ms cold start here
 //! (BENCHMARKS.md).
+//!
+//! [`s3`] holds the S3 helpers several modules share; `glue` reads Glue job runs (features
+//! `alert` or `glue`). The Kinesis, SNS and Glue clients exist only with the features that use them.
+
+#[cfg(any(feature = "alert", feature = "glue"))]
+pub mod glue;
+pub mod s3;
 
 use std::time::Duration;
 
@@ -128,14 +135,20 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(self.s3_config())
     }
 
+    /// The Kinesis client, for the producer.
+    #[cfg(feature = "producer")]
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
         aws_sdk_kinesis::Client::new(&self.sdk)
     }
 
+    /// The SNS client, for alerts.
+    #[cfg(feature = "alert")]
     pub fn sns(&self) -> aws_sdk_sns::Client {
         aws_sdk_sns::Client::new(&self.sdk)
     }
 
+    /// The Glue client, for alert enrichment and the Glue trigger.
+    #[cfg(any(feature = "alert", feature = "glue"))]
     pub fn glue(&self) -> aws_sdk_glue::Client {
         aws_sdk_glue::Client::new(&self.sdk)
     }

@@ -7,8 +7,8 @@ mod dedupe;
 mod model;
 
 pub use build::{
-    alert_for, execution_alert, fnv1a, glue_alert, invocation_alert, redact_arguments,
-    state_severity, unknown_alert, AlertRules, JobRunDetails, MAX_RAW_EVENT_CHARS,
+    alert_for, execution_alert, glue_alert, invocation_alert, state_severity, unknown_alert,
+    AlertRules, MAX_RAW_EVENT_CHARS,
 };
 pub use classify::{
     classify, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord,
@@ -16,8 +16,7 @@ pub use classify::{
 };
 pub use dedupe::{Claim, DedupeError, S3Dedupe};
 pub use model::{
-    looks_secret, sns_subject, Alert, Link, Severity, SnsMessage, MAX_MESSAGE_BYTES,
-    MAX_SUBJECT_CHARS,
+    sns_subject, Alert, Link, Severity, SnsMessage, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS,
 };
 
 use std::time::Duration;
@@ -25,6 +24,7 @@ use std::time::Duration;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::{json, Value};
 
+use crate::aws::glue::job_run_details;
 use crate::aws::Aws;
 use crate::config::{self, ConfigError};
 use crate::telemetry::{self, Metrics};
@@ -195,10 +195,9 @@ impl AlertService {
             return None;
         }
         let details = match &self.glue {
-            Some(glue) => {
-                crate::glue::job_run_details(glue, &glue_event.job_name, &glue_event.job_run_id)
-                    .await
-            }
+            Some(glue) => job_run_details(glue, &glue_event.job_name, &glue_event.job_run_id)
+                .await
+                .map_err(|e| crate::error::chain(&e)),
             None => Err("enrichment is off (ENRICH_GLUE=false)".to_string()),
         };
         if let Err(why) = &details {

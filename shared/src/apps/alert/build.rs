@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord};
-use super::model::{looks_secret, Alert, Link, Severity};
+use super::model::{Alert, Link, Severity};
+use crate::aws::glue::JobRunDetails;
+use crate::util::hash::fnv1a;
 
 /// How much of an unrecognised event is shown.
 pub const MAX_RAW_EVENT_CHARS: usize = 4096;
@@ -44,35 +46,6 @@ impl AlertRules {
     pub fn alerts_on(&self, state: &str) -> bool {
         self.states.iter().any(|s| s.eq_ignore_ascii_case(state))
     }
-}
-
-/// Details of a Glue job run from `GetJobRun`, already stripped of secret argument values.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JobRunDetails {
-    pub error_message: Option<String>,
-    pub started_on: Option<String>,
-    pub completed_on: Option<String>,
-    pub execution_seconds: Option<i64>,
-    pub attempt: Option<i64>,
-    pub arguments: BTreeMap<String, String>,
-    pub worker_type: Option<String>,
-    pub number_of_workers: Option<i64>,
-}
-
-/// Replaces the values of secret-looking arguments.
-pub fn redact_arguments(
-    args: impl IntoIterator<Item = (String, String)>,
-) -> BTreeMap<String, String> {
-    args.into_iter()
-        .map(|(k, v)| {
-            let shown = if looks_secret(&k) {
-                "[redacted]".to_string()
-            } else {
-                v
-            };
-            (k, shown)
-        })
-        .collect()
 }
 
 fn put(details: &mut BTreeMap<String, Value>, key: &str, value: Option<impl Into<Value>>) {
@@ -315,14 +288,6 @@ pub fn execution_alert(rules: &AlertRules, e: &ExecutionEvent) -> Option<Alert> 
     })
 }
 
-/// FNV-1a, 64 bits: a stable fingerprint of an unrecognised event (stable across releases, unlike
-/// the standard library's hasher).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// A generic alert carrying (the start of) the raw event.
 pub fn unknown_alert(rules: &AlertRules, raw: &Value) -> Alert {
     let text = raw.to_string();
@@ -370,7 +335,8 @@ pub fn alert_for(rules: &AlertRules, event: &Incoming) -> Option<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::classify::classify;
+    use crate::apps::alert::classify::classify;
+    use crate::util::redact::redact_arguments;
 
     fn glue(state: &str) -> Incoming {
         classify(
@@ -440,6 +406,5 @@ mod tests {
             a.fingerprint,
             unknown_alert(&AlertRules::default(), &raw).fingerprint
         );
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -14,8 +14,9 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 
-use super::build::fnv1a;
 use super::model::Alert;
+use crate::aws::s3::is_precondition_failed;
+use crate::util::hash::fnv1a;
 
 /// Why a claim could not be decided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,7 +111,7 @@ impl S3Dedupe {
             .await;
         match created {
             Ok(_) => return Ok(Claim::New { key }),
-            Err(e) if crate::sink::is_precondition_failed(&e) => {}
+            Err(e) if is_precondition_failed(&e) => {}
             Err(e) => return Err(self.err(&key, crate::error::chain(&e))),
         }
         let head = self
@@ -141,9 +142,7 @@ impl S3Dedupe {
             .await;
         match renewed {
             Ok(_) => Ok(Claim::New { key }),
-            Err(e) if crate::sink::is_precondition_failed(&e) => {
-                Ok(Claim::Duplicate { key, first_seen })
-            }
+            Err(e) if is_precondition_failed(&e) => Ok(Claim::Duplicate { key, first_seen }),
             Err(e) => Err(self.err(&key, crate::error::chain(&e))),
         }
     }

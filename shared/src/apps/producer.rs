@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use crate::alert::fnv1a;
+use crate::util::backoff::Backoff;
 
 /// PutRecords limits.
 pub const MAX_RECORDS_PER_CALL: usize = 500;
@@ -45,15 +45,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Full jitter: a random wait between zero and the exponential bound.
+    /// The wait before resending after `attempt` calls: full jitter up to `base × 2^attempt`,
+    /// at most `cap` (see [`Backoff`]).
     pub fn backoff(&self, attempt: u32, salt: u64) -> Duration {
-        let bound = self.base.as_millis() as u64 * (1u64 << attempt.min(16));
-        let bound = bound.min(self.cap.as_millis() as u64);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Duration::from_millis(fnv1a(&(nanos ^ salt).to_le_bytes()) % (bound + 1))
+        Backoff::new(self.base, self.cap).delay(attempt, salt)
     }
 }
 

@@ -1,8 +1,9 @@
-//! Glue: job run details for alerts, and starting the day's job run once its input is complete.
+//! The Glue trigger (feature `glue`): an [`IngestHook`] that starts the day's Glue job run once
+//! the day's input is complete.
 //!
 //! # Starting a run, like Data Pipeline's preconditions and retries
 //! When an object of a day has been ingested (or the day's `_SUCCESS` marker arrives), the
-//! trigger checks the day's precondition:
+//! trigger checks the day's precondition against ingest's [`index`] of ingested objects:
 //! - [`Precondition::Marker`] (default): a `_SUCCESS` object sits in the input folder and every
 //!   data object of that folder has been ingested;
 //! - [`Precondition::Count`]: at least N objects of the day have been ingested.
@@ -15,53 +16,21 @@
 //! good, the claim is released so a later event (or the scheduled fallback run) can start it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
-use crate::alert::{fnv1a, redact_arguments, JobRunDetails};
+use crate::aws::s3::{is_precondition_failed, list_keys};
+use crate::aws::Aws;
+use crate::config::{ConfigError, Env};
+use crate::ingest::{index, HookConfig, HookReport, IngestConfig, IngestHook};
+use crate::s3event::ObjectRef;
 use crate::sink::Location;
-
-fn fmt_time(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
-    t.and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
-        .map(|t| t.to_rfc3339())
-}
-
-/// Reads a job run with `GetJobRun`; secret-looking argument values are redacted.
-pub async fn job_run_details(
-    glue: &aws_sdk_glue::Client,
-    job_name: &str,
-    run_id: &str,
-) -> Result<JobRunDetails, String> {
-    let out = glue
-        .get_job_run()
-        .job_name(job_name)
-        .run_id(run_id)
-        .send()
-        .await
-        .map_err(|e| format!("GetJobRun {job_name} {run_id}: {}", crate::error::chain(&e)))?;
-    let run = out
-        .job_run()
-        .ok_or_else(|| format!("GetJobRun {job_name} {run_id}: no run in the answer"))?;
-    Ok(JobRunDetails {
-        error_message: run.error_message().map(str::to_string),
-        started_on: fmt_time(run.started_on()),
-        completed_on: fmt_time(run.completed_on()),
-        execution_seconds: Some(run.execution_time() as i64).filter(|s| *s > 0),
-        attempt: Some(run.attempt() as i64),
-        arguments: redact_arguments(
-            run.arguments()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        ),
-        worker_type: run.worker_type().map(|w| w.as_str().to_string()),
-        number_of_workers: run.number_of_workers().map(|n| n as i64),
-    })
-}
+use crate::util::backoff::Backoff;
+use crate::util::hash::fnv1a;
 
 /// When a day's input counts as complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +61,9 @@ impl std::str::FromStr for Precondition {
     }
 }
 
-/// What the trigger decided, for logs and metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the trigger decided, for logs and metrics; the detail of its [`HookReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Started { run_id: String, attempts: u32 },
     Waiting { reason: String },
@@ -102,6 +72,7 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The count metric of this decision.
     pub fn metric(&self) -> &'static str {
         match self {
             Decision::Started { .. } => "GlueRunsStarted",
@@ -110,7 +81,26 @@ impl Decision {
             Decision::AlreadyStarted => "GlueAlreadyStarted",
         }
     }
+
+    /// The decision a report of the trigger carries (`None` for another hook's report).
+    pub fn from_report(report: &HookReport) -> Option<Decision> {
+        if report.hook != HOOK_NAME {
+            return None;
+        }
+        serde_json::from_value(report.detail.clone()).ok()
+    }
+
+    fn report(&self) -> HookReport {
+        HookReport {
+            hook: HOOK_NAME,
+            metric: self.metric(),
+            detail: serde_json::to_value(self).expect("a decision serialises"),
+        }
+    }
 }
+
+/// The trigger's name in ingest summaries.
+const HOOK_NAME: &str = "glue";
 
 /// Why the trigger could not decide or start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,25 +129,62 @@ pub struct GlueTrigger {
     pub input: Location,
     pub output_path: Option<String>,
     pub max_attempts: u32,
-    pub initial_backoff: Duration,
+    /// Waits between `StartJobRun` attempts.
+    pub backoff: Backoff,
 }
 
-/// The index entry recording that `source_key` (with `etag`) of `day` was ingested.
-pub fn index_key(state: &Location, day: &str, source_key: &str, etag: &str) -> String {
-    state.key(&format!(
-        "_days/dt={day}/{:016x}-{}",
-        fnv1a(source_key.as_bytes()),
-        short_etag(etag)
-    ))
+/// The trigger's settings from the environment; see [`GlueTriggerConfig::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueTriggerConfig {
+    pub job_name: String,
+    pub precondition: Precondition,
+    pub output_path: Option<String>,
+    pub start_attempts: u32,
 }
 
-/// The first 12 characters of an ETag, without quotes.
-pub fn short_etag(etag: &str) -> String {
-    etag.trim_matches('"')
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect()
+impl GlueTriggerConfig {
+    /// Reads `GLUE_JOB_NAME` (no trigger when unset), `GLUE_PRECONDITION` (`marker` or
+    /// `count:N`, default `marker`), `GLUE_OUTPUT_PATH` (passed as `--output_path`) and
+    /// `GLUE_START_ATTEMPTS` (1-20, default 5). The others are checked even without a job name,
+    /// so a mistake shows before the job is switched on. Pass it to
+    /// [`crate::ingest::run_with_hook`].
+    pub fn read(env: &mut Env<'_>) -> Option<GlueTriggerConfig> {
+        let job_name: Option<String> = env.optional("GLUE_JOB_NAME", "a Glue job name");
+        let precondition = env.optional_or(
+            "GLUE_PRECONDITION",
+            Precondition::Marker,
+            "marker or count:N",
+        );
+        let output_path = env.optional("GLUE_OUTPUT_PATH", "an s3:// path");
+        let start_attempts: u32 = env.optional_or("GLUE_START_ATTEMPTS", 5, "a whole number 1-20");
+        if !(1..=20).contains(&start_attempts) {
+            env.problem(
+                "GLUE_START_ATTEMPTS",
+                "a whole number 1-20",
+                Some(start_attempts.to_string()),
+                "out of range",
+            );
+        }
+        job_name.map(|job_name| GlueTriggerConfig {
+            job_name,
+            precondition,
+            output_path,
+            start_attempts,
+        })
+    }
+
+    /// [`GlueTriggerConfig::read`] on its own.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        crate::config::load(lookup, Self::read)
+    }
+}
+
+impl HookConfig for GlueTriggerConfig {
+    fn build(self, ingest: &IngestConfig, aws: &Aws) -> Arc<dyn IngestHook> {
+        Arc::new(GlueTrigger::new(self, ingest, aws))
+    }
 }
 
 /// Whether a failed start may succeed later: by the modelled error variant where Glue models it,
@@ -185,7 +212,30 @@ fn retryable_start(
     }
 }
 
+/// `StartJobRun` retries: the first waits up to 200 ms, each later one up to twice as long, at
+/// most 1024 times the first.
+const START_BACKOFF: Backoff = Backoff::new(
+    Duration::from_millis(200),
+    Duration::from_millis(200 * 1024),
+);
+
 impl GlueTrigger {
+    /// The trigger of an ingest function: its index and claims in ingest's state location, its
+    /// job reading ingest's curated output.
+    pub fn new(config: GlueTriggerConfig, ingest: &IngestConfig, aws: &Aws) -> Self {
+        GlueTrigger {
+            glue: aws.glue(),
+            s3: aws.s3(),
+            job_name: config.job_name,
+            precondition: config.precondition,
+            state: ingest.state.clone(),
+            input: ingest.curated.clone(),
+            output_path: config.output_path,
+            max_attempts: config.start_attempts,
+            backoff: START_BACKOFF,
+        }
+    }
+
     /// Checks the day and starts its run when the input is complete. `raw_bucket` and
     /// `raw_folder` locate the day's input folder (for the marker precondition).
     pub async fn on_day(
@@ -198,10 +248,14 @@ impl GlueTrigger {
             day: day.to_string(),
             message,
         };
-        let index_prefix = self.state.key(&format!("_days/dt={day}/"));
-        let ingested = crate::sink::list_keys(&self.s3, &self.state.bucket, &index_prefix)
-            .await
-            .map_err(pre_err)?;
+        let listed = |e: crate::aws::s3::ListError| pre_err(crate::error::chain(&e));
+        let ingested = list_keys(
+            &self.s3,
+            &self.state.bucket,
+            &index::day_prefix(&self.state, day),
+        )
+        .await
+        .map_err(listed)?;
         match &self.precondition {
             Precondition::Count(n) if ingested.len() < *n => {
                 return Ok(Decision::Waiting {
@@ -215,9 +269,9 @@ impl GlueTrigger {
                 } else {
                     format!("{}/", raw_folder.trim_end_matches('/'))
                 };
-                let objects = crate::sink::list_keys(&self.s3, raw_bucket, &folder)
+                let objects = list_keys(&self.s3, raw_bucket, &folder)
                     .await
-                    .map_err(pre_err)?;
+                    .map_err(listed)?;
                 // Only the folder's own objects, not those of sub-folders.
                 let here: Vec<&String> = objects
                     .iter()
@@ -233,12 +287,12 @@ impl GlueTrigger {
                 }
                 let done: BTreeSet<&str> = ingested
                     .iter()
-                    .filter_map(|k| k.rsplit('/').next()?.split('-').next())
+                    .filter_map(|k| index::entry_source_id(k))
                     .collect();
                 let missing: Vec<&&String> = here
                     .iter()
                     .filter(|k| !k[folder.len()..].starts_with('_'))
-                    .filter(|k| !done.contains(format!("{:016x}", fnv1a(k.as_bytes())).as_str()))
+                    .filter(|k| !done.contains(index::source_id(k).as_str()))
                     .collect();
                 if !missing.is_empty() {
                     return Ok(Decision::Waiting {
@@ -273,7 +327,7 @@ impl GlueTrigger {
             .await;
         match claimed {
             Ok(_) => {}
-            Err(e) if crate::sink::is_precondition_failed(&e) => {
+            Err(e) if is_precondition_failed(&e) => {
                 return Ok(Decision::AlreadyStarted);
             }
             Err(e) => {
@@ -381,22 +435,55 @@ impl GlueTrigger {
                             message: crate::error::chain(&e),
                         });
                     }
-                    let base =
-                        self.initial_backoff.as_millis() as u64 * (1u64 << (attempt - 1).min(10));
-                    // Full jitter: spreads the retries of concurrent triggers.
-                    let jitter = fnv1a(
-                        format!("{day}{attempt}{:?}", std::time::SystemTime::now()).as_bytes(),
-                    ) % (base + 1);
+                    // Full jitter: spreads the retries of triggers racing for the same limit.
+                    let wait = self.backoff.delay(attempt - 1, fnv1a(day.as_bytes()));
                     tracing::warn!(
                         attempt,
                         code = code.as_deref().unwrap_or("none"),
-                        backoff_ms = jitter,
+                        backoff_ms = wait.as_millis() as u64,
                         "StartJobRun failed; retrying"
                     );
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+}
+
+/// Logs the decision (or the failure to decide) and reports it.
+impl IngestHook for GlueTrigger {
+    fn after_object<'a>(
+        &'a self,
+        day: &'a str,
+        object: &'a ObjectRef,
+    ) -> BoxFuture<'a, Option<HookReport>> {
+        Box::pin(async move {
+            let job = &self.job_name;
+            let raw_folder = crate::ingest::folder(&object.key);
+            let decision = match self.on_day(day, &object.bucket, raw_folder).await {
+                Ok(decision) => decision,
+                Err(e) => {
+                    // The ingest itself succeeded; the scheduled fallback run covers a missed start.
+                    tracing::error!(error = %e, day, "Glue start decision failed");
+                    return None;
+                }
+            };
+            match &decision {
+                Decision::Started { run_id, attempts } => {
+                    tracing::info!(day, job = %job, run_id = %run_id, attempts, "Glue job run started")
+                }
+                Decision::Waiting { reason } => {
+                    tracing::info!(day, job = %job, reason = %reason, "Glue job waits for its precondition")
+                }
+                Decision::AlreadyRunning { run_id } => {
+                    tracing::info!(day, job = %job, run_id = %run_id, "Glue job already running for the day")
+                }
+                Decision::AlreadyStarted => {
+                    tracing::info!(day, job = %job, "Glue job already started for these inputs")
+                }
+            }
+            Some(decision.report())
+        })
     }
 }
 
@@ -416,20 +503,57 @@ mod tests {
     }
 
     #[test]
-    fn index_keys_are_stable_per_source_and_version() {
-        let state = Location::new("curated", "manifests");
-        let a = index_key(
-            &state,
-            "2026-11-22",
-            "raw/day/a.csv",
-            "\"0123456789abcdef\"",
-        );
-        assert_eq!(
-            a,
-            index_key(&state, "2026-11-22", "raw/day/a.csv", "0123456789abcdef")
-        );
-        assert!(a.starts_with("manifests/_days/dt=2026-11-22/"));
-        assert!(a.ends_with("-0123456789ab"));
-        assert_ne!(a, index_key(&state, "2026-11-22", "raw/day/a.csv", "ffff"));
+    fn decisions_round_trip_through_their_report() {
+        for d in [
+            Decision::Started {
+                run_id: "jr_1".into(),
+                attempts: 2,
+            },
+            Decision::Waiting {
+                reason: "1 of 2 objects ingested".into(),
+            },
+            Decision::AlreadyRunning {
+                run_id: "jr_0".into(),
+            },
+            Decision::AlreadyStarted,
+        ] {
+            let report = d.report();
+            assert_eq!(report.metric, d.metric());
+            assert_eq!(Decision::from_report(&report), Some(d));
+        }
+        let other = HookReport {
+            hook: "other",
+            metric: "Other",
+            detail: serde_json::json!({"decision": "already_started"}),
+        };
+        assert_eq!(Decision::from_report(&other), None);
+    }
+
+    #[test]
+    fn configuration_is_checked_even_without_a_job() {
+        use crate::config::lookup_in;
+        assert_eq!(GlueTriggerConfig::from_lookup(lookup_in(&[])), Ok(None));
+        let err = GlueTriggerConfig::from_lookup(lookup_in(&[
+            ("GLUE_PRECONDITION", "when ready"),
+            ("GLUE_START_ATTEMPTS", "0"),
+        ]))
+        .unwrap_err();
+        let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
+        assert_eq!(vars, ["GLUE_PRECONDITION", "GLUE_START_ATTEMPTS"]);
+        let config = GlueTriggerConfig::from_lookup(lookup_in(&[
+            ("GLUE_JOB_NAME", "daily-etl"),
+            ("GLUE_PRECONDITION", "count:3"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.precondition, Precondition::Count(3));
+        assert_eq!(config.start_attempts, 5);
+    }
+
+    #[test]
+    fn start_backoff_matches_the_documented_bounds() {
+        assert_eq!(START_BACKOFF.bound(0), Duration::from_millis(200));
+        assert_eq!(START_BACKOFF.bound(3), Duration::from_millis(1600));
+        assert_eq!(START_BACKOFF.bound(19), Duration::from_millis(200 * 1024));
     }
 }
