@@ -134,7 +134,7 @@ def main():
                 event_file = os.path.join(tmp, "event.json")
                 with open(event_file, "w") as f:
                     json.dump(event, f)
-                answer, seconds, peak = run_function(os.path.join(RELEASE, "s3-ingest"), port, INGEST_ENV | {"CURATED_BUCKET": curated}, event_file)
+                answer, seconds, peak = run_function(os.path.join(RELEASE, "s3-ingest"), port, INGEST_ENV | {"OUTPUT_BUCKET": curated}, event_file)
             status = answer["objects"][0]
             if status["rows_out"] != rows:
                 sys.exit(f"s3-ingest wrote {status['rows_out']} of {rows} rows: {status}")

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kinesis_processor::CuratedReading;
 use kinesis_processor::{IotTransform, Reading};
-use runnel::batch::{RecordContext, Transform};
 use runnel::records::{decode_payload, DecodeLimits, Validate};
-use runnel::sink::{write_json_line, Lead, NdjsonGzip, ObjectWriter};
+use runnel::sink::{write_json_line, Encoder, Lead, NdjsonGzip};
+use runnel::transform::{Outputs, RecordContext, Transform};
 use runnel_bench::{reading, Xorshift, RECORDS};
 
 fn readings() -> Vec<String> {
@@ -29,12 +30,18 @@ fn ctx() -> RecordContext<'static> {
     }
 }
 
+/// The transform's one output for a reading.
+fn curate(r: Reading, out: &mut Outputs<CuratedReading>) -> CuratedReading {
+    IotTransform.apply(r, &ctx(), out).unwrap();
+    out.drain().next().expect("one reading, one output").1
+}
+
 /// Every reading's curated NDJSON line, as the processor writes them.
 fn lines(texts: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     for t in texts {
         let r: Reading = serde_json::from_str(t).unwrap();
-        let curated = IotTransform.apply(r, &ctx()).unwrap();
+        let curated = curate(r, &mut Outputs::default());
         write_json_line(&mut out, &[("_id", Lead::Str("shardId-000000000000:49612345678901234567890123456789012345678901234560000042:0"))], &curated).unwrap();
         out.push(b'\n');
     }
@@ -55,17 +62,23 @@ fn hot_paths(c: &mut Criterion) {
     });
     g.bench_function("decode_payload (decode + validate)", |b| {
         b.iter(|| {
-            decode_payload::<Reading>(std::hint::black_box(one), DecodeLimits::default()).unwrap()
+            decode_payload::<Reading>(
+                std::hint::black_box(one),
+                DecodeLimits::default(),
+                &Reading::validate,
+            )
+            .unwrap()
         })
     });
-    let curated = IotTransform.apply(parsed.clone(), &ctx()).unwrap();
+    let mut outputs = Outputs::default();
+    let curated = curate(parsed.clone(), &mut outputs);
     let mut buf = Vec::with_capacity(512);
     g.bench_function("transform + serialise line", |b| {
         b.iter_batched_ref(
             || parsed.clone(),
             |r| {
                 buf.clear();
-                let out = IotTransform.apply(r.clone(), &ctx()).unwrap();
+                let out = curate(r.clone(), &mut outputs);
                 write_json_line(
                     &mut buf,
                     &[("_id", Lead::Str("shardId-000000000000:4961:0"))],

@@ -2,14 +2,13 @@
 //!
 //! `make bench` runs every benchmark and prints the figures (see `BENCHMARKS.md`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use kinesis_processor::IotTransform;
-use runnel::batch::Processor;
-use runnel::kinesis::{processor_with_store, StreamConfig};
+use runnel::pipeline::{Runner, StreamConfig};
 use runnel::sink::MemoryStore;
+use runnel::source::Kinesis;
 
 /// Records in the benchmark event: about 6 MB of event JSON, the Lambda payload limit.
 pub const RECORDS: usize = 6_000;
@@ -108,15 +107,20 @@ pub fn iot_event(records: usize) -> (Vec<u8>, usize) {
     (bytes, payload_bytes / records.max(1))
 }
 
-/// The production processor of `kinesis-processor` (default configuration, bucket `curated`)
-/// with the S3 write replaced by memory.
-pub fn memory_processor() -> (Processor<IotTransform>, Arc<MemoryStore>) {
-    let config =
-        StreamConfig::from_lookup(|name| (name == "OUTPUT_BUCKET").then(|| "curated".into()))
-            .expect("the default configuration is valid");
-    let store = Arc::new(MemoryStore::new());
-    let processor = processor_with_store(IotTransform, &config, store.clone());
-    (processor, store)
+/// The production pipeline of `kinesis-processor` (default configuration, bucket `curated`)
+/// with the S3 store replaced by memory.
+pub fn memory_processor() -> (Runner<Kinesis, IotTransform>, MemoryStore) {
+    let config = StreamConfig::from_lookup("kinesis-processor", |name| {
+        (name == "OUTPUT_BUCKET").then(|| "curated".into())
+    })
+    .expect("the default configuration is valid");
+    let store = MemoryStore::new();
+    let runner = kinesis_processor::pipeline()
+        .store(store.clone())
+        .config(config)
+        .build()
+        .expect("a store and a configuration are given");
+    (runner, store)
 }
 
 /// The median of a list of durations (the upper one for an even count).
@@ -144,10 +148,10 @@ mod tests {
     #[tokio::test]
     async fn every_reading_is_valid_and_lands_once() {
         let (event, _) = iot_event(500);
-        let parsed: runnel::kinesis::KinesisBatch = serde_json::from_slice(&event).unwrap();
-        let (processor, store) = memory_processor();
-        let (response, outcome) = runnel::kinesis::handle(&processor, &parsed).await;
-        assert!(response.batch_item_failures.is_empty());
+        let parsed: runnel::source::kinesis::KinesisBatch = serde_json::from_slice(&event).unwrap();
+        let (runner, store) = memory_processor();
+        let (response, outcome) = runner.handle(&parsed).await;
+        assert!(response.unwrap().batch_item_failures.is_empty());
         assert_eq!(outcome.stats.documents_written, 500);
         assert_eq!(outcome.stats.documents_quarantined, 0);
         assert!(!store.objects().is_empty());

@@ -100,7 +100,7 @@ class DeployedStack(unittest.TestCase):
 
     def test_functions_are_configured_from_the_template(self):
         lam = client("lambda")
-        expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "S3IngestFunctionName": (512, 900, "CURATED_BUCKET"),
+        expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "S3IngestFunctionName": (512, 900, "OUTPUT_BUCKET"),
                   "FailureAlertFunctionName": (128, 30, "ALERT_TOPIC_ARN")}
         for key, (memory, timeout, var) in expect.items():
             f = lam.get_function_configuration(FunctionName=self.outputs[key])

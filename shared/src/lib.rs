@@ -1,18 +1,70 @@
 //! Runnel: a framework for event-driven data pipelines on AWS Lambda.
 //!
-//! Handlers hold wiring only; everything they compose lives here, one module per concern:
+//! A pipeline is a batch source, a [`transform::Transform`] and a sink. This is a whole Lambda
+//! function that lands clickstream events from Kinesis in S3 as gzip NDJSON, partitioned by
+//! hour, dropping bots, with bad records quarantined and failures reported for retry:
+//!
+//! ```no_run
+//! use chrono::{DateTime, Utc};
+//! use runnel::pipeline::Pipeline;
+//! use runnel::records::FieldError;
+//! use runnel::source::Kinesis;
+//! use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Click { user_id: String, page: String, at: DateTime<Utc>, #[serde(default)] bot: bool }
+//!
+//! #[derive(Serialize)]
+//! struct PageView { user_id: String, page: String, at: DateTime<Utc> }
+//!
+//! struct PageViews;
+//!
+//! impl Transform for PageViews {
+//!     type Input = Click;
+//!     type Output = PageView;
+//!
+//!     fn validate(&self, click: &Click) -> Result<(), Vec<FieldError>> {
+//!         if click.user_id.is_empty() {
+//!             return Err(vec![FieldError::new("user_id", "must not be empty")]);
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn apply(&self, click: Click, _: &RecordContext<'_>, out: &mut Outputs<PageView>)
+//!         -> Result<(), TransformError> {
+//!         if !click.bot {
+//!             out.push(PageView { user_id: click.user_id, page: click.page, at: click.at });
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn event_time(&self, view: &PageView) -> Option<DateTime<Utc>> {
+//!         Some(view.at)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), lambda_runtime::Error> {
+//!     // OUTPUT_BUCKET (required), OUTPUT_PREFIX (default "clicks"), … from the environment.
+//!     Pipeline::new("clicks").source(Kinesis).transform(PageViews).run().await
+//! }
+//! ```
+//!
+//! The modules, one role each:
+//! - [`transform`]: the user's part — typed input, zero/one/many outputs, reject or retry;
+//! - [`source`]: batch sources ([`source::Kinesis`]) — records in, the source's response out;
+//! - [`sink`]: object stores (S3, memory), encoders (gzip NDJSON), partitioners (hour, day, field);
+//! - [`pipeline`]: the builder and Lambda loop, the batch processor (runs, deterministic keys,
+//!   quarantine), configuration, and [`ingest`] (S3 objects row by row, with manifests and hooks);
+//! - [`records`]: decoding (gzip, JSON, NDJSON) with field-level errors;
 //! - [`config`]: typed configuration from the environment, every problem reported at once;
 //! - [`aws`]: one shared SDK configuration and its clients (emulator endpoints, path-style S3),
 //!   S3 helpers, Glue job run details;
-//! - [`util`]: a stable hash, exponential backoff with jitter, redaction of secrets;
 //! - [`telemetry`]: JSON logs with invocation context, CloudWatch EMF metrics;
-//! - [`records`]: decoding (gzip, JSON, NDJSON) and validation into user types;
-//! - [`batch`]: the batch processor with partial batch failures and quarantine;
-//! - [`sink`]: writers, partitions and object stores (S3, in memory);
-//! - [`kinesis`]: Kinesis events in, `batchItemFailures` out, and a Kinesis → S3 Lambda `main`;
 //! - [`timestamp`]: event times parsed once, RFC 3339 written fast;
 //! - [`s3event`]: S3 object-created events in both shapes (notification, EventBridge);
-//! - [`ingest`]: streaming batch ingest of S3 objects with manifests, quarantine and a hook;
+//! - [`util`]: a stable hash, exponential backoff with jitter, redaction of secrets;
 //! - [`apps`]: ready-made applications, each behind a feature;
 //! - `testing`: a model of the Kinesis event source mapping's re-delivery, and fault-injecting
 //!   stores (feature `testing`).
@@ -25,21 +77,22 @@
 //! - `producer`: `apps::producer`, PutRecords batching with retries (Kinesis client);
 //! - `testing`: the `testing` module, for tests of the framework and of users' functions.
 //!
-//! Dependencies run one way: apps → pipeline (batch, kinesis, ingest) → sources, transforms,
-//! sinks → aws, util. Nothing outside [`apps`] uses an app, and apps do not use each other.
+//! Dependencies run one way: apps → pipeline → source, transform, sink → aws, util. Nothing
+//! outside [`apps`] uses an app, and apps do not use each other.
 
 pub mod apps;
 pub mod aws;
-pub mod batch;
 pub mod config;
 pub mod error;
-pub mod ingest;
-pub mod kinesis;
+pub mod pipeline;
+pub use pipeline::ingest;
 pub mod records;
 pub mod s3event;
 pub mod sink;
+pub mod source;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timestamp;
+pub mod transform;
 pub mod util;

@@ -62,6 +62,8 @@ pub enum BadData {
     Empty,
     #[error("not valid JSON: {0}")]
     Json(String),
+    #[error("not valid CSV: {0}")]
+    Csv(String),
     #[error("failed validation: {}", join(.0))]
     Invalid(Vec<FieldError>),
     #[error("transform rejected the record: {0}")]
@@ -86,6 +88,7 @@ impl BadData {
             BadData::Gzip(_) => "gzip",
             BadData::Empty => "empty",
             BadData::Json(_) => "json",
+            BadData::Csv(_) => "csv",
             BadData::Invalid(_) => "validation",
             BadData::Rejected(_) => "rejected",
             BadData::Panicked(_) => "panic",
@@ -172,10 +175,14 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Deserialises and validates one document.
-pub fn parse_document<T: DeserializeOwned + Validate>(doc: &[u8]) -> Result<T, BadData> {
+/// Field rules applied to each decoded value: a transform's [`crate::transform::Transform::validate`],
+/// or a type's [`Validate::validate`].
+pub type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
+
+/// Deserialises one document and checks it.
+pub fn parse_document<T: DeserializeOwned>(doc: &[u8], check: Check<'_, T>) -> Result<T, BadData> {
     let value: T = serde_json::from_slice(doc).map_err(|e| BadData::Json(e.to_string()))?;
-    value.validate().map_err(BadData::Invalid)?;
+    check(&value).map_err(BadData::Invalid)?;
     Ok(value)
 }
 
@@ -191,12 +198,13 @@ pub type Document<T> = Result<T, BadDocument>;
 
 /// Decodes a whole payload: the outer `Err` is a payload-level failure, the inner ones are per
 /// document, in order. Raw bytes are copied only for bad documents.
-pub fn decode_payload<T: DeserializeOwned + Validate>(
+pub fn decode_payload<T: DeserializeOwned>(
     data: &[u8],
     limits: DecodeLimits,
+    check: Check<'_, T>,
 ) -> Result<Vec<Document<T>>, BadData> {
     let mut docs = Vec::new();
-    for_each_document(data, limits, |_, doc| {
+    for_each_document(data, limits, check, |_, doc| {
         docs.push(doc);
         ControlFlow::Continue(())
     })?;
@@ -205,14 +213,15 @@ pub fn decode_payload<T: DeserializeOwned + Validate>(
 
 /// Like [`decode_payload`], handing each document with its index to `visit` as it is decoded
 /// (no list per payload: this runs once per stream record). `visit` may stop early.
-pub fn for_each_document<T: DeserializeOwned + Validate>(
+pub fn for_each_document<T: DeserializeOwned>(
     data: &[u8],
     limits: DecodeLimits,
+    check: Check<'_, T>,
     mut visit: impl FnMut(u32, Document<T>) -> ControlFlow<()>,
 ) -> Result<(), BadData> {
     let payload = decompress(data, limits)?;
     let decode = |d: &[u8]| {
-        parse_document(d).map_err(|reason| BadDocument {
+        parse_document(d, check).map_err(|reason| BadDocument {
             reason,
             raw: d.to_vec(),
         })
@@ -274,9 +283,12 @@ mod tests {
 
     #[test]
     fn plain_json_document() {
-        let docs =
-            decode_payload::<Reading>(br#"{"device":"a","value":1.5}"#, DecodeLimits::default())
-                .unwrap();
+        let docs = decode_payload::<Reading>(
+            br#"{"device":"a","value":1.5}"#,
+            DecodeLimits::default(),
+            &Reading::validate,
+        )
+        .unwrap();
         assert_eq!(docs.len(), 1);
         assert_eq!(
             docs[0],
@@ -290,7 +302,8 @@ mod tests {
     #[test]
     fn gzip_is_detected_by_magic_bytes() {
         let data = gzip(b"{\"device\":\"a\",\"value\":2}\n{\"device\":\"b\",\"value\":3}\n");
-        let docs = decode_payload::<Reading>(&data, DecodeLimits::default()).unwrap();
+        let docs =
+            decode_payload::<Reading>(&data, DecodeLimits::default(), &Reading::validate).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].as_ref().unwrap().device, "b");
     }
@@ -299,7 +312,8 @@ mod tests {
     fn ndjson_bad_line_fails_only_that_line() {
         let data =
             b"{\"device\":\"a\",\"value\":2}\n\n not json\n{\"device\":\"\",\"value\":500}\r\n";
-        let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
+        let docs =
+            decode_payload::<Reading>(data, DecodeLimits::default(), &Reading::validate).unwrap();
         assert_eq!(docs.len(), 3);
         assert!(docs[0].is_ok());
         assert_eq!(docs[1].as_ref().unwrap_err().reason.kind(), "json");
@@ -323,7 +337,8 @@ mod tests {
     #[test]
     fn pretty_printed_single_document_is_one_record() {
         let data = b"{\n  \"device\": \"a\",\n  \"value\": 4\n}\n";
-        let docs = decode_payload::<Reading>(data, DecodeLimits::default()).unwrap();
+        let docs =
+            decode_payload::<Reading>(data, DecodeLimits::default(), &Reading::validate).unwrap();
         assert_eq!(docs.len(), 1);
         assert!(docs[0].is_ok());
     }
@@ -333,7 +348,8 @@ mod tests {
         let mut data = gzip(b"{\"device\":\"a\",\"value\":2}");
         let n = data.len();
         data.truncate(n - 6);
-        let err = decode_payload::<Reading>(&data, DecodeLimits::default()).unwrap_err();
+        let err = decode_payload::<Reading>(&data, DecodeLimits::default(), &Reading::validate)
+            .unwrap_err();
         assert_eq!(err.kind(), "gzip");
     }
 
@@ -371,7 +387,8 @@ mod tests {
     #[test]
     fn blank_payload_is_empty() {
         assert_eq!(
-            decode_payload::<Reading>(b" \n\n", DecodeLimits::default()).unwrap_err(),
+            decode_payload::<Reading>(b" \n\n", DecodeLimits::default(), &Reading::validate)
+                .unwrap_err(),
             BadData::Empty
         );
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use common::*;
-use runnel::batch::Mode;
 use runnel::sink::{MemoryStore, SinkErrorKind};
+use runnel::source::Mode;
 use runnel::testing::FaultyStore;
 
 fn records(data: Vec<Vec<u8>>) -> Vec<ShardRecord> {
@@ -299,11 +299,9 @@ async fn oversized_record_is_quarantined() {
     let store = MemoryStore::new();
     let mut cfg = config(Mode::Ordered);
     cfg.limits.max_decoded_bytes = 64;
-    let p = runnel::batch::Processor::new(
+    let p = runnel::pipeline::Processor::new(
         TestTransform::default(),
-        Arc::new(store.clone()),
-        Arc::new(runnel::sink::NdjsonGzip::default()),
-        Arc::new(runnel::sink::Ndjson),
+        runnel::sink::Sink::new(store.clone()),
         cfg,
     );
     let big = format!(
@@ -315,4 +313,80 @@ async fn oversized_record_is_quarantined() {
     assert!(out.failures.is_empty());
     let q = lines_under(&store.objects(), "quarantine/");
     assert_eq!(q[0]["kind"], "too_large");
+}
+
+#[tokio::test]
+async fn filtered_records_write_nothing_and_fan_out_keeps_stable_ids() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    );
+    let recs = records(vec![
+        plain("a", 7),
+        plain("skip-b", 7),
+        plain("fan-c", 7),
+        b"not json".to_vec(),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty(), "{:?}", out.errors);
+    use runnel::source::RecordStatus::*;
+    assert_eq!(out.records, [Written, Filtered, Written, Quarantined]);
+    assert_eq!(out.stats.documents_written, 3);
+    let lines = lines_under(&store.objects(), "iot/");
+    assert_eq!(
+        ids(&lines),
+        [
+            format!("{SHARD}:{}:0", seq(0)),
+            format!("{SHARD}:{}:0", seq(2)),
+            format!("{SHARD}:{}:0:1", seq(2)),
+        ]
+    );
+    // The fan-out's second output lands an hour later, in the next partition, under its own key.
+    let keys: Vec<String> = store.objects().keys().map(|(_, k)| k.clone()).collect();
+    assert!(
+        keys.contains(&format!(
+            "iot/dt=2026-11-22/hour=08/{SHARD}-{}-00000-1.json.gz",
+            seq(2)
+        )),
+        "{keys:?}"
+    );
+    // A second delivery overwrites the same objects.
+    let first = store.objects();
+    p.process(&source_records(&recs)).await;
+    assert_eq!(store.objects(), first);
+}
+
+#[tokio::test]
+async fn an_encoder_that_fails_reports_the_records_instead_of_writing_empty_objects() {
+    struct Broken;
+    impl runnel::sink::Encoder for Broken {
+        fn extension(&self) -> &'static str {
+            "bin"
+        }
+        fn content_type(&self) -> &'static str {
+            "application/octet-stream"
+        }
+        fn encode(&self, _: &[u8]) -> std::io::Result<Vec<u8>> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn stream(&self, _: usize) -> Box<dyn runnel::sink::EncodeStream> {
+            unimplemented!("not used by the stream path")
+        }
+    }
+    for mode in [Mode::Ordered, Mode::ReportAll] {
+        let store = MemoryStore::new();
+        let p = runnel::pipeline::Processor::new(
+            TestTransform::default(),
+            runnel::sink::Sink::new(store.clone()).encoder(Broken),
+            config(mode),
+        );
+        let recs = records(vec![plain("a", 7), plain("b", 7)]);
+        let out = p.process(&source_records(&recs)).await;
+        assert_eq!(out.failures, [seq(0), seq(1)], "{mode:?}");
+        assert_eq!(out.stats.objects_written, 0);
+        assert!(out.errors[0].contains("disk full"), "{:?}", out.errors);
+        assert!(store.objects().is_empty(), "nothing written, {mode:?}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Property test: the processor under randomized event source mapping re-delivery.
 //!
-//! Random shards (clean, poison, gzip, NDJSON and mixed records over several hours) are driven
+//! Random shards (clean, poison, gzip, NDJSON and mixed records over several hours, with documents
+//! the transform filters out or fans out into two outputs) are driven
 //! through `runnel::testing::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
 //! function error — with transient transform failures, injected S3 faults and crashes (an
 //! invocation that dies after some puts). With the mapping retrying until success, the union of
@@ -13,16 +14,24 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use futures::future::BoxFuture;
 use proptest::prelude::*;
-use runnel::batch::Mode;
-use runnel::sink::{MemoryStore, ObjectStore, PutObject, SinkError, SinkErrorKind};
+use runnel::sink::{MemoryStore, SinkErrorKind};
+use runnel::source::Mode;
 use runnel::testing::esm::{drive, EsmConfig, Invocation};
+use runnel::testing::FaultyStore;
 
 #[derive(Debug, Clone)]
 enum Doc {
-    Good { hour: u32 },
+    Good {
+        hour: u32,
+    },
     Bad,
+    /// The transform makes no output.
+    Filtered,
+    /// The transform makes two outputs, an hour apart (possibly in two partitions).
+    FanOut {
+        hour: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -32,7 +41,12 @@ enum Rec {
 }
 
 fn rec_strategy() -> impl Strategy<Value = Rec> {
-    let doc = prop_oneof![4 => (7u32..10).prop_map(|hour| Doc::Good { hour }), 1 => Just(Doc::Bad)];
+    let doc = prop_oneof![
+        8 => (7u32..10).prop_map(|hour| Doc::Good { hour }),
+        2 => Just(Doc::Bad),
+        1 => Just(Doc::Filtered),
+        1 => (7u32..10).prop_map(|hour| Doc::FanOut { hour }),
+    ];
     prop_oneof![
         8 => (prop::collection::vec(doc, 1..4), any::<bool>()).prop_map(|(docs, gzip)| Rec::Docs { docs, gzip }),
         1 => Just(Rec::Undecodable),
@@ -64,6 +78,14 @@ fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>)
                             bad.insert(format!("{SHARD}:{s}:{j}"));
                             text.push_str(r#"{"device":"","hour":1,"value":0}"#);
                         }
+                        Doc::Filtered => {
+                            text.push_str(&reading_json(&format!("skip-{i}-{j}"), 8, 0));
+                        }
+                        Doc::FanOut { hour } => {
+                            good.insert(format!("{SHARD}:{s}:{j}"));
+                            good.insert(format!("{SHARD}:{s}:{j}:1"));
+                            text.push_str(&reading_json(&format!("fan-{i}-{j}"), *hour, 0));
+                        }
                     }
                     text.push('\n');
                 }
@@ -79,10 +101,9 @@ fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>)
     (shard, good, bad)
 }
 
-/// Puts into the shared store; fails a put when the fault schedule says so, and after a crash
-/// point fails every put of the invocation (a dead process writes nothing more).
-struct FaultyStore {
-    inner: MemoryStore,
+/// The fault schedule of a run: a put fails when the seeded schedule says so, and after a crash
+/// point every put of the invocation fails (a dead process writes nothing more).
+struct Faults {
     fault_rate: u64,
     seed: u64,
     counter: AtomicU64,
@@ -90,8 +111,8 @@ struct FaultyStore {
     puts_this_invocation: AtomicUsize,
 }
 
-impl ObjectStore for FaultyStore {
-    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
+impl Faults {
+    fn fails_next_put(&self) -> bool {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let crashed = self
             .crash_after
@@ -100,17 +121,11 @@ impl ObjectStore for FaultyStore {
             .is_some_and(|k| self.puts_this_invocation.load(Ordering::Relaxed) >= k);
         let faulty = self.fault_rate > 0
             && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed) % 100 < self.fault_rate;
-        if crashed || faulty {
-            let err = SinkError {
-                bucket: object.bucket,
-                key: object.key,
-                kind: SinkErrorKind::Throttled,
-                message: "injected".into(),
-            };
-            return Box::pin(async move { Err(err) });
+        if !(crashed || faulty) {
+            // The put goes through to the in-memory store, which always takes it.
+            self.puts_this_invocation.fetch_add(1, Ordering::Relaxed);
         }
-        self.puts_this_invocation.fetch_add(1, Ordering::Relaxed);
-        self.inner.put(object)
+        crashed || faulty
     }
 }
 
@@ -173,14 +188,19 @@ fn run(
 ) {
     let (shard, good, bad) = build(&s.recs);
     let inner = MemoryStore::new();
-    let store = Arc::new(FaultyStore {
-        inner: inner.clone(),
+    let faults = Arc::new(Faults {
         fault_rate: s.fault_rate,
         seed: s.seed,
         counter: AtomicU64::new(0),
         crash_after: Mutex::new(None),
         puts_this_invocation: AtomicUsize::new(0),
     });
+    let schedule = faults.clone();
+    let store = Arc::new(FaultyStore::new(inner.clone(), move |_| {
+        schedule
+            .fails_next_put()
+            .then_some(SinkErrorKind::Throttled)
+    }));
     let transform = TestTransform::default();
     for (i, n) in &s.transient {
         if *i < shard.len() {
@@ -219,8 +239,8 @@ fn run(
             } else {
                 None
             };
-            *store.crash_after.lock().unwrap() = crash;
-            store.puts_this_invocation.store(0, Ordering::Relaxed);
+            *faults.crash_after.lock().unwrap() = crash;
+            faults.puts_this_invocation.store(0, Ordering::Relaxed);
             let batch = source_records(&shard[range]);
             let p = &p;
             async move {

@@ -11,8 +11,8 @@ use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use common::*;
-use runnel::batch::Mode;
 use runnel::sink::{ObjectStore, PutObject, S3Store, SinkErrorKind};
+use runnel::source::Mode;
 
 const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>";
 const INTERNAL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>";

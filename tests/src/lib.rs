@@ -108,7 +108,7 @@ pub fn kinesis_event(
     stream_arn: &str,
     shard_id: &str,
     records: &[aws_sdk_kinesis::types::Record],
-) -> runnel::kinesis::KinesisBatch {
+) -> runnel::source::kinesis::KinesisBatch {
     use aws_lambda_events::encodings::SecondTimestamp;
     use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord, KinesisRecord};
     let mut event = KinesisEvent::default();

@@ -1,13 +1,11 @@
 //! Every sample event in `events/` parses as the event its handler takes, survives a
 //! serialise/parse round trip, and produces the outcome its name promises.
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use kinesis_processor::IotTransform;
 use runnel::apps::alert::Incoming;
-use runnel::kinesis::{processor_with_store, KinesisBatch, StreamConfig};
+use runnel::pipeline::StreamConfig;
 use runnel::sink::MemoryStore;
+use runnel::source::kinesis::KinesisBatch;
 use runnel_tests::{event_file, ndjson_lines, workspace_root};
 
 #[test]
@@ -72,15 +70,25 @@ fn every_event_file_round_trips() {
     assert!(seen >= 17, "expected every sample, saw {seen}");
 }
 
-async fn run(name: &str) -> (runnel::batch::BatchOutcome, MemoryStore) {
+async fn run(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {
     let store = MemoryStore::new();
-    let config = StreamConfig::from_lookup(|n| (n == "OUTPUT_BUCKET").then(|| "curated".into()))
-        .expect("the default configuration is valid");
-    let p = processor_with_store(IotTransform, &config, Arc::new(store.clone()));
+    let config = StreamConfig::from_lookup("kinesis-processor", |n| {
+        (n == "OUTPUT_BUCKET").then(|| "curated".into())
+    })
+    .expect("the default configuration is valid");
+    let runner = kinesis_processor::pipeline()
+        .store(store.clone())
+        .config(config)
+        .build()
+        .unwrap();
     // The model the runtime hands the handler.
     let event: KinesisBatch =
         serde_json::from_str(&event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let (_, outcome) = runnel::kinesis::handle(&p, &event).await;
+    let (response, outcome) = runner.handle(&event).await;
+    assert_eq!(
+        response.unwrap().batch_item_failures.len(),
+        outcome.failures.len()
+    );
     (outcome, store)
 }
 

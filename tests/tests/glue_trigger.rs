@@ -11,8 +11,9 @@ use aws_sdk_glue::Client as GlueClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use runnel::apps::glue_trigger::{Decision, GlueTrigger, GlueTriggerConfig, Precondition};
 use runnel::ingest::index::index_key;
-use runnel::ingest::{HookConfig, Ingest, IngestEnv};
+use runnel::ingest::{HookConfig, Ingest, IngestConfig};
 use runnel::sink::Location;
+use runnel::sink::S3Store;
 use runnel::util::backoff::Backoff;
 use runnel_tests::*;
 use s3_ingest::TransactionTransform;
@@ -45,7 +46,9 @@ fn ingest(
     precondition: &str,
 ) -> Ingest<TransactionTransform> {
     let vars = [
-        ("CURATED_BUCKET", curated.to_string()),
+        ("OUTPUT_BUCKET", curated.to_string()),
+        ("OUTPUT_PREFIX", "transactions".to_string()),
+        ("STATE_PREFIX", "manifests/transactions".to_string()),
         ("GLUE_JOB_NAME", job.to_string()),
         ("GLUE_PRECONDITION", precondition.to_string()),
         (
@@ -54,16 +57,18 @@ fn ingest(
         ),
     ];
     let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
-    let cfg = IngestEnv::from_lookup(lookup).unwrap();
+    let cfg = IngestConfig::from_lookup("s3-ingest", lookup).unwrap();
     let hook = GlueTriggerConfig::from_lookup(lookup)
         .unwrap()
         .expect("GLUE_JOB_NAME is set");
-    Ingest::new(
-        cfg.ingest.clone(),
-        aws.s3(),
-        TransactionTransform,
-        Some(hook.build(&cfg.ingest, aws)),
-    )
+    let hook = hook.build(&cfg, aws);
+    s3_ingest::pipeline()
+        .store(S3Store::new(aws.s3()))
+        .config(cfg)
+        .hook(hook)
+        .build()
+        .unwrap()
+        .into_ingest()
 }
 
 async fn deliver(

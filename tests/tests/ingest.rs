@@ -3,8 +3,9 @@
 
 use std::io::Write;
 
-use runnel::ingest::{Ingest, IngestEnv, Manifest, ObjectOutcome};
+use runnel::ingest::{Ingest, IngestConfig, Manifest, ObjectOutcome};
 use runnel::s3event::objects;
+use runnel::sink::S3Store;
 use runnel::telemetry::Metrics;
 use runnel_tests::*;
 use s3_ingest::{Transaction, TransactionTransform};
@@ -28,15 +29,27 @@ fn ingest(env: &Env, extra: &[(&str, &str)]) -> Ingest<TransactionTransform> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let cfg = IngestEnv::from_lookup(move |n| {
+    // The template's settings for s3-ingest.
+    let cfg = IngestConfig::from_lookup("s3-ingest", move |n| {
         extra
             .iter()
             .find(|(k, _)| k == n)
             .map(|(_, v)| v.clone())
-            .or_else(|| (n == "CURATED_BUCKET").then(|| curated.clone()))
+            .or_else(|| match n {
+                "OUTPUT_BUCKET" => Some(curated.clone()),
+                "OUTPUT_PREFIX" => Some("transactions".into()),
+                "QUARANTINE_PREFIX" => Some("quarantine/transactions".into()),
+                "STATE_PREFIX" => Some("manifests/transactions".into()),
+                _ => None,
+            })
     })
     .unwrap();
-    Ingest::new(cfg.ingest.clone(), env.aws.s3(), TransactionTransform, None)
+    s3_ingest::pipeline()
+        .store(S3Store::new(env.aws.s3()))
+        .config(cfg)
+        .build()
+        .unwrap()
+        .into_ingest()
 }
 
 const HEADER: &str =

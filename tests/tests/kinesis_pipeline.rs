@@ -5,7 +5,9 @@
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use kinesis_processor::{CuratedReading, IotTransform};
-use runnel::kinesis::{s3_processor, StreamConfig};
+use runnel::pipeline::StreamConfig;
+use runnel::sink::S3Store;
+use runnel::transform::{Outputs, Transform};
 use runnel_tests::*;
 
 fn reading(i: usize, hour: u32) -> String {
@@ -69,13 +71,13 @@ async fn stream_to_partitioned_s3_record_by_record() {
     assert_eq!(records.len(), payloads.len());
     let event = kinesis_event(&arn, &shard, &records);
 
-    let config = StreamConfig::from_lookup(|n| match n {
-        "OUTPUT_BUCKET" => Some(bucket.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let processor = s3_processor(IotTransform, &config, aws.s3());
-    let (response, outcome) = runnel::kinesis::handle(&processor, &event).await;
+    let runner = kinesis_processor::pipeline()
+        .store(S3Store::new(aws.s3()))
+        .config(StreamConfig::new("iot", &bucket))
+        .build()
+        .unwrap();
+    let (response, outcome) = runner.handle(&event).await;
+    let response = response.unwrap();
     assert!(
         response.batch_item_failures.is_empty(),
         "{:?}",
@@ -110,18 +112,21 @@ async fn stream_to_partitioned_s3_record_by_record() {
         let docs = runnel::records::decode_payload::<kinesis_processor::Reading>(
             payload,
             Default::default(),
+            &|r| IotTransform.validate(r),
         )
         .unwrap();
         for (j, doc) in docs.into_iter().enumerate() {
             let Ok(input) = doc else { continue };
-            let ctx = runnel::batch::RecordContext {
+            let ctx = runnel::transform::RecordContext {
                 stream: &shard,
                 position: record.sequence_number(),
                 index: j as u32,
                 partition_key: Some("pk"),
                 arrival: None,
             };
-            let mut out = runnel::batch::Transform::apply(&IotTransform, input, &ctx).unwrap();
+            let mut outputs = Outputs::default();
+            IotTransform.apply(input, &ctx, &mut outputs).unwrap();
+            let (_, mut out) = outputs.drain().next().expect("one reading, one output");
             out.arrival_time = got
                 .iter()
                 .find(|(id, _)| id.ends_with(&format!("{}:{j}", record.sequence_number())))
@@ -160,8 +165,8 @@ async fn stream_to_partitioned_s3_record_by_record() {
         }
         v
     };
-    let (again, _) = runnel::kinesis::handle(&processor, &event).await;
-    assert!(again.batch_item_failures.is_empty());
+    let (again, _) = runner.handle(&event).await;
+    assert!(again.unwrap().batch_item_failures.is_empty());
     let mut after = Vec::new();
     for k in list_keys(&aws, &bucket, "").await {
         let body = get_object(&aws, &bucket, &k).await;
@@ -184,12 +189,13 @@ async fn missing_bucket_is_reported_for_retry_not_quarantined() {
         .unwrap();
     let records = read_shard(&aws, &stream, &shard).await;
     let event = kinesis_event(&arn, &shard, &records);
-    let config = StreamConfig::from_lookup(|n| {
-        (n == "OUTPUT_BUCKET").then(|| unique_name("no-such-bucket"))
-    })
-    .unwrap();
-    let processor = s3_processor(IotTransform, &config, aws.s3());
-    let (response, outcome) = runnel::kinesis::handle(&processor, &event).await;
+    let runner = kinesis_processor::pipeline()
+        .store(S3Store::new(aws.s3()))
+        .config(StreamConfig::new("iot", &unique_name("no-such-bucket")))
+        .build()
+        .unwrap();
+    let (response, outcome) = runner.handle(&event).await;
+    let response = response.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),

@@ -1,4 +1,4 @@
-//! Where a function's init time goes: each step of `runnel::kinesis::run` before the first
+//! Where a function's init time goes: each step of `StreamPipeline::run` before the first
 //! Runtime API request, timed on its own, median of several rounds in fresh processes.
 //!
 //! Then the SDK configuration and an S3 client, with the default credential chain against the
@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use kinesis_processor::IotTransform;
-use runnel::kinesis::{s3_processor, StreamConfig};
+use runnel::pipeline::StreamConfig;
+use runnel::sink::S3Store;
 
 const PHASES: [&str; 5] = [
     "tokio runtime",
@@ -29,11 +29,14 @@ fn child() -> anyhow::Result<()> {
     rt.block_on(async {
         runnel::telemetry::init_logging("init-phases");
         marks.push(Instant::now());
-        let config = StreamConfig::from_lookup(|n| std::env::var(n).ok())?;
+        let config = StreamConfig::from_env("kinesis-processor")?;
         marks.push(Instant::now());
         let aws = runnel::aws::Aws::from_env().await;
         marks.push(Instant::now());
-        let processor = s3_processor(IotTransform, &config, aws.s3());
+        let processor = kinesis_processor::pipeline()
+            .store(S3Store::new(aws.s3()))
+            .config(config)
+            .build()?;
         marks.push(Instant::now());
         drop(processor);
         anyhow::Ok(())

@@ -51,7 +51,7 @@ fn start_once(path: &str) -> anyhow::Result<Start> {
             ("AWS_ACCESS_KEY_ID", "bench"),
             ("AWS_SECRET_ACCESS_KEY", "bench"),
             ("OUTPUT_BUCKET", "bench-curated"),
-            ("CURATED_BUCKET", "bench-curated"),
+            ("OUTPUT_BUCKET", "bench-curated"),
             (
                 "ALERT_TOPIC_ARN",
                 "arn:aws:sns:us-east-1:123456789012:bench",

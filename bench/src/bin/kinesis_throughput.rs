@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use runnel::kinesis::KinesisBatch;
+use runnel::source::kinesis::KinesisBatch;
 use runnel_bench::{iot_event, median, memory_processor, RECORDS};
 
 fn main() -> anyhow::Result<()> {
@@ -45,9 +45,10 @@ fn main() -> anyhow::Result<()> {
         // The handler's whole path, as the runtime calls it: parse into its model, process.
         let t = Instant::now();
         let parsed: KinesisBatch = serde_json::from_slice(&event)?;
-        let (response, outcome) = rt.block_on(runnel::kinesis::handle(&processor, &parsed));
+        let (response, outcome) = rt.block_on(processor.handle(&parsed));
         let h = t.elapsed();
-        if !response.batch_item_failures.is_empty() || outcome.stats.documents_written != RECORDS {
+        let failures = response.map(|r| r.batch_item_failures.len()).unwrap_or(1);
+        if failures > 0 || outcome.stats.documents_written != RECORDS {
             bail!(
                 "the benchmark batch did not process cleanly: {:?}",
                 outcome.stats

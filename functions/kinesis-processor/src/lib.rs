@@ -10,9 +10,9 @@
 //! stable when devices add fields; the raw record stays in the stream and in quarantine.
 
 use chrono::{DateTime, Utc};
-use runnel::batch::{RecordContext, Transform, TransformError};
 use runnel::records::{FieldError, Validate};
 use runnel::timestamp::{rfc3339, rfc3339_opt, EventTime};
+use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -117,17 +117,22 @@ impl Transform for IotTransform {
     type Input = Reading;
     type Output = CuratedReading;
 
+    fn validate(&self, input: &Reading) -> Result<(), Vec<FieldError>> {
+        input.validate()
+    }
+
     fn apply(
         &self,
         input: Reading,
         ctx: &RecordContext<'_>,
-    ) -> Result<CuratedReading, TransformError> {
+        out: &mut Outputs<CuratedReading>,
+    ) -> Result<(), TransformError> {
         // Parsed while deserialising; validation has already rejected an invalid one.
         let event_time = input
             .ts
             .get()
             .map_err(|reason| TransformError::Reject(reason.to_string()))?;
-        Ok(CuratedReading {
+        out.push(CuratedReading {
             temperature_c: round2(input.temperature_c()),
             // Reuse the parsed string unless it needs trimming.
             device_id: if input.device_id.trim().len() == input.device_id.len() {
@@ -139,12 +144,21 @@ impl Transform for IotTransform {
             humidity_pct: input.humidity,
             battery_pct: input.battery,
             arrival_time: ctx.arrival,
-        })
+        });
+        Ok(())
     }
 
-    fn event_time(&self, output: &CuratedReading) -> DateTime<Utc> {
-        output.event_time
+    fn event_time(&self, output: &CuratedReading) -> Option<DateTime<Utc>> {
+        Some(output.event_time)
     }
+}
+
+/// The function's pipeline: Kinesis in, [`IotTransform`], gzip NDJSON by hour to S3. Tests and
+/// benchmarks build the same pipeline with another store.
+pub fn pipeline() -> runnel::pipeline::StreamPipeline<runnel::source::Kinesis, IotTransform> {
+    runnel::pipeline::Pipeline::new("kinesis-processor")
+        .source(runnel::source::Kinesis)
+        .transform(IotTransform)
 }
 
 #[cfg(test)]
@@ -153,6 +167,14 @@ mod tests {
 
     fn reading(json: &str) -> Reading {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn curate(r: Reading) -> CuratedReading {
+        let mut out = Outputs::default();
+        IotTransform.apply(r, &ctx(), &mut out).unwrap();
+        assert_eq!(out.len(), 1, "one reading in, one out");
+        let (_, reading) = out.drain().next().unwrap();
+        reading
     }
 
     fn ctx() -> RecordContext<'static> {
@@ -171,7 +193,7 @@ mod tests {
             r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":71.6,"unit":"F"}"#,
         );
         r.validate().unwrap();
-        let out = IotTransform.apply(r, &ctx()).unwrap();
+        let out = curate(r);
         assert_eq!(out.temperature_c, 22.0);
         assert_eq!(out.event_time.to_rfc3339(), "2026-11-22T07:15:00+00:00");
     }
@@ -180,14 +202,7 @@ mod tests {
     fn epoch_millis_time_is_accepted() {
         let r = reading(r#"{"device_id":"d","ts":1763795700000,"temperature":20}"#);
         r.validate().unwrap();
-        assert_eq!(
-            IotTransform
-                .apply(r, &ctx())
-                .unwrap()
-                .event_time
-                .timestamp(),
-            1_763_795_700
-        );
+        assert_eq!(curate(r).event_time.timestamp(), 1_763_795_700);
     }
 
     #[test]
@@ -212,7 +227,7 @@ mod tests {
         let r = reading(
             r#"{"device_id":"d","ts":"2026-11-22T07:15:00Z","temperature":1,"firmware":"1.2"}"#,
         );
-        let out = serde_json::to_value(IotTransform.apply(r, &ctx()).unwrap()).unwrap();
+        let out = serde_json::to_value(curate(r)).unwrap();
         assert!(out.get("firmware").is_none());
         assert_eq!(out["device_id"], "d");
     }

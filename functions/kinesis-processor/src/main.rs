@@ -1,7 +1,7 @@
 //! `kinesis-processor`: IoT readings from Kinesis to partitioned gzip NDJSON in S3.
-//! Configuration: see `runnel::kinesis::StreamConfig`.
+//! Configuration: see `runnel::pipeline::StreamConfig` (the template sets `OUTPUT_PREFIX=iot`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runnel::kinesis::run("kinesis-processor", kinesis_processor::IotTransform).await
+    kinesis_processor::pipeline().run().await
 }

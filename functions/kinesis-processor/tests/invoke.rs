@@ -14,7 +14,12 @@ async fn binary_handles_sample_events_through_the_runtime_api() {
     let api = RuntimeApi::start();
     let mut handler = KillOnDrop(api.run_handler(
         BINARY,
-        &[("OUTPUT_BUCKET", &bucket), ("PIPELINE_NAME", "demo")],
+        &[
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+            ("PIPELINE_NAME", "demo"),
+        ],
     ));
 
     let poison = api.invoke("kinesis-poison.json");

@@ -9,8 +9,8 @@
 //! - `category`, `country` (ISO 3166 alpha-2) optional.
 
 use chrono::{DateTime, Utc};
-use runnel::ingest::RowTransform;
 use runnel::records::{FieldError, Validate};
+use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
 /// A transaction row as it arrives.
@@ -147,11 +147,9 @@ pub struct Transaction {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TransactionTransform;
 
-impl RowTransform for TransactionTransform {
-    type Row = TransactionRow;
-    type Output = Transaction;
-
-    fn apply(&self, row: TransactionRow) -> Result<Transaction, String> {
+impl TransactionTransform {
+    /// The curated transaction of a valid row; `Err` says why the row is bad.
+    pub fn curate(&self, row: TransactionRow) -> Result<Transaction, String> {
         let amount_minor = to_minor_units(&row.amount, minor_digits(&row.currency))?;
         let event_time = DateTime::parse_from_rfc3339(row.timestamp.trim())
             .map_err(|e| e.to_string())?
@@ -168,14 +166,43 @@ impl RowTransform for TransactionTransform {
             country: row.country.filter(|c| !c.is_empty()),
         })
     }
+}
 
-    fn partition_time(&self, output: &Transaction) -> DateTime<Utc> {
-        output.event_time
+impl Transform for TransactionTransform {
+    type Input = TransactionRow;
+    type Output = Transaction;
+
+    fn validate(&self, row: &TransactionRow) -> Result<(), Vec<FieldError>> {
+        row.validate()
     }
 
-    fn record_id(&self, output: &Transaction) -> String {
-        output.transaction_id.clone()
+    fn apply(
+        &self,
+        row: TransactionRow,
+        _ctx: &RecordContext<'_>,
+        out: &mut Outputs<Transaction>,
+    ) -> Result<(), TransformError> {
+        out.push(self.curate(row).map_err(TransformError::Reject)?);
+        Ok(())
     }
+
+    /// The transaction's UTC day picks its partition.
+    fn event_time(&self, output: &Transaction) -> Option<DateTime<Utc>> {
+        Some(output.event_time)
+    }
+
+    /// The transaction id, so downstream de-duplication works across files.
+    fn document_id(&self, output: &Transaction) -> Option<String> {
+        Some(output.transaction_id.clone())
+    }
+}
+
+/// The function's pipeline: S3 object events in, [`TransactionTransform`] on each row, daily
+/// gzip NDJSON out, and the Glue trigger when `GLUE_JOB_NAME` is set.
+pub fn pipeline() -> runnel::ingest::IngestPipeline<TransactionTransform> {
+    runnel::pipeline::Pipeline::new("s3-ingest")
+        .ingest(TransactionTransform)
+        .hook_from_env(runnel::apps::glue_trigger::GlueTriggerConfig::read)
 }
 
 #[cfg(test)]
@@ -214,7 +241,7 @@ mod tests {
     fn valid_row_becomes_a_transaction_in_utc() {
         let r = row();
         r.validate().unwrap();
-        let t = TransactionTransform.apply(r).unwrap();
+        let t = TransactionTransform.curate(r).unwrap();
         assert_eq!(t.amount_minor, 1999);
         assert_eq!(t.event_time.to_rfc3339(), "2026-11-22T09:15:00+00:00");
     }

@@ -15,7 +15,13 @@ async fn binary_ingests_an_object_named_by_an_s3_notification() {
                 tx-2,acc-1,oops,CHF,2026-11-22T08:05:00Z,Kiosk,,CH\n";
     let etag = put_object(&aws, &raw, key, body.as_bytes().to_vec()).await;
     let api = RuntimeApi::start();
-    let _handler = KillOnDrop(api.run_handler(BINARY, &[("CURATED_BUCKET", &curated)]));
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("OUTPUT_BUCKET", &curated),
+            ("OUTPUT_PREFIX", "transactions"),
+        ],
+    ));
     let event = s3_put_notification(&raw, key, &etag, body.len() as u64);
     let out = api.invoke_value(&event);
     assert_eq!(out["objects"][0]["status"], "complete", "{out}");
@@ -37,7 +43,7 @@ async fn binary_ingests_an_object_named_by_an_s3_notification() {
 #[test]
 fn invalid_configuration_names_every_variable() {
     let out = std::process::Command::new(BINARY)
-        .env_remove("CURATED_BUCKET")
+        .env_remove("OUTPUT_BUCKET")
         .env("GLUE_PRECONDITION", "when ready")
         .env("MAX_ROW_BYTES", "8")
         .output()
@@ -46,7 +52,7 @@ fn invalid_configuration_names_every_variable() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     for needle in [
-        "CURATED_BUCKET is not set",
+        "OUTPUT_BUCKET is not set",
         "GLUE_PRECONDITION=\\\"when ready\\\"",
         "MAX_ROW_BYTES=\\\"8\\\"",
     ] {

@@ -147,7 +147,7 @@ impl GlueTriggerConfig {
     /// `count:N`, default `marker`), `GLUE_OUTPUT_PATH` (passed as `--output_path`) and
     /// `GLUE_START_ATTEMPTS` (1-20, default 5). The others are checked even without a job name,
     /// so a mistake shows before the job is switched on. Pass it to
-    /// [`crate::ingest::run_with_hook`].
+    /// [`crate::ingest::IngestPipeline::hook_from_env`].
     pub fn read(env: &mut Env<'_>) -> Option<GlueTriggerConfig> {
         let job_name: Option<String> = env.optional("GLUE_JOB_NAME", "a Glue job name");
         let precondition = env.optional_or(
@@ -229,7 +229,7 @@ impl GlueTrigger {
             job_name: config.job_name,
             precondition: config.precondition,
             state: ingest.state.clone(),
-            input: ingest.curated.clone(),
+            input: ingest.output.output.clone(),
             output_path: config.output_path,
             max_attempts: config.start_attempts,
             backoff: START_BACKOFF,

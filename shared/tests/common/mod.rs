@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
-use runnel::batch::{
-    Mode, Processor, ProcessorConfig, RecordContext, SourceRecord, Transform, TransformError,
-};
+use runnel::pipeline::{Processor, ProcessorConfig};
 use runnel::records::{DecodeLimits, FieldError, Validate};
-use runnel::sink::{Location, Ndjson, NdjsonGzip, ObjectMap, ObjectStore};
+use runnel::sink::{Location, ObjectMap, ObjectStore, Sink};
+use runnel::source::{Mode, SourceRecord};
+use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -38,6 +38,8 @@ impl Validate for Reading {
 }
 
 /// Fails a record transiently the first `n` times it is seen, as configured per position.
+/// Devices named `skip-…` are filtered out (no output) and `fan-…` fan out into two outputs,
+/// the second an hour later.
 #[derive(Default, Clone)]
 pub struct TestTransform {
     pub transient_failures: Arc<Mutex<std::collections::HashMap<String, usize>>>,
@@ -49,7 +51,15 @@ pub struct TestTransform {
 impl Transform for TestTransform {
     type Input = Reading;
     type Output = Reading;
-    fn apply(&self, input: Reading, ctx: &RecordContext<'_>) -> Result<Reading, TransformError> {
+    fn validate(&self, input: &Reading) -> Result<(), Vec<FieldError>> {
+        input.validate()
+    }
+    fn apply(
+        &self,
+        input: Reading,
+        ctx: &RecordContext<'_>,
+        out: &mut Outputs<Reading>,
+    ) -> Result<(), TransformError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if self.panic_on_device.as_deref() == Some(input.device.as_str()) {
             panic!("transform bug on {}", input.device);
@@ -69,11 +79,26 @@ impl Transform for TestTransform {
                 ));
             }
         }
-        Ok(input)
+        if input.device.starts_with("skip-") {
+            return Ok(());
+        }
+        if input.device.starts_with("fan-") {
+            let later = Reading {
+                hour: (input.hour + 1) % 24,
+                ..input.clone()
+            };
+            out.push(input);
+            out.push(later);
+            return Ok(());
+        }
+        out.push(input);
+        Ok(())
     }
-    fn event_time(&self, output: &Reading) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 22, output.hour, 0, 0)
-            .unwrap()
+    fn event_time(&self, output: &Reading) -> Option<DateTime<Utc>> {
+        Some(
+            Utc.with_ymd_and_hms(2026, 11, 22, output.hour, 0, 0)
+                .unwrap(),
+        )
     }
 }
 
@@ -95,13 +120,11 @@ pub fn processor(
     store: Arc<dyn ObjectStore>,
     mode: Mode,
 ) -> Processor<TestTransform> {
-    Processor::new(
-        transform,
+    let sink = Sink {
         store,
-        Arc::new(NdjsonGzip::default()),
-        Arc::new(Ndjson),
-        config(mode),
-    )
+        ..Sink::new(runnel::sink::MemoryStore::new())
+    };
+    Processor::new(transform, sink, config(mode))
 }
 
 /// A record as it sits on the shard.

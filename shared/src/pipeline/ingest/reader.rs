@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use serde::de::DeserializeOwned;
 
-use crate::records::{BadData, Validate, GZIP_MAGIC};
+use crate::records::{BadData, Check, GZIP_MAGIC};
 
 /// Row encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,9 +157,10 @@ fn read_line_limited<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io
     }
 }
 
-fn parse_csv_line<T: DeserializeOwned + Validate>(
+fn parse_csv_line<T: DeserializeOwned>(
     headers: &csv::ByteRecord,
     line: &[u8],
+    check: Check<'_, T>,
 ) -> Result<T, BadData> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -168,7 +169,7 @@ fn parse_csv_line<T: DeserializeOwned + Validate>(
     match reader.read_byte_record(&mut record) {
         Ok(true) => {}
         Ok(false) => return Err(BadData::Empty),
-        Err(e) => return Err(BadData::Json(format!("not valid CSV: {e}"))),
+        Err(e) => return Err(BadData::Csv(e.to_string())),
     }
     if record.len() != headers.len() {
         return Err(BadData::Invalid(vec![crate::records::FieldError::new(
@@ -182,20 +183,22 @@ fn parse_csv_line<T: DeserializeOwned + Validate>(
     }
     let value: T = record
         .deserialize(Some(headers))
-        .map_err(|e| BadData::Json(format!("CSV row does not fit: {e}")))?;
-    value.validate().map_err(BadData::Invalid)?;
+        .map_err(|e| BadData::Csv(format!("the row does not fit: {e}")))?;
+    check(&value).map_err(BadData::Invalid)?;
     Ok(value)
 }
 
-/// Streams the rows of `input` to `on_row`. Blank lines are skipped. Returns the number of lines.
+/// Streams the rows of `input`, each checked by `check`, to `on_row`. Blank lines are skipped.
+/// Returns the number of lines.
 pub fn read_rows<T, R, F>(
     input: R,
     format: ObjectFormat,
     max_row_bytes: usize,
+    check: Check<'_, T>,
     mut on_row: F,
 ) -> Result<u64, ReadError>
 where
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned,
     R: Read,
     F: FnMut(Row<'_, T>) -> Result<(), String>,
 {
@@ -278,8 +281,10 @@ where
         let parsed = match parsed_override {
             Some(bad) => Err(bad),
             None => match format.rows {
-                RowFormat::Csv => parse_csv_line(headers.as_ref().expect("set above"), line_ref),
-                RowFormat::Ndjson => crate::records::parse_document(line_ref),
+                RowFormat::Csv => {
+                    parse_csv_line(headers.as_ref().expect("set above"), line_ref, check)
+                }
+                RowFormat::Ndjson => crate::records::parse_document(line_ref, check),
             },
         };
         on_row(Row {
@@ -295,7 +300,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::FieldError;
+    use crate::records::{FieldError, Validate};
     use std::io::Write;
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
@@ -317,14 +322,20 @@ mod tests {
 
     fn collect(data: &[u8], key: &str, max: usize) -> Result<Collected, ReadError> {
         let mut out = Vec::new();
-        read_rows::<Tx, _, _>(data, format_from_key(key).unwrap(), max, |row| {
-            out.push((
-                row.line,
-                row.parsed.map_err(|e| e.to_string()),
-                String::from_utf8_lossy(row.raw).to_string(),
-            ));
-            Ok(())
-        })?;
+        read_rows::<Tx, _, _>(
+            data,
+            format_from_key(key).unwrap(),
+            max,
+            &Tx::validate,
+            |row| {
+                out.push((
+                    row.line,
+                    row.parsed.map_err(|e| e.to_string()),
+                    String::from_utf8_lossy(row.raw).to_string(),
+                ));
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -383,7 +394,7 @@ mod tests {
                 .1
                 .as_ref()
                 .unwrap_err()
-                .starts_with("not valid JSON: CSV row does not fit"),
+                .starts_with("not valid CSV: the row does not fit"),
             "{:?}",
             rows[3]
         );
@@ -452,6 +463,7 @@ mod tests {
             SourceReader(Failing),
             format_from_key("x.csv").unwrap(),
             100,
+            &Tx::validate,
             |_| Ok(()),
         );
         match r {

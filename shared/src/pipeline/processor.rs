@@ -6,42 +6,43 @@
 //!   with its reason and raw bytes, and is *not* reported for retry — a retry cannot fix it and
 //!   would block the shard.
 //! - **Transient failures** (a transform that says [`TransformError::Transient`], a failed write)
-//!   are reported in `batchItemFailures` and never quarantined.
+//!   are reported to the source and never quarantined.
+//! - **Filtered** records (the transform made no output) are neither written nor reported.
 //!
 //! # Runs and keys
 //! Output is written in *runs*: maximal sequences of consecutive documents with the same
-//! destination (one partition, or quarantine). A run is one object whose key is the shard and the
-//! position (sequence number, document index) of its first document. A run starts either at the
-//! first record of a batch or where the destination changes between two neighbouring documents,
-//! so the same document starts the same run in every delivery that contains it: a re-delivered
-//! run overwrites its object instead of adding a second copy.
+//! destination (one partition, or quarantine). A run is one object whose key is the stream and the
+//! position (position, document index, output index) of its first document. A run starts either
+//! at the first record of a batch or where the destination changes between two neighbouring
+//! documents, so the same document starts the same run in every delivery that contains it: a
+//! re-delivered run overwrites its object instead of adding a second copy.
 //!
 //! # Modes
-//! - [`Mode::Ordered`] (default for Kinesis): runs are written one after another in sequence
-//!   order. At the first record that fails transiently (in the transform, or because its run could
-//!   not be written) processing stops; that record and every later one are reported. Nothing
-//!   after a failure is written before it, so per-shard order holds in the output.
-//! - [`Mode::ReportAll`]: every record is processed and every failure reported (the semantics
-//!   of other batch toolkits); runs are written concurrently. A run that directly follows a
-//!   transiently failed record is reported instead of written, so that the re-delivery, which
-//!   re-joins them, writes one run where this attempt would have started a second.
+//! - [`Mode::Ordered`] (default for ordered sources): runs are written one after another in
+//!   order. At the first record that fails transiently (in the transform, or because its run
+//!   could not be encoded or written) processing stops; that record and every later one are
+//!   reported. Nothing after a failure is written before it, so per-stream order holds.
+//! - [`Mode::ReportAll`]: every record is processed and every failure reported; runs are written
+//!   concurrently. A run that directly follows a transiently failed record is reported instead of
+//!   written, so that the re-delivery, which re-joins them, writes one run where this attempt
+//!   would have started a second.
 //!
 //! # Outcomes of whole batches
 //! - Empty batch: nothing is written, the response is empty (success).
 //! - Every record fails transiently (e.g. S3 down): every record is reported, and Lambda retries
 //!   the batch from its first record.
-//! - An event that is not a Kinesis event at all fails in the runtime before the processor runs:
-//!   the invocation errors and the event source mapping retries or bisects it.
+//! - An event that is not the source's event at all fails in the runtime before the processor
+//!   runs: the invocation errors and the event source mapping retries or bisects it.
 //!
-//! # Delivery guarantees (see `docs/delivery.md`)
-//! Every output document carries a stable `_id` (`shard:sequence:index`). While the event source
-//! mapping eventually completes every batch — retried batches, re-delivery from the lowest
-//! reported failure, bisected batches after a crash — each document is in exactly one object.
-//! When the mapping gives up on a batch (retries exhausted, record too old) after a crashed
-//! attempt had written some of it, those documents may also appear in a later batch's object:
-//! at least once, de-duplicated downstream by `_id`.
+//! # Delivery guarantees
+//! Every output document carries a stable `_id` ([`Transform::document_id`], by default
+//! `stream:position:index`). While the event source mapping eventually completes every batch —
+//! retried batches, re-delivery from the lowest reported failure, bisected batches after a crash —
+//! each document is in exactly one object. When the mapping gives up on a batch (retries
+//! exhausted, record too old) after a crashed attempt had written some of it, those documents may
+//! also appear in a later batch's object: at least once, de-duplicated downstream by `_id`. The
+//! property test `shared/tests/esm_contract.rs` checks this under randomised re-delivery.
 
-use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -49,86 +50,25 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits, Validate};
+use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits};
 use crate::sink::{
-    daily_partition, hourly_partition, write_json_line, Lead, Location, ObjectStore, ObjectWriter,
-    PutObject, SinkError,
+    daily_partition, write_json_line, Encoder, Lead, Location, Ndjson, Partitioner, PutObject, Sink,
 };
+use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
+use crate::transform::{default_document_id, Outputs, RecordContext, Transform, TransformError};
 
-/// How failures inside a batch are reported. See the module documentation for exact semantics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    #[default]
-    Ordered,
-    ReportAll,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ordered" => Ok(Mode::Ordered),
-            "report-all" | "report_all" | "reportall" => Ok(Mode::ReportAll),
-            other => Err(format!("unknown mode {other:?}; use ordered or report-all")),
-        }
-    }
-}
-
-/// What a transform says about a record it cannot turn into output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransformError {
-    /// The record is bad data: quarantine it.
-    Reject(String),
-    /// Something outside the record failed (a lookup, a dependency): retry the record later.
-    Transient(String),
-}
-
-/// Where a document came from; handed to the transform.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordContext<'a> {
-    pub stream: &'a str,
-    pub position: &'a str,
-    pub index: u32,
-    pub partition_key: Option<&'a str>,
-    pub arrival: Option<DateTime<Utc>>,
-}
-
-/// The user's part of a pipeline: typed input → typed output, and the output's event time.
-pub trait Transform: Send + Sync {
-    type Input: DeserializeOwned + Validate;
-    type Output: Serialize;
-    fn apply(
-        &self,
-        input: Self::Input,
-        ctx: &RecordContext<'_>,
-    ) -> Result<Self::Output, TransformError>;
-    /// The time that picks the output partition.
-    fn event_time(&self, output: &Self::Output) -> DateTime<Utc>;
-}
-
-/// One record of any batch source (Kinesis today; SQS and DynamoDB streams fit the same shape).
-#[derive(Debug, Clone, Copy)]
-pub struct SourceRecord<'a> {
-    /// What goes back in `batchItemFailures` (Kinesis: the sequence number; SQS: the message id).
-    pub item_identifier: &'a str,
-    /// The ordered stream the record belongs to (Kinesis: the shard id).
-    pub stream: &'a str,
-    /// The record's position in its stream (Kinesis: the sequence number).
-    pub position: &'a str,
-    pub partition_key: Option<&'a str>,
-    pub arrival: Option<DateTime<Utc>>,
-    pub data: &'a [u8],
-}
-
-/// Where output goes and how it is shaped.
-#[derive(Clone)]
+/// Where output goes and how failures are reported.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
+    /// Curated output.
     pub output: Location,
+    /// Bad records, with their reasons.
     pub quarantine: Location,
+    /// How failures are reported.
     pub mode: Mode,
+    /// Decoding limits.
     pub limits: DecodeLimits,
     /// Puts in flight at once in report-all mode.
     pub concurrency: usize,
@@ -136,28 +76,9 @@ pub struct ProcessorConfig {
     pub source_arn: Option<String>,
 }
 
-/// Counts of one batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchStats {
-    pub records_in: usize,
-    pub documents_written: usize,
-    pub documents_quarantined: usize,
-    pub records_failed: usize,
-    pub objects_written: usize,
-    pub bytes_in: usize,
-}
-
-/// The result of one batch: the identifiers to report, counts, and the errors behind failures.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    pub failures: Vec<String>,
-    pub stats: BatchStats,
-    pub errors: Vec<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dest {
-    // Shared: consecutive documents of one hour point at one string instead of one each.
+    // Shared: consecutive documents of one partition point at one string instead of one each.
     Data(Arc<str>),
     Quarantine(String),
 }
@@ -165,6 +86,8 @@ enum Dest {
 struct Item {
     record: usize,
     index: u32,
+    /// The output's index among the outputs of its document (fan-out).
+    output: u32,
     dest: Dest,
     /// The item's line in [`Prepared::lines`], newline included.
     line: std::ops::Range<usize>,
@@ -185,32 +108,34 @@ struct Run {
     held_back: bool,
 }
 
-/// The processor for one transform, output layout and store.
+/// Reused buffers of the per-document path.
+struct Scratch<O> {
+    id: String,
+    path: String,
+    partition: Option<Arc<str>>,
+    outputs: Outputs<O>,
+}
+
+/// The processor for one transform and one sink.
 pub struct Processor<T: Transform> {
     transform: T,
-    store: Arc<dyn ObjectStore>,
-    writer: Arc<dyn ObjectWriter>,
-    quarantine_writer: Arc<dyn ObjectWriter>,
+    sink: Sink<T::Output>,
+    quarantine_encoder: Ndjson,
     config: ProcessorConfig,
 }
 
 impl<T: Transform> Processor<T> {
-    pub fn new(
-        transform: T,
-        store: Arc<dyn ObjectStore>,
-        writer: Arc<dyn ObjectWriter>,
-        quarantine_writer: Arc<dyn ObjectWriter>,
-        config: ProcessorConfig,
-    ) -> Self {
+    /// A processor writing `transform`'s output through `sink`.
+    pub fn new(transform: T, sink: Sink<T::Output>, config: ProcessorConfig) -> Self {
         Processor {
             transform,
-            store,
-            writer,
-            quarantine_writer,
+            sink,
+            quarantine_encoder: Ndjson,
             config,
         }
     }
 
+    /// The processor's configuration.
     pub fn config(&self) -> &ProcessorConfig {
         &self.config
     }
@@ -221,13 +146,20 @@ impl<T: Transform> Processor<T> {
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let prepared = self.prepare(records, &mut outcome);
-        match self.config.mode {
+        let failed = match self.config.mode {
             Mode::Ordered => self.write_ordered(records, &prepared, &mut outcome).await,
             Mode::ReportAll => {
                 self.write_report_all(records, &prepared, &mut outcome)
                     .await
             }
-        }
+        };
+        outcome.failures = records
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| r.item_identifier.to_string())
+            .collect();
+        outcome.records = statuses(&prepared, &failed);
         outcome.stats.records_failed = outcome.failures.len();
         outcome
     }
@@ -241,12 +173,20 @@ impl<T: Transform> Processor<T> {
             lines: Vec::with_capacity(outcome.stats.bytes_in + records.len() * 64),
             transient: vec![false; records.len()],
         };
-        let mut id = String::with_capacity(96);
-        let mut partition: Option<(i64, Arc<str>)> = None;
+        let mut scratch = Scratch {
+            id: String::with_capacity(96),
+            path: String::with_capacity(32),
+            partition: None,
+            outputs: Outputs::default(),
+        };
+        let check = |input: &T::Input| self.transform.validate(input);
         for (i, rec) in records.iter().enumerate() {
             let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
-            let decoded =
-                for_each_document::<T::Input>(rec.data, self.config.limits, |index, doc| {
+            let decoded = for_each_document::<T::Input>(
+                rec.data,
+                self.config.limits,
+                &check,
+                |index, doc| {
                     let ctx = RecordContext {
                         stream: rec.stream,
                         position: rec.position,
@@ -268,26 +208,8 @@ impl<T: Transform> Processor<T> {
                             return ControlFlow::Continue(());
                         }
                     };
-                    let start = prepared.lines.len();
-                    match self.apply(input, &ctx, &mut id, &mut prepared.lines) {
-                        Ok(Ok(time)) => {
-                            let hour = time.timestamp().div_euclid(3600);
-                            let dest = match &partition {
-                                Some((h, p)) if *h == hour => p.clone(),
-                                _ => {
-                                    let p: Arc<str> = Arc::from(hourly_partition(time));
-                                    partition = Some((hour, p.clone()));
-                                    p
-                                }
-                            };
-                            prepared.items.push(Item {
-                                record: i,
-                                index,
-                                dest: Dest::Data(dest),
-                                line: start..prepared.lines.len(),
-                            });
-                            ControlFlow::Continue(())
-                        }
+                    match self.apply(input, &ctx, i, &mut scratch, &mut prepared) {
+                        Ok(Ok(())) => ControlFlow::Continue(()),
                         Ok(Err(reason)) => {
                             prepared.transient[i] = true;
                             outcome.errors.push(format!(
@@ -305,7 +227,8 @@ impl<T: Transform> Processor<T> {
                             ControlFlow::Continue(())
                         }
                     }
-                });
+                },
+            );
             if let Err(bad) = decoded {
                 self.quarantine_item(&mut prepared, i, rec, None, rec.data, &bad);
             }
@@ -313,33 +236,72 @@ impl<T: Transform> Processor<T> {
         prepared
     }
 
-    /// Runs the transform and appends its output line (with `_id`, ending in a newline) to
-    /// `lines`. Returns the output's event time; `Ok(Err(_))` is a transient failure. `id` is a
-    /// reused buffer for the document's `_id`.
+    /// Runs the transform and appends one item and line (with `_id`, ending in a newline) per
+    /// output. `Ok(Err(_))` is a transient failure; `Err` is bad data. On either, nothing of this
+    /// document stays in `prepared`.
     fn apply(
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
-        id: &mut String,
-        lines: &mut Vec<u8>,
-    ) -> Result<Result<DateTime<Utc>, String>, BadData> {
-        let applied = catch_unwind(AssertUnwindSafe(|| self.transform.apply(input, ctx)))
-            .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
-        let output = match applied {
-            Ok(output) => output,
+        record: usize,
+        scratch: &mut Scratch<T::Output>,
+        prepared: &mut Prepared,
+    ) -> Result<Result<(), String>, BadData> {
+        let Scratch {
+            id,
+            path,
+            partition,
+            outputs,
+        } = scratch;
+        outputs.clear();
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            self.transform.apply(input, ctx, outputs)
+        }))
+        .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
+        match applied {
+            Ok(()) => {}
             Err(TransformError::Reject(reason)) => return Err(BadData::Rejected(reason)),
             Err(TransformError::Transient(reason)) => return Ok(Err(reason)),
-        };
-        let time = self.transform.event_time(&output);
-        id.clear();
-        id.push_str(ctx.stream);
-        id.push(':');
-        id.push_str(ctx.position);
-        let _ = write!(id, ":{}", ctx.index);
-        write_json_line(lines, &[("_id", Lead::Str(id))], &output)
-            .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
-        lines.push(b'\n');
-        Ok(Ok(time))
+        }
+        let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
+        for (n, output) in outputs.drain() {
+            let time = self
+                .transform
+                .event_time(&output)
+                .or(ctx.arrival)
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+            let dest = partition_of(
+                self.sink.partitioner.as_ref(),
+                &output,
+                time,
+                path,
+                partition,
+            );
+            let custom = self.transform.document_id(&output);
+            let id = match &custom {
+                Some(id) => id.as_str(),
+                None => {
+                    default_document_id(id, ctx, n);
+                    id.as_str()
+                }
+            };
+            let start = prepared.lines.len();
+            if let Err(e) = write_json_line(&mut prepared.lines, &[("_id", Lead::Str(id))], &output)
+            {
+                prepared.items.truncate(items_start);
+                prepared.lines.truncate(lines_start);
+                return Err(BadData::Rejected(format!("output does not serialise: {e}")));
+            }
+            prepared.lines.push(b'\n');
+            prepared.items.push(Item {
+                record,
+                index: ctx.index,
+                output: n,
+                dest: Dest::Data(dest),
+                line: start..prepared.lines.len(),
+            });
+        }
+        Ok(Ok(()))
     }
 
     fn quarantine_item(
@@ -370,6 +332,7 @@ impl<T: Transform> Processor<T> {
         prepared.items.push(Item {
             record,
             index: index.unwrap_or(0),
+            output: 0,
             // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
             dest: Dest::Quarantine(daily_partition(arrival)),
             line: start..prepared.lines.len(),
@@ -416,21 +379,37 @@ impl<T: Transform> Processor<T> {
         runs
     }
 
-    fn put_for(&self, run: &Run, prepared: &Prepared, records: &[SourceRecord<'_>]) -> PutObject {
+    /// The object of a run. An encoding failure is an error: the run is reported, never
+    /// written empty.
+    fn put_for(
+        &self,
+        run: &Run,
+        prepared: &Prepared,
+        records: &[SourceRecord<'_>],
+    ) -> Result<PutObject, String> {
         let items = &prepared.items;
         let first = &items[run.items.start];
         let rec = &records[first.record];
-        let (location, writer, partition) = match &first.dest {
-            Dest::Data(p) => (&self.config.output, &self.writer, p.as_ref()),
-            Dest::Quarantine(p) => (&self.config.quarantine, &self.quarantine_writer, p.as_str()),
+        let (location, encoder, partition): (&Location, &dyn Encoder, &str) = match &first.dest {
+            Dest::Data(p) => (&self.config.output, self.sink.encoder.as_ref(), p.as_ref()),
+            Dest::Quarantine(p) => (
+                &self.config.quarantine,
+                &self.quarantine_encoder,
+                p.as_str(),
+            ),
+        };
+        let output = match first.output {
+            0 => String::new(),
+            n => format!("-{n}"),
         };
         let name = format!(
-            "{partition}/{}-{}-{:05}.{}",
+            "{partition}/{}-{}-{:05}{output}.{}",
             rec.stream,
             rec.position,
             first.index,
-            writer.extension()
+            encoder.extension()
         );
+        let key = location.key(&name);
         // A run is consecutive items, and items' lines are appended in item order.
         let last = &items[run.items.end - 1];
         debug_assert!(
@@ -439,15 +418,15 @@ impl<T: Transform> Processor<T> {
                 .all(|w| w[0].line.end == w[1].line.start),
             "a run's lines are contiguous"
         );
-        let body = writer
+        let body = encoder
             .encode(&prepared.lines[first.line.start..last.line.end])
-            .unwrap_or_default();
-        PutObject {
+            .map_err(|e| format!("encode s3://{}/{key}: {e}", location.bucket))?;
+        Ok(PutObject {
             bucket: location.bucket.clone(),
-            key: location.key(&name),
+            key,
             body,
-            content_type: writer.content_type(),
-        }
+            content_type: encoder.content_type(),
+        })
     }
 
     fn count_written(&self, run: &Run, items: &[Item], outcome: &mut BatchOutcome) {
@@ -459,54 +438,58 @@ impl<T: Transform> Processor<T> {
         }
     }
 
+    /// Writes runs in order up to the first failure; returns, per record, whether it is reported.
     async fn write_ordered(
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
         outcome: &mut BatchOutcome,
-    ) {
+    ) -> Vec<bool> {
         let (items, transient) = (&prepared.items, &prepared.transient);
         let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
         let before_cut = items.partition_point(|i| i.record < cut);
         let mut fail_from = cut;
         for run in self.runs(&items[..before_cut], transient, records) {
-            let put = self.put_for(&run, prepared, records);
-            match self.store.put(put).await {
+            let written = match self.put_for(&run, prepared, records) {
+                Ok(put) => self.sink.store.put(put).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match written {
                 Ok(()) => self.count_written(&run, items, outcome),
                 Err(e) => {
-                    outcome.errors.push(e.to_string());
+                    outcome.errors.push(e);
                     fail_from = run.first;
                     break;
                 }
             }
         }
-        outcome.failures = records[fail_from..]
-            .iter()
-            .map(|r| r.item_identifier.to_string())
-            .collect();
+        (0..records.len()).map(|i| i >= fail_from).collect()
     }
 
+    /// Writes every run that may be written, concurrently; returns, per record, whether it is
+    /// reported.
     async fn write_report_all(
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
         outcome: &mut BatchOutcome,
-    ) {
+    ) -> Vec<bool> {
         let (items, transient) = (&prepared.items, &prepared.transient);
         let runs = self.runs(items, transient, records);
         let mut failed = transient.to_vec();
-        let puts: Vec<(usize, PutObject)> = runs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.held_back)
-            .map(|(n, r)| (n, self.put_for(r, prepared, records)))
-            .collect();
-        let results: Vec<(usize, Result<(), SinkError>)> = stream::iter(puts)
-            .map(|(n, put)| async move { (n, self.store.put(put).await) })
+        let mut written = vec![false; runs.len()];
+        let mut puts = Vec::new();
+        for (n, run) in runs.iter().enumerate().filter(|(_, r)| !r.held_back) {
+            match self.put_for(run, prepared, records) {
+                Ok(put) => puts.push((n, put)),
+                Err(e) => outcome.errors.push(e),
+            }
+        }
+        let results: Vec<_> = stream::iter(puts)
+            .map(|(n, put)| async move { (n, self.sink.store.put(put).await) })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        let mut written = vec![false; runs.len()];
         for (n, result) in results {
             match result {
                 Ok(()) => written[n] = true,
@@ -522,13 +505,53 @@ impl<T: Transform> Processor<T> {
                 }
             }
         }
-        outcome.failures = records
-            .iter()
-            .zip(&failed)
-            .filter(|(_, f)| **f)
-            .map(|(r, _)| r.item_identifier.to_string())
-            .collect();
+        failed
     }
+}
+
+/// The partition of one output, reusing the previous document's string when it is the same.
+fn partition_of<O>(
+    partitioner: &dyn Partitioner<O>,
+    output: &O,
+    time: DateTime<Utc>,
+    path: &mut String,
+    last: &mut Option<Arc<str>>,
+) -> Arc<str> {
+    path.clear();
+    partitioner.write(output, time, path);
+    match last {
+        Some(p) if p.as_ref() == path.as_str() => p.clone(),
+        _ => {
+            let p: Arc<str> = Arc::from(path.as_str());
+            *last = Some(p.clone());
+            p
+        }
+    }
+}
+
+/// What happened to each record, from its items and whether it is reported.
+fn statuses(prepared: &Prepared, failed: &[bool]) -> Vec<RecordStatus> {
+    let mut written = vec![false; failed.len()];
+    let mut quarantined = vec![false; failed.len()];
+    for item in &prepared.items {
+        match item.dest {
+            Dest::Data(_) => written[item.record] = true,
+            Dest::Quarantine(_) => quarantined[item.record] = true,
+        }
+    }
+    (0..failed.len())
+        .map(|i| {
+            if failed[i] {
+                RecordStatus::Failed
+            } else if written[i] {
+                RecordStatus::Written
+            } else if quarantined[i] {
+                RecordStatus::Quarantined
+            } else {
+                RecordStatus::Filtered
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -554,7 +577,8 @@ fn documents_raw(data: &[u8], limits: DecodeLimits, index: u32) -> Vec<u8> {
         .unwrap_or_else(|| data.to_vec())
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -1,0 +1,262 @@
+//! The ingest pipeline as a Lambda function: builder, runner, per-invocation telemetry.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::config::IngestConfig;
+use super::hook::{HookConfig, HookReport, IngestHook};
+use super::manifest::ObjectOutcome;
+use super::object::{Ingest, IngestError};
+use crate::aws::Aws;
+use crate::config::Env;
+use crate::pipeline::BuildError;
+use crate::sink::{Daily, Encoder, NdjsonGzip, ObjectStore, Partitioner, S3Store};
+use crate::telemetry::{self, Metrics, Unit};
+use crate::transform::Transform;
+
+type BuildHook = Box<dyn FnOnce(&IngestConfig, &Aws) -> Arc<dyn IngestHook>>;
+type ReadHook = Box<dyn FnOnce(&mut Env<'_>) -> Option<BuildHook>>;
+
+/// An object-ingest pipeline: S3 object events in, rows through the transform, outputs, manifests
+/// and quarantine out. Made by [`crate::pipeline::Pipeline::ingest`].
+pub struct IngestPipeline<T: Transform> {
+    name: String,
+    transform: T,
+    store: Option<Arc<dyn ObjectStore>>,
+    encoder: Option<Arc<dyn Encoder>>,
+    partitioner: Option<Arc<dyn Partitioner<T::Output>>>,
+    config: Option<IngestConfig>,
+    hook: Option<Arc<dyn IngestHook>>,
+    read_hook: Option<ReadHook>,
+}
+
+impl<T: Transform> IngestPipeline<T> {
+    pub(crate) fn new(name: String, transform: T) -> Self {
+        IngestPipeline {
+            name,
+            transform,
+            store: None,
+            encoder: None,
+            partitioner: None,
+            config: None,
+            hook: None,
+            read_hook: None,
+        }
+    }
+
+    /// The object store (S3 through the shared client by default).
+    pub fn store(mut self, store: impl ObjectStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The encoder of curated objects (gzip NDJSON by default).
+    pub fn encoder(mut self, encoder: impl Encoder + 'static) -> Self {
+        self.encoder = Some(Arc::new(encoder));
+        self
+    }
+
+    /// How outputs are partitioned ([`Daily`] by event time by default).
+    pub fn partitioner(mut self, partitioner: impl Partitioner<T::Output> + 'static) -> Self {
+        self.partitioner = Some(Arc::new(partitioner));
+        self
+    }
+
+    /// The configuration, instead of reading it from the environment.
+    pub fn config(mut self, config: IngestConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// A hook built already.
+    pub fn hook(mut self, hook: Arc<dyn IngestHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// A hook whose settings `read` takes from the environment in the same pass as the
+    /// pipeline's own (every problem reported at once); `None` from `read` means no hook. Used
+    /// by [`IngestPipeline::run`].
+    pub fn hook_from_env<H: HookConfig + 'static>(
+        mut self,
+        read: impl FnOnce(&mut Env<'_>) -> Option<H> + 'static,
+    ) -> Self {
+        self.read_hook = Some(Box::new(move |env| {
+            read(env).map(|h| Box::new(move |c: &IngestConfig, a: &Aws| h.build(c, a)) as BuildHook)
+        }));
+        self
+    }
+
+    fn runner(self, store: Arc<dyn ObjectStore>, config: IngestConfig) -> IngestRunner<T> {
+        let metrics = Metrics::new(config.output.metrics_namespace.clone())
+            .dimension("service", self.name.clone())
+            .dimension("pipeline", config.output.pipeline.clone());
+        let ingest = Ingest::new(
+            config,
+            store,
+            self.encoder
+                .unwrap_or_else(|| Arc::new(NdjsonGzip::default())),
+            self.partitioner.unwrap_or_else(|| Arc::new(Daily)),
+            self.transform,
+            self.hook,
+        );
+        IngestRunner { ingest, metrics }
+    }
+
+    /// The runner without the Lambda runtime (tests, benchmarks). Needs a store; reads the
+    /// configuration from the environment unless one was given. Hooks come from
+    /// [`IngestPipeline::hook`] only.
+    pub fn build(mut self) -> Result<IngestRunner<T>, BuildError> {
+        let store = self.store.take().ok_or(BuildError::NoStore)?;
+        let config = match self.config.take() {
+            Some(c) => c,
+            None => IngestConfig::from_lookup(&self.name, |n| std::env::var(n).ok())?,
+        };
+        Ok(self.runner(store, config))
+    }
+
+    /// Runs the pipeline as a Lambda function: the whole `main` of a handler.
+    pub async fn run(mut self) -> Result<(), lambda_runtime::Error> {
+        telemetry::init_logging(&self.name);
+        let name = self.name.clone();
+        let given = self.config.take();
+        let read_hook = self.read_hook.take();
+        let (config, build_hook) = crate::config::logged(crate::config::from_process_env(|env| {
+            let config = given.unwrap_or_else(|| IngestConfig::read(env, &name));
+            (config, read_hook.and_then(|read| read(env)))
+        }))?;
+        let aws = Aws::from_env().await;
+        if let Some(build) = build_hook {
+            self.hook = Some(build(&config, &aws));
+        }
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Arc::new(S3Store::new(aws.s3())),
+        };
+        let runner = self.runner(store, config);
+        let runner = &runner;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<Value>| async move {
+                runner.invoke(event).await
+            },
+        ))
+        .await
+    }
+}
+
+/// A built ingest pipeline: handles one event at a time.
+pub struct IngestRunner<T: Transform> {
+    ingest: Ingest<T>,
+    metrics: Metrics,
+}
+
+impl<T: Transform> IngestRunner<T> {
+    /// The ingest behind the runner.
+    pub fn ingest(&self) -> &Ingest<T> {
+        &self.ingest
+    }
+
+    /// The ingest, without the runner's telemetry.
+    pub fn into_ingest(self) -> Ingest<T> {
+        self.ingest
+    }
+
+    /// Handles one event, recording metrics into `metrics`.
+    pub async fn handle(&self, metrics: &mut Metrics, event: &Value) -> Result<Value, HandleError> {
+        handle(&self.ingest, metrics, event).await
+    }
+
+    /// Handles one invocation: log context, objects, metrics. A failure fails the invocation.
+    pub async fn invoke(
+        &self,
+        event: lambda_runtime::LambdaEvent<Value>,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let (payload, context) = event.into_parts();
+        telemetry::begin_invocation(&context.request_id, Some(describe(&payload)));
+        let mut m = self.metrics.clone();
+        m.property("request_id", context.request_id.clone());
+        let result = handle(&self.ingest, &mut m, &payload).await;
+        if let Err(e) = &result {
+            m.count("IngestFailures", 1);
+            tracing::error!(error = %e, "ingest failed; the invocation fails so Lambda retries");
+        }
+        m.flush();
+        Ok(result?)
+    }
+}
+
+/// Records one object's metrics.
+pub fn record_metrics(metrics: &mut Metrics, outcome: &ObjectOutcome, report: Option<&HookReport>) {
+    match outcome {
+        ObjectOutcome::Ingested(m) => {
+            metrics.count("ObjectsIngested", 1);
+            metrics.count("RowsIn", m.rows_in);
+            metrics.count("RowsOut", m.rows_out);
+            metrics.count("RowsQuarantined", m.rows_quarantined);
+            metrics.add("BytesIn", Unit::Bytes, m.size as f64);
+            metrics.add("IngestLatency", Unit::Milliseconds, m.duration_ms as f64);
+        }
+        ObjectOutcome::Quarantined(_) => metrics.count("ObjectsQuarantined", 1),
+        ObjectOutcome::Duplicate { .. } => metrics.count("DuplicateDeliveries", 1),
+        ObjectOutcome::Missing => metrics.count("ObjectsMissing", 1),
+        ObjectOutcome::Marker => metrics.count("MarkersSeen", 1),
+    }
+    if let Some(r) = report {
+        metrics.count(r.metric, 1);
+    }
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The event names no objects in a shape ingest reads.
+    #[error(transparent)]
+    Event(#[from] crate::s3event::S3EventError),
+    /// An object must be retried.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// Handles one event: every object it names, in order. The first failure fails the invocation
+/// (Lambda retries; objects already ingested are recognised as duplicates then).
+pub async fn handle<T: Transform>(
+    ingest: &Ingest<T>,
+    metrics: &mut Metrics,
+    event: &Value,
+) -> Result<Value, HandleError> {
+    let objects = crate::s3event::objects(event)?;
+    let mut results = Vec::new();
+    for obj in &objects {
+        let (outcome, report) = ingest.ingest(obj).await?;
+        record_metrics(metrics, &outcome, report.as_ref());
+        let mut summary = match &outcome {
+            ObjectOutcome::Ingested(m) | ObjectOutcome::Quarantined(m) => {
+                tracing::info!(source = %format!("s3://{}/{}", obj.bucket, obj.key), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
+                serde_json::json!({"key": obj.key, "status": m.status, "rows_in": m.rows_in, "rows_out": m.rows_out, "rows_quarantined": m.rows_quarantined})
+            }
+            ObjectOutcome::Duplicate { etag } => {
+                serde_json::json!({"key": obj.key, "status": "duplicate", "etag": etag})
+            }
+            ObjectOutcome::Missing => serde_json::json!({"key": obj.key, "status": "missing"}),
+            ObjectOutcome::Marker => serde_json::json!({"key": obj.key, "status": "marker"}),
+        };
+        if let Some(r) = report {
+            summary[r.hook] = r.detail;
+        }
+        results.push(summary);
+    }
+    Ok(serde_json::json!({"objects": results}))
+}
+
+/// A loose view of an event for logs: the objects it names, or the error.
+pub fn describe(event: &Value) -> String {
+    match crate::s3event::objects(event) {
+        Ok(objs) => objs
+            .iter()
+            .map(|o| format!("s3://{}/{}", o.bucket, o.key))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => e.to_string(),
+    }
+}

@@ -1,0 +1,369 @@
+//! Streaming one object: source bytes → rows → transform → encoded outputs in parts, on a
+//! blocking thread, while uploader tasks write the parts through the store.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::keys::{day_start, output_stem, short_etag};
+use super::object::{Ingest, IngestError};
+use super::reader::{format_from_key, read_rows, ObjectProblem, ReadError, Row, SourceReader};
+use super::upload::{uploader, Chunk, PartError, PartWriter, UploadError, Written};
+use crate::pipeline::processor::panic_message;
+use crate::records::BadData;
+use crate::s3event::ObjectRef;
+use crate::sink::{write_json_line, Encoder, Lead, Ndjson, Partitioner};
+use crate::transform::{default_document_id, Outputs, RecordContext, Transform, TransformError};
+
+/// Row counts and checksum of a streamed object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadCounts {
+    /// Rows read.
+    pub rows_in: u64,
+    /// Output documents written.
+    pub rows_out: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// CRC-32 of the object's stored bytes.
+    pub crc: u32,
+}
+
+/// What streaming an object wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streamed {
+    /// Curated outputs.
+    pub outputs: Vec<Written>,
+    /// The quarantine object of bad rows, if any.
+    pub quarantine: Option<Written>,
+    /// Counts and checksum.
+    pub counts: ReadCounts,
+}
+
+/// Why the blocking reader stopped early.
+enum Stop {
+    Part(PartError),
+    Transient { line: u64, reason: String },
+    Read(std::io::Error),
+}
+
+#[derive(Serialize)]
+struct RowQuarantine<'a> {
+    #[serde(rename = "_id")]
+    id: String,
+    source: &'a str,
+    etag: &'a str,
+    line: u64,
+    kind: &'static str,
+    reason: String,
+    raw: String,
+    /// Present when the raw line is not UTF-8.
+    raw_base64: Option<String>,
+}
+
+/// The row callback's state: open outputs, counts and reused buffers.
+struct Rows<T: Transform> {
+    transform: Arc<T>,
+    partitioner: Arc<dyn Partitioner<T::Output>>,
+    encoder: Arc<dyn Encoder>,
+    source: Arc<str>,
+    etag: String,
+    /// Event time of outputs whose transform names none: the object's day.
+    day_start: chrono::DateTime<chrono::Utc>,
+    /// `<output prefix>/` and `-<stem>-<etag>.<ext>` around each partition.
+    key_prefix: String,
+    key_suffix: String,
+    quarantine_key: String,
+    writers: BTreeMap<String, PartWriter>,
+    quarantine: Option<PartWriter>,
+    counts: ReadCounts,
+    outputs: Outputs<T::Output>,
+    path: String,
+    id: String,
+    line: Vec<u8>,
+    stop: Option<Stop>,
+}
+
+impl<T: Transform> Rows<T> {
+    fn on_row(
+        &mut self,
+        row: Row<'_, T::Input>,
+        tx: &mpsc::Sender<Chunk>,
+        qtx: &mpsc::Sender<Chunk>,
+    ) -> Result<(), PartError> {
+        self.counts.rows_in += 1;
+        let position = row.line.to_string();
+        let source = self.source.clone();
+        let ctx = RecordContext {
+            stream: &source,
+            position: &position,
+            index: 0,
+            partition_key: None,
+            arrival: None,
+        };
+        let input = match row.parsed {
+            Ok(input) => input,
+            Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
+        };
+        self.outputs.clear();
+        let outputs = &mut self.outputs;
+        let transform = &self.transform;
+        let applied = catch_unwind(AssertUnwindSafe(|| transform.apply(input, &ctx, outputs)));
+        let bad = match applied {
+            Ok(Ok(())) => None,
+            Ok(Err(TransformError::Reject(reason))) => Some(BadData::Rejected(reason)),
+            Ok(Err(TransformError::Transient(reason))) => {
+                self.stop = Some(Stop::Transient {
+                    line: row.line,
+                    reason,
+                });
+                return Ok(());
+            }
+            Err(panic) => Some(BadData::Panicked(panic_message(&panic))),
+        };
+        if let Some(bad) = bad {
+            return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
+        }
+        // Serialise every output before writing any, so a row is written whole or quarantined.
+        self.line.clear();
+        let mut lines: Vec<(String, std::ops::Range<usize>)> = Vec::with_capacity(1);
+        let mut unserialisable = None;
+        for (n, output) in self.outputs.drain() {
+            let time = self.transform.event_time(&output).unwrap_or(self.day_start);
+            self.path.clear();
+            self.partitioner.write(&output, time, &mut self.path);
+            let custom = self.transform.document_id(&output);
+            let id = match &custom {
+                Some(id) => id.as_str(),
+                None => {
+                    default_document_id(&mut self.id, &ctx, n);
+                    self.id.as_str()
+                }
+            };
+            let start = self.line.len();
+            let lead = [
+                ("_id", Lead::Str(id)),
+                ("_source", Lead::Str(&source)),
+                ("_line", Lead::Int(row.line)),
+            ];
+            if let Err(e) = write_json_line(&mut self.line, &lead, &output) {
+                unserialisable = Some(BadData::Rejected(format!("output does not serialise: {e}")));
+                break;
+            }
+            lines.push((self.path.clone(), start..self.line.len()));
+        }
+        if let Some(bad) = unserialisable {
+            return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
+        }
+        for (partition, range) in lines {
+            let (prefix, suffix, encoder) = (&self.key_prefix, &self.key_suffix, &self.encoder);
+            let writer = self
+                .writers
+                .entry(partition)
+                .or_insert_with_key(|partition| {
+                    PartWriter::new(format!("{prefix}{partition}/{suffix}"), encoder.as_ref())
+                });
+            writer.push(&self.line[range], tx)?;
+            self.counts.rows_out += 1;
+        }
+        Ok(())
+    }
+
+    fn quarantine_row(
+        &mut self,
+        ctx: &RecordContext<'_>,
+        line: u64,
+        raw: &[u8],
+        bad: &BadData,
+        qtx: &mpsc::Sender<Chunk>,
+    ) -> Result<(), PartError> {
+        let (text, raw_base64) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(raw).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(raw)),
+            ),
+        };
+        default_document_id(&mut self.id, ctx, 0);
+        let entry = RowQuarantine {
+            id: self.id.clone(),
+            source: &self.source,
+            etag: &self.etag,
+            line,
+            kind: bad.kind(),
+            reason: bad.to_string(),
+            raw: text,
+            raw_base64,
+        };
+        let json = serde_json::to_vec(&entry).expect("quarantine entries serialise");
+        let key = &self.quarantine_key;
+        self.quarantine
+            .get_or_insert_with(|| PartWriter::new(key.clone(), &Ndjson))
+            .push(&json, qtx)?;
+        self.counts.rows_quarantined += 1;
+        Ok(())
+    }
+}
+
+impl<T: Transform> Ingest<T> {
+    /// Streams the object through the transform into curated and quarantine outputs.
+    /// `Ok(Err(_))`: the object is bad as a whole.
+    pub(super) async fn stream(
+        &self,
+        obj: &ObjectRef,
+        etag: &str,
+        day: &str,
+    ) -> Result<Result<Streamed, ObjectProblem>, IngestError> {
+        let format = format_from_key(&obj.key).expect("checked by the caller");
+        let Some(body) = self.store.get(&obj.bucket, &obj.key, Some(etag)).await? else {
+            // Deleted between HEAD and GET: the next delivery (or none) settles it.
+            return Err(IngestError::Read {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "the object is gone"),
+            });
+        };
+        let output = &self.config.output;
+        let (tx, rx) = mpsc::channel::<Chunk>(2);
+        let (qtx, qrx) = mpsc::channel::<Chunk>(2);
+        let curated_upload = tokio::spawn(uploader(
+            self.store.clone(),
+            output.output.bucket.clone(),
+            rx,
+        ));
+        let quarantine_upload = tokio::spawn(uploader(
+            self.store.clone(),
+            output.quarantine.bucket.clone(),
+            qrx,
+        ));
+        let stem = output_stem(&obj.key);
+        let tag = short_etag(etag);
+        let mut rows = Rows {
+            transform: self.transform.clone(),
+            partitioner: self.partitioner.clone(),
+            encoder: self.encoder.clone(),
+            source: Arc::from(format!("s3://{}/{}", obj.bucket, obj.key)),
+            etag: etag.to_string(),
+            day_start: day_start(day).unwrap_or_default(),
+            key_prefix: output.output.key(""),
+            key_suffix: format!("{stem}-{tag}.{}", self.encoder.extension()),
+            quarantine_key: output
+                .quarantine
+                .key(&format!("rows/dt={day}/{stem}-{tag}.json")),
+            writers: BTreeMap::new(),
+            quarantine: None,
+            counts: ReadCounts::default(),
+            outputs: Outputs::default(),
+            path: String::with_capacity(32),
+            id: String::with_capacity(96),
+            line: Vec::with_capacity(1024),
+            stop: None,
+        };
+        let max_row = self.config.max_row_bytes;
+        let transform = self.transform.clone();
+        let handle = tokio::runtime::Handle::current();
+        let read = tokio::task::spawn_blocking(move || {
+            let _guard = handle.enter();
+            let bridge = tokio_util::io::SyncIoBridge::new(body);
+            let mut crc_reader = flate2::CrcReader::new(SourceReader(bridge));
+            let check = |input: &T::Input| transform.validate(input);
+            let outcome = read_rows::<T::Input, _, _>(
+                &mut crc_reader,
+                format,
+                max_row,
+                &check,
+                |row: Row<'_, T::Input>| {
+                    match rows.on_row(row, &tx, &qtx) {
+                        Err(e) => rows.stop = Some(Stop::Part(e)),
+                        Ok(()) if rows.stop.is_none() => return Ok(()),
+                        Ok(()) => {}
+                    }
+                    Err("stopped".to_string())
+                },
+            );
+            let finished = match outcome {
+                Ok(_lines) => {
+                    // Drain what is left so the CRC covers the whole object.
+                    let _ = std::io::copy(&mut crc_reader, &mut std::io::sink());
+                    rows.counts.crc = crc_reader.crc().sum();
+                    let mut done = Ok(());
+                    for (_, w) in std::mem::take(&mut rows.writers) {
+                        done = done.and_then(|()| w.finish(&tx));
+                    }
+                    if let Some(q) = rows.quarantine.take() {
+                        done = done.and_then(|()| q.finish(&qtx));
+                    }
+                    done.map(|()| Ok(rows.counts)).map_err(Stop::Part)
+                }
+                Err(ReadError::Object(p)) => Ok(Err(p)),
+                Err(ReadError::Source(e)) => Err(Stop::Read(e)),
+                Err(ReadError::Stopped(_)) => {
+                    Err(rows.stop.take().expect("a stopped read says why"))
+                }
+            };
+            finished
+            // Dropping the senders ends the uploaders (aborting anything unfinished).
+        });
+        let err_read = |source| IngestError::Read {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            source,
+        };
+        let read = read.await.map_err(|source| IngestError::Task {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            source,
+        })?;
+        let output_err = |source: UploadError| IngestError::Output {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            source: Box::new(source),
+        };
+        let joined = |r: Result<Result<Vec<Written>, UploadError>, tokio::task::JoinError>| {
+            r.map_err(|source| IngestError::Task {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                source,
+            })
+        };
+        let curated_written = joined(curated_upload.await)?;
+        let quarantine_written = joined(quarantine_upload.await)?;
+        match read {
+            Err(stop) => {
+                // An upload failure explains a stopped reader better than the reader's own error.
+                for written in [&curated_written, &quarantine_written] {
+                    if let Err(UploadError::Store(e)) = written {
+                        return Err(output_err(UploadError::Store(e.clone())));
+                    }
+                }
+                Err(match stop {
+                    Stop::Part(source) => IngestError::Encode {
+                        bucket: obj.bucket.clone(),
+                        key: obj.key.clone(),
+                        source,
+                    },
+                    Stop::Transient { line, reason } => IngestError::Transient {
+                        bucket: obj.bucket.clone(),
+                        key: obj.key.clone(),
+                        line,
+                        reason,
+                    },
+                    Stop::Read(e) => err_read(e),
+                })
+            }
+            Ok(Err(problem)) => Ok(Err(problem)),
+            Ok(Ok(counts)) => {
+                let outputs = curated_written.map_err(output_err)?;
+                let mut quarantine = quarantine_written.map_err(output_err)?;
+                Ok(Ok(Streamed {
+                    outputs,
+                    quarantine: quarantine.pop(),
+                    counts,
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The pipeline: one builder that owns the Lambda loop, telemetry, configuration and response for
+//! any batch source.
+//!
+//! ```no_run
+//! # use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
+//! # struct Clicks;
+//! # impl Transform for Clicks {
+//! #     type Input = serde_json::Value;
+//! #     type Output = serde_json::Value;
+//! #     fn apply(&self, v: serde_json::Value, _: &RecordContext<'_>, out: &mut Outputs<serde_json::Value>)
+//! #         -> Result<(), TransformError> { out.push(v); Ok(()) }
+//! # }
+//! use runnel::pipeline::Pipeline;
+//! use runnel::sink::Daily;
+//! use runnel::source::Kinesis;
+//!
+//! # async fn main_() -> Result<(), lambda_runtime::Error> {
+//! Pipeline::new("clicks")
+//!     .source(Kinesis)
+//!     .transform(Clicks)
+//!     .partitioner(Daily) // hourly by default; gzip NDJSON on S3 by default
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! [`StreamPipeline::run`] sets up JSON logging, reads the configuration ([`StreamConfig`], all problems
+//! at once, before the first event), builds the AWS clients without a network call, and serves
+//! events: per invocation it logs with the request and correlation ids, processes the batch, emits
+//! EMF metrics and answers with the source's response. [`StreamPipeline::build`] gives the same
+//! [`Runner`] without the Lambda runtime, for tests and benchmarks.
+
+pub mod config;
+pub mod ingest;
+pub mod processor;
+
+pub use config::{OutputConfig, StreamConfig};
+pub use processor::{Processor, ProcessorConfig};
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+
+use crate::aws::Aws;
+use crate::config::ConfigError;
+use crate::sink::{Encoder, Hourly, NdjsonGzip, ObjectStore, Partitioner, S3Store, Sink};
+use crate::source::{BatchOutcome, BatchSource, BatchStats, ResponseError};
+use crate::telemetry::{self, Metrics, Unit};
+use crate::transform::Transform;
+
+/// A pipeline being assembled: a name, then a source, then a transform.
+pub struct Pipeline<S = ()> {
+    name: String,
+    source: S,
+}
+
+impl Pipeline {
+    /// Starts a pipeline. `name` is the service name in logs and metrics and the default output
+    /// prefix.
+    pub fn new(name: impl Into<String>) -> Self {
+        Pipeline {
+            name: name.into(),
+            source: (),
+        }
+    }
+
+    /// The batch source whose events the function receives.
+    pub fn source<S: BatchSource>(self, source: S) -> Pipeline<S> {
+        Pipeline {
+            name: self.name,
+            source,
+        }
+    }
+}
+
+impl<S: BatchSource> Pipeline<S> {
+    /// The user's transform; the sink parts and configuration follow.
+    pub fn transform<T: Transform>(self, transform: T) -> StreamPipeline<S, T> {
+        StreamPipeline {
+            name: self.name,
+            source: self.source,
+            transform,
+            store: None,
+            encoder: None,
+            partitioner: None,
+            config: None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// An object-ingest pipeline (S3 object events) with `transform` for its rows.
+    pub fn ingest<T: Transform>(self, transform: T) -> ingest::IngestPipeline<T> {
+        ingest::IngestPipeline::new(self.name, transform)
+    }
+}
+
+/// A stream pipeline with its source and transform; sink parts and configuration are optional.
+pub struct StreamPipeline<S: BatchSource, T: Transform> {
+    name: String,
+    source: S,
+    transform: T,
+    store: Option<Arc<dyn ObjectStore>>,
+    encoder: Option<Arc<dyn Encoder>>,
+    partitioner: Option<Arc<dyn Partitioner<T::Output>>>,
+    config: Option<StreamConfig>,
+}
+
+impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
+    /// The object store (S3 through the shared client by default).
+    pub fn store(mut self, store: impl ObjectStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The encoder of curated objects (gzip NDJSON by default).
+    pub fn encoder(mut self, encoder: impl Encoder + 'static) -> Self {
+        self.encoder = Some(Arc::new(encoder));
+        self
+    }
+
+    /// How outputs are partitioned ([`Hourly`] by event time by default).
+    pub fn partitioner(mut self, partitioner: impl Partitioner<T::Output> + 'static) -> Self {
+        self.partitioner = Some(Arc::new(partitioner));
+        self
+    }
+
+    /// A whole sink at once: store, encoder and partitioner.
+    pub fn sink(mut self, sink: Sink<T::Output>) -> Self {
+        self.store = Some(sink.store);
+        self.encoder = Some(sink.encoder);
+        self.partitioner = Some(sink.partitioner);
+        self
+    }
+
+    /// The configuration, instead of reading it from the environment.
+    pub fn config(mut self, config: StreamConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    fn runner(self, store: Arc<dyn ObjectStore>, config: StreamConfig) -> Runner<S, T> {
+        let sink = Sink {
+            store,
+            encoder: self
+                .encoder
+                .unwrap_or_else(|| Arc::new(NdjsonGzip::default())),
+            partitioner: self.partitioner.unwrap_or_else(|| Arc::new(Hourly)),
+        };
+        let processor_config = config.processor_config(self.source.default_mode());
+        let metrics = Metrics::new(config.output.metrics_namespace.clone())
+            .dimension("service", self.name.clone())
+            .dimension("pipeline", config.output.pipeline.clone());
+        Runner {
+            name: self.name,
+            processor: Processor::new(self.transform, sink, processor_config),
+            source: self.source,
+            metrics,
+        }
+    }
+
+    /// The runner without the Lambda runtime (tests, benchmarks). Needs a store
+    /// ([`StreamPipeline::store`]); reads the configuration from the environment unless one was
+    /// given.
+    pub fn build(mut self) -> Result<Runner<S, T>, BuildError> {
+        let store = self.store.take().ok_or(BuildError::NoStore)?;
+        let config = match self.config.take() {
+            Some(c) => c,
+            None => StreamConfig::from_env(&self.name)?,
+        };
+        Ok(self.runner(store, config))
+    }
+
+    /// Runs the pipeline as a Lambda function: the whole `main` of a handler.
+    pub async fn run(mut self) -> Result<(), lambda_runtime::Error> {
+        telemetry::init_logging(&self.name);
+        let config = match self.config.take() {
+            Some(c) => c,
+            None => crate::config::logged(StreamConfig::from_env(&self.name))?,
+        };
+        tracing::debug!(?config, "configuration loaded");
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Arc::new(S3Store::new(Aws::from_env().await.s3())),
+        };
+        let runner = self.runner(store, config);
+        lambda_runtime::run(lambda_runtime::service_fn(|event| runner.invoke(event))).await
+    }
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `build` needs an explicit store; `run` defaults to S3.
+    #[error("no object store: call .store(..) before .build()")]
+    NoStore,
+}
+
+/// A built pipeline: handles one event at a time.
+pub struct Runner<S: BatchSource, T: Transform> {
+    name: String,
+    source: S,
+    processor: Processor<T>,
+    metrics: Metrics,
+}
+
+impl<S: BatchSource, T: Transform> Runner<S, T> {
+    /// The processor behind the runner.
+    pub fn processor(&self) -> &Processor<T> {
+        &self.processor
+    }
+
+    /// Processes one event and builds the response, without telemetry.
+    pub async fn handle(
+        &self,
+        event: &S::Event,
+    ) -> (Result<S::Response, ResponseError>, BatchOutcome) {
+        let records = self.source.records(event);
+        let outcome = self.processor.process(&records).await;
+        (self.source.response(event, &outcome), outcome)
+    }
+
+    /// Handles one invocation: log context, processing, metrics, a summary log line, response.
+    pub async fn invoke(
+        &self,
+        event: LambdaEvent<S::Event>,
+    ) -> Result<S::Response, lambda_runtime::Error> {
+        let started = std::time::Instant::now();
+        let (event, context) = event.into_parts();
+        let records = self.source.records(&event);
+        let cold_start =
+            telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
+        let lag = self.source.lag_ms(&records, Utc::now());
+        let outcome = self.processor.process(&records).await;
+        drop(records);
+        let response = self.source.response(&event, &outcome);
+        let latency = started.elapsed().as_secs_f64() * 1000.0;
+        let mut metrics = self.metrics.clone();
+        metrics.property("request_id", context.request_id.clone());
+        metrics.property("cold_start", cold_start);
+        record_metrics(
+            &mut metrics,
+            &outcome.stats,
+            latency,
+            lag.map(|l| (self.source.lag_metric(), l)),
+        );
+        metrics.flush();
+        log_outcome(&self.name, &outcome, latency);
+        Ok(response?)
+    }
+}
+
+/// Records a batch's metrics: counts, bytes, latency and the source's lag.
+pub fn record_metrics(
+    metrics: &mut Metrics,
+    stats: &BatchStats,
+    latency_ms: f64,
+    lag: Option<(&str, i64)>,
+) {
+    metrics.count("RecordsIn", stats.records_in as u64);
+    metrics.count("DocumentsWritten", stats.documents_written as u64);
+    metrics.count("DocumentsQuarantined", stats.documents_quarantined as u64);
+    metrics.count("RecordsFailed", stats.records_failed as u64);
+    metrics.count("ObjectsWritten", stats.objects_written as u64);
+    metrics.add("BytesIn", Unit::Bytes, stats.bytes_in as f64);
+    metrics.add("BatchLatency", Unit::Milliseconds, latency_ms);
+    if let Some((name, age)) = lag {
+        metrics.add(name, Unit::Milliseconds, age as f64);
+    }
+}
+
+fn log_outcome(pipeline: &str, outcome: &BatchOutcome, latency: f64) {
+    let s = &outcome.stats;
+    if outcome.failures.is_empty() {
+        tracing::info!(
+            pipeline,
+            records = s.records_in,
+            written = s.documents_written,
+            quarantined = s.documents_quarantined,
+            objects = s.objects_written,
+            latency_ms = latency,
+            "batch processed"
+        );
+    } else {
+        tracing::warn!(
+            pipeline,
+            records = s.records_in,
+            written = s.documents_written,
+            quarantined = s.documents_quarantined,
+            failed = s.records_failed,
+            first_failure = outcome
+                .failures
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+            errors = outcome.errors.join(" | ").as_str(),
+            "batch processed with failures reported for retry"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Batch sources: what a Lambda batch event is, and how the function answers it.
+//!
+//! A [`BatchSource`] turns its event into [`SourceRecord`]s (identifier, stream, position,
+//! partition key, arrival time, payload) and builds the response from the [`BatchOutcome`]. The
+//! processor never sees the event's shape, so every source shares one transform, one sink and one
+//! set of delivery rules. A source also says how failures inside a batch are reported
+//! ([`Mode`]): ordered sources (Kinesis, DynamoDB Streams, Kafka partitions, SQS FIFO) stop at the
+//! first failure because the mapping resumes from it; unordered ones report each failure.
+//!
+//! The response is the source's own: `batchItemFailures` for Kinesis, and per-record results
+//! for sources that answer every record (Firehose) — [`BatchOutcome::records`] carries what
+//! happened to each record for them.
+
+pub mod kinesis;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use kinesis::Kinesis;
+
+/// How failures inside a batch are reported. See [`crate::pipeline`] for the exact semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Stop at the first record that fails transiently and report it and every later record.
+    #[default]
+    Ordered,
+    /// Process every record and report each failed one.
+    ReportAll,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ordered" => Ok(Mode::Ordered),
+            "report-all" | "report_all" | "reportall" => Ok(Mode::ReportAll),
+            other => Err(format!("unknown mode {other:?}; use ordered or report-all")),
+        }
+    }
+}
+
+/// One record of any batch source, borrowed from its event.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRecord<'a> {
+    /// What goes back in the response when the record fails (Kinesis: the sequence number).
+    pub item_identifier: &'a str,
+    /// The ordered stream the record belongs to (Kinesis: the shard id).
+    pub stream: &'a str,
+    /// The record's position in its stream (Kinesis: the sequence number).
+    pub position: &'a str,
+    /// The producer's partition key, when the source has one.
+    pub partition_key: Option<&'a str>,
+    /// When the source received the record.
+    pub arrival: Option<DateTime<Utc>>,
+    /// The payload, decoded from the event's transport encoding (base64).
+    pub data: &'a [u8],
+}
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// At least one output document was written.
+    Written,
+    /// The transform made no output and nothing was quarantined.
+    Filtered,
+    /// Every document of the record went to quarantine.
+    Quarantined,
+    /// The record failed transiently and is reported for retry.
+    Failed,
+}
+
+/// Counts of one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Records in the event.
+    pub records_in: usize,
+    /// Output documents written.
+    pub documents_written: usize,
+    /// Documents written to quarantine.
+    pub documents_quarantined: usize,
+    /// Records reported for retry.
+    pub records_failed: usize,
+    /// Objects put (data and quarantine).
+    pub objects_written: usize,
+    /// Payload bytes in the event.
+    pub bytes_in: usize,
+}
+
+/// The result of one batch: what to report, what happened to each record, counts, and the
+/// errors behind failures.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Item identifiers of the records to report for retry, in batch order.
+    pub failures: Vec<String>,
+    /// What happened to each record, in batch order.
+    pub records: Vec<RecordStatus>,
+    /// Counts.
+    pub stats: BatchStats,
+    /// Why records failed (for logs).
+    pub errors: Vec<String>,
+}
+
+/// Why a response could not be built; the invocation fails and the source retries the batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot answer the batch: {0}")]
+pub struct ResponseError(pub String);
+
+/// A Lambda batch source: its event, its records and its response.
+pub trait BatchSource: Send + Sync + 'static {
+    /// The event Lambda delivers.
+    type Event: DeserializeOwned + Send + 'static;
+    /// The answer Lambda reads.
+    type Response: Serialize + Send + 'static;
+
+    /// A short name for logs and metrics (`kinesis`).
+    fn name(&self) -> &'static str;
+
+    /// How failures are reported when the configuration does not say.
+    fn default_mode(&self) -> Mode;
+
+    /// The event's records, in delivery order.
+    fn records<'e>(&self, event: &'e Self::Event) -> Vec<SourceRecord<'e>>;
+
+    /// The response for a processed batch.
+    fn response(
+        &self,
+        event: &Self::Event,
+        outcome: &BatchOutcome,
+    ) -> Result<Self::Response, ResponseError>;
+
+    /// Ties an invocation's logs to its input: the first record's stream and position.
+    fn correlation_id(&self, records: &[SourceRecord<'_>]) -> Option<String> {
+        records
+            .first()
+            .map(|r| format!("{}:{}", r.stream, r.position))
+    }
+
+    /// The name of the lag metric [`BatchSource::lag_ms`] feeds.
+    fn lag_metric(&self) -> &'static str {
+        "IteratorAge"
+    }
+
+    /// How far behind the source this batch is: now minus the oldest arrival time.
+    fn lag_ms(&self, records: &[SourceRecord<'_>], now: DateTime<Utc>) -> Option<i64> {
+        records
+            .iter()
+            .filter_map(|r| r.arrival)
+            .min()
+            .map(|oldest| (now - oldest).num_milliseconds().max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_in_every_spelling_and_refuse_others() {
+        assert_eq!("Ordered".parse::<Mode>(), Ok(Mode::Ordered));
+        assert_eq!(" report-all ".parse::<Mode>(), Ok(Mode::ReportAll));
+        assert_eq!("report_all".parse::<Mode>(), Ok(Mode::ReportAll));
+        assert!("fast".parse::<Mode>().unwrap_err().contains("ordered"));
+    }
+}
