@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod ingest;
+mod parts;
 pub mod processor;
 
 pub use config::{OutputConfig, StreamConfig};
@@ -44,10 +45,11 @@ use lambda_runtime::LambdaEvent;
 
 use crate::aws::Aws;
 use crate::config::ConfigError;
-use crate::sink::{Encoder, Hourly, NdjsonGzip, ObjectStore, Partitioner, S3Store, Sink};
+use crate::sink::{Hourly, ObjectStore, S3Store};
 use crate::source::{BatchOutcome, BatchSource, BatchStats, ResponseError};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
+use parts::SinkParts;
 
 /// A pipeline being assembled: a name, then a source, then a transform.
 pub struct Pipeline<S = ()> {
@@ -81,9 +83,7 @@ impl<S: BatchSource> Pipeline<S> {
             name: self.name,
             source: self.source,
             transform,
-            store: None,
-            encoder: None,
-            partitioner: None,
+            parts: SinkParts::new(),
             config: None,
         }
     }
@@ -101,38 +101,12 @@ pub struct StreamPipeline<S: BatchSource, T: Transform> {
     name: String,
     source: S,
     transform: T,
-    store: Option<Arc<dyn ObjectStore>>,
-    encoder: Option<Arc<dyn Encoder>>,
-    partitioner: Option<Arc<dyn Partitioner<T::Output>>>,
+    parts: SinkParts<T::Output>,
     config: Option<StreamConfig>,
 }
 
 impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
-    /// The object store (S3 through the shared client by default).
-    pub fn store(mut self, store: impl ObjectStore + 'static) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// The encoder of curated objects (gzip NDJSON by default).
-    pub fn encoder(mut self, encoder: impl Encoder + 'static) -> Self {
-        self.encoder = Some(Arc::new(encoder));
-        self
-    }
-
-    /// How outputs are partitioned ([`Hourly`] by event time by default).
-    pub fn partitioner(mut self, partitioner: impl Partitioner<T::Output> + 'static) -> Self {
-        self.partitioner = Some(Arc::new(partitioner));
-        self
-    }
-
-    /// A whole sink at once: store, encoder and partitioner.
-    pub fn sink(mut self, sink: Sink<T::Output>) -> Self {
-        self.store = Some(sink.store);
-        self.encoder = Some(sink.encoder);
-        self.partitioner = Some(sink.partitioner);
-        self
-    }
+    parts::sink_setters!("Hourly");
 
     /// The configuration, instead of reading it from the environment.
     pub fn config(mut self, config: StreamConfig) -> Self {
@@ -141,13 +115,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     }
 
     fn runner(self, store: Arc<dyn ObjectStore>, config: StreamConfig) -> Runner<S, T> {
-        let sink = Sink {
-            store,
-            encoder: self
-                .encoder
-                .unwrap_or_else(|| Arc::new(NdjsonGzip::default())),
-            partitioner: self.partitioner.unwrap_or_else(|| Arc::new(Hourly)),
-        };
+        let sink = self.parts.into_sink(store, Hourly);
         let processor_config = config.processor_config(self.source.default_mode());
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
@@ -164,7 +132,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     /// ([`StreamPipeline::store`]); reads the configuration from the environment unless one was
     /// given.
     pub fn build(mut self) -> Result<Runner<S, T>, BuildError> {
-        let store = self.store.take().ok_or(BuildError::NoStore)?;
+        let store = self.parts.store.take().ok_or(BuildError::NoStore)?;
         let config = match self.config.take() {
             Some(c) => c,
             None => StreamConfig::from_env(&self.name)?,
@@ -180,7 +148,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             None => crate::config::logged(StreamConfig::from_env(&self.name))?,
         };
         tracing::debug!(?config, "configuration loaded");
-        let store = match self.store.take() {
+        let store = match self.parts.store.take() {
             Some(store) => store,
             None => Arc::new(S3Store::new(Aws::from_env().await.s3())),
         };
@@ -275,30 +243,23 @@ pub fn record_metrics(
 
 fn log_outcome(pipeline: &str, outcome: &BatchOutcome, latency: f64) {
     let s = &outcome.stats;
-    if outcome.failures.is_empty() {
-        tracing::info!(
-            pipeline,
-            records = s.records_in,
-            written = s.documents_written,
-            quarantined = s.documents_quarantined,
-            objects = s.objects_written,
-            latency_ms = latency,
-            "batch processed"
-        );
-    } else {
+    tracing::info!(
+        pipeline,
+        records = s.records_in,
+        written = s.documents_written,
+        quarantined = s.documents_quarantined,
+        objects = s.objects_written,
+        failed = s.records_failed,
+        latency_ms = latency,
+        "batch processed"
+    );
+    if let Some(first) = outcome.failures.first() {
         tracing::warn!(
             pipeline,
-            records = s.records_in,
-            written = s.documents_written,
-            quarantined = s.documents_quarantined,
             failed = s.records_failed,
-            first_failure = outcome
-                .failures
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default(),
+            first_failure = first.as_str(),
             errors = outcome.errors.join(" | ").as_str(),
-            "batch processed with failures reported for retry"
+            "records reported for retry"
         );
     }
 }

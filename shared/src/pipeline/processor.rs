@@ -146,13 +146,7 @@ impl<T: Transform> Processor<T> {
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let prepared = self.prepare(records, &mut outcome);
-        let failed = match self.config.mode {
-            Mode::Ordered => self.write_ordered(records, &prepared, &mut outcome).await,
-            Mode::ReportAll => {
-                self.write_report_all(records, &prepared, &mut outcome)
-                    .await
-            }
-        };
+        let failed = self.write(records, &prepared, &mut outcome).await;
         outcome.failures = records
             .iter()
             .zip(&failed)
@@ -438,64 +432,56 @@ impl<T: Transform> Processor<T> {
         }
     }
 
-    /// Writes runs in order up to the first failure; returns, per record, whether it is reported.
-    async fn write_ordered(
+    /// Encodes and puts one run.
+    async fn write_run(
+        &self,
+        run: &Run,
+        prepared: &Prepared,
+        records: &[SourceRecord<'_>],
+    ) -> Result<(), String> {
+        let put = self.put_for(run, prepared, records)?;
+        self.sink.store.put(put).await.map_err(|e| e.to_string())
+    }
+
+    /// Writes the batch's runs as the mode says; returns, per record, whether it is reported.
+    /// Ordered: one run after another up to the first failure. Report-all: every run that may be
+    /// written, concurrently.
+    async fn write(
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
         outcome: &mut BatchOutcome,
     ) -> Vec<bool> {
         let (items, transient) = (&prepared.items, &prepared.transient);
-        let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
-        let before_cut = items.partition_point(|i| i.record < cut);
-        let mut fail_from = cut;
-        for run in self.runs(&items[..before_cut], transient, records) {
-            let written = match self.put_for(&run, prepared, records) {
-                Ok(put) => self.sink.store.put(put).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            match written {
-                Ok(()) => self.count_written(&run, items, outcome),
-                Err(e) => {
+        if self.config.mode == Mode::Ordered {
+            let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
+            let before_cut = items.partition_point(|i| i.record < cut);
+            let mut fail_from = cut;
+            for run in self.runs(&items[..before_cut], transient, records) {
+                if let Err(e) = self.write_run(&run, prepared, records).await {
                     outcome.errors.push(e);
                     fail_from = run.first;
                     break;
                 }
+                self.count_written(&run, items, outcome);
             }
+            return (0..records.len()).map(|i| i >= fail_from).collect();
         }
-        (0..records.len()).map(|i| i >= fail_from).collect()
-    }
-
-    /// Writes every run that may be written, concurrently; returns, per record, whether it is
-    /// reported.
-    async fn write_report_all(
-        &self,
-        records: &[SourceRecord<'_>],
-        prepared: &Prepared,
-        outcome: &mut BatchOutcome,
-    ) -> Vec<bool> {
-        let (items, transient) = (&prepared.items, &prepared.transient);
         let runs = self.runs(items, transient, records);
         let mut failed = transient.to_vec();
         let mut written = vec![false; runs.len()];
-        let mut puts = Vec::new();
-        for (n, run) in runs.iter().enumerate().filter(|(_, r)| !r.held_back) {
-            match self.put_for(run, prepared, records) {
-                Ok(put) => puts.push((n, put)),
-                Err(e) => outcome.errors.push(e),
-            }
-        }
-        let results: Vec<_> = stream::iter(puts)
-            .map(|(n, put)| async move { (n, self.sink.store.put(put).await) })
+        let results: Vec<_> = stream::iter(runs.iter().enumerate().filter(|(_, r)| !r.held_back))
+            .map(|(n, run)| async move { (n, self.write_run(run, prepared, records).await) })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
         for (n, result) in results {
             match result {
                 Ok(()) => written[n] = true,
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => outcome.errors.push(e),
             }
         }
+        // Runs held back or not written report their records.
         for (run, ok) in runs.iter().zip(&written) {
             if *ok {
                 self.count_written(run, items, outcome);

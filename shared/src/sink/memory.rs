@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::future::BoxFuture;
 
 use super::store::{
-    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, UploadedPart,
+    ObjectInfo, ObjectStore, SinkError, SinkErrorKind, StoreReply, StoreRequest, UploadedPart,
 };
 
 /// Objects by (bucket, key).
@@ -60,11 +60,12 @@ impl MemoryStore {
     pub fn open_uploads(&self) -> usize {
         self.state().uploads.len()
     }
+}
 
-    fn insert(&self, bucket: String, key: String, body: Vec<u8>) {
-        let mut state = self.state();
-        state.puts += 1;
-        state.objects.insert((bucket, key), body);
+impl State {
+    fn insert(&mut self, bucket: String, key: String, body: Vec<u8>) {
+        self.puts += 1;
+        self.objects.insert((bucket, key), body);
     }
 }
 
@@ -72,186 +73,126 @@ fn etag(body: &[u8]) -> String {
     format!("{:016x}", crate::util::hash::fnv1a(body))
 }
 
-fn missing(op: &str, bucket: &str, key: &str, what: &str) -> SinkError {
-    SinkError::new(op, bucket, key, SinkErrorKind::Rejected, what)
+impl ObjectStore for MemoryStore {
+    fn call<'a>(
+        &'a self,
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>> {
+        // Everything happens now, under the lock; the future only hands the answer over.
+        let reply = self.answer(request);
+        Box::pin(async move { reply })
+    }
 }
 
-impl ObjectStore for MemoryStore {
-    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
-        self.insert(object.bucket, object.key, object.body);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn head<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>> {
-        let info = self
-            .state()
-            .objects
-            .get(&(bucket.to_string(), key.to_string()))
-            .map(|body| ObjectInfo {
-                etag: etag(body),
-                size: body.len() as u64,
-                last_modified: None,
-            });
-        Box::pin(async move { Ok(info) })
-    }
-
-    fn get<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Option<ObjectReader>, SinkError>> {
-        let body = self
-            .state()
-            .objects
-            .get(&(bucket.to_string(), key.to_string()))
-            .cloned();
-        Box::pin(async move {
-            match body {
-                None => Ok(None),
-                Some(b) if if_match.is_some_and(|tag| tag != etag(&b)) => Err(SinkError::new(
-                    "get",
-                    bucket,
-                    key,
-                    SinkErrorKind::PreconditionFailed,
-                    "the object changed",
-                )),
-                Some(b) => Ok(Some(Box::pin(std::io::Cursor::new(b)) as ObjectReader)),
+impl MemoryStore {
+    fn answer(&self, request: StoreRequest<'_>) -> Result<StoreReply, SinkError> {
+        let key_of = |bucket: &str, key: &str| (bucket.to_string(), key.to_string());
+        // Owned: the request is taken apart below.
+        let (op, bucket, key) = request.target();
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let missing = |what: &str| SinkError::new(op, &bucket, &key, SinkErrorKind::Rejected, what);
+        let mut state = self.state();
+        Ok(match request {
+            StoreRequest::Put(object) => {
+                state.insert(object.bucket, object.key, object.body);
+                StoreReply::Done
+            }
+            StoreRequest::Head { bucket, key } => StoreReply::Info(
+                state
+                    .objects
+                    .get(&key_of(bucket, key))
+                    .map(|body| ObjectInfo {
+                        etag: etag(body),
+                        size: body.len() as u64,
+                        last_modified: None,
+                    }),
+            ),
+            StoreRequest::Get {
+                bucket,
+                key,
+                if_match,
+            } => match state.objects.get(&key_of(bucket, key)) {
+                None => StoreReply::Body(None),
+                Some(b) if if_match.is_some_and(|tag| tag != etag(b)) => {
+                    return Err(changed("get", bucket, key))
+                }
+                Some(b) => StoreReply::Body(Some(Box::pin(std::io::Cursor::new(b.clone())))),
+            },
+            StoreRequest::Delete { bucket, key } => {
+                state.objects.remove(&key_of(bucket, key));
+                StoreReply::Done
+            }
+            StoreRequest::Copy { from, if_match, to } => {
+                let body = match state.objects.get(&key_of(from.0, from.1)) {
+                    None => return Err(missing("no such object")),
+                    Some(b) if etag(b) != if_match => return Err(changed("copy", from.0, from.1)),
+                    Some(b) => b.clone(),
+                };
+                state.insert(to.0.to_string(), to.1.to_string(), body);
+                StoreReply::Done
+            }
+            StoreRequest::StartUpload { bucket, key, .. } => {
+                state.next_upload += 1;
+                let id = format!("upload-{}", state.next_upload);
+                let upload = Upload {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    parts: BTreeMap::new(),
+                };
+                state.uploads.insert(id.clone(), upload);
+                StoreReply::UploadId(id)
+            }
+            StoreRequest::UploadPart {
+                upload_id,
+                number,
+                data,
+                ..
+            } => {
+                let Some(upload) = state.uploads.get_mut(upload_id) else {
+                    return Err(missing("no such upload"));
+                };
+                let tag = etag(&data);
+                upload.parts.insert(number, data);
+                StoreReply::Part(UploadedPart { number, etag: tag })
+            }
+            StoreRequest::CompleteUpload {
+                upload_id, parts, ..
+            } => {
+                let Some(mut upload) = state.uploads.remove(upload_id) else {
+                    return Err(missing("no such upload"));
+                };
+                let mut body = Vec::new();
+                for part in &parts {
+                    match upload.parts.remove(&part.number) {
+                        Some(data) if etag(&data) == part.etag => body.extend(data),
+                        _ => return Err(missing("a listed part was not uploaded")),
+                    }
+                }
+                state.insert(upload.bucket, upload.key, body);
+                StoreReply::Done
+            }
+            StoreRequest::AbortUpload { upload_id, .. } => {
+                state.uploads.remove(upload_id);
+                StoreReply::Done
             }
         })
     }
+}
 
-    fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.state()
-            .objects
-            .remove(&(bucket.to_string(), key.to_string()));
-        Box::pin(async { Ok(()) })
-    }
-
-    fn copy<'a>(
-        &'a self,
-        from: (&'a str, &'a str),
-        if_match: &'a str,
-        to: (&'a str, &'a str),
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        let body = self
-            .state()
-            .objects
-            .get(&(from.0.to_string(), from.1.to_string()))
-            .cloned();
-        let result = match body {
-            None => Err(missing("copy", from.0, from.1, "no such object")),
-            Some(b) if etag(&b) != if_match => Err(SinkError::new(
-                "copy",
-                from.0,
-                from.1,
-                SinkErrorKind::PreconditionFailed,
-                "the object changed",
-            )),
-            Some(b) => {
-                self.insert(to.0.to_string(), to.1.to_string(), b);
-                Ok(())
-            }
-        };
-        Box::pin(async move { result })
-    }
-
-    fn start_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        _content_type: &'static str,
-    ) -> BoxFuture<'a, Result<String, SinkError>> {
-        let mut state = self.state();
-        state.next_upload += 1;
-        let id = format!("upload-{}", state.next_upload);
-        state.uploads.insert(
-            id.clone(),
-            Upload {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                parts: BTreeMap::new(),
-            },
-        );
-        Box::pin(async move { Ok(id) })
-    }
-
-    fn upload_part<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        number: i32,
-        data: Vec<u8>,
-    ) -> BoxFuture<'a, Result<UploadedPart, SinkError>> {
-        let tag = etag(&data);
-        let result = match self.state().uploads.get_mut(upload_id) {
-            Some(upload) => {
-                upload.parts.insert(number, data);
-                Ok(UploadedPart { number, etag: tag })
-            }
-            None => Err(missing("upload part", bucket, key, "no such upload")),
-        };
-        Box::pin(async move { result })
-    }
-
-    fn complete_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        parts: Vec<UploadedPart>,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        let open = self.state().uploads.remove(upload_id);
-        let result = match open {
-            None => Err(missing("complete upload", bucket, key, "no such upload")),
-            Some(Upload {
-                bucket: b,
-                key: k,
-                parts: mut stored,
-            }) => {
-                let mut body = Vec::new();
-                let mut complete = true;
-                for part in &parts {
-                    match stored.remove(&part.number) {
-                        Some(data) if etag(&data) == part.etag => body.extend(data),
-                        _ => complete = false,
-                    }
-                }
-                if complete {
-                    self.insert(b, k, body);
-                    Ok(())
-                } else {
-                    Err(missing(
-                        "complete upload",
-                        bucket,
-                        key,
-                        "a listed part was not uploaded",
-                    ))
-                }
-            }
-        };
-        Box::pin(async move { result })
-    }
-
-    fn abort_upload<'a>(
-        &'a self,
-        _bucket: &'a str,
-        _key: &'a str,
-        upload_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.state().uploads.remove(upload_id);
-        Box::pin(async { Ok(()) })
-    }
+fn changed(op: &str, bucket: &str, key: &str) -> SinkError {
+    SinkError::new(
+        op,
+        bucket,
+        key,
+        SinkErrorKind::PreconditionFailed,
+        "the object changed",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::PutObject;
     use tokio::io::AsyncReadExt;
 
     fn put(key: &str, body: &[u8]) -> PutObject {

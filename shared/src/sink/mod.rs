@@ -26,7 +26,8 @@ pub use memory::{MemoryStore, ObjectMap};
 pub use partition::{daily_partition, hourly_partition, ByField, Daily, Hourly, Partitioner};
 pub use s3::{classify, S3Store};
 pub use store::{
-    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, UploadedPart,
+    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, StoreReply,
+    StoreRequest, UploadedPart,
 };
 
 /// A bucket and a key prefix (no leading or trailing slash needed).

@@ -7,8 +7,11 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+type Client = aws_sdk_s3::Client;
+
 use super::store::{
-    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, UploadedPart,
+    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, StoreReply,
+    StoreRequest, UploadedPart,
 };
 
 /// S3 through the shared SDK client.
@@ -64,225 +67,218 @@ where
 }
 
 impl ObjectStore for S3Store {
-    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async move {
-            let PutObject {
-                bucket,
-                key,
-                body,
-                content_type,
-            } = object;
-            self.client
-                .put_object()
-                .bucket(&bucket)
-                .key(&key)
-                .content_type(content_type)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("put", &bucket, &key, &e))
-        })
-    }
-
-    fn head<'a>(
+    fn call<'a>(
         &'a self,
-        bucket: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>> {
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>> {
+        let c = &self.client;
         Box::pin(async move {
-            match self
-                .client
-                .head_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(h) => Ok(Some(ObjectInfo {
-                    etag: h.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                    size: h.content_length().unwrap_or_default().max(0) as u64,
-                    last_modified: h
-                        .last_modified()
-                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
-                })),
-                Err(e)
-                    if e.as_service_error().is_some_and(|s| s.is_not_found())
-                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(failed("head", bucket, key, &e)),
-            }
-        })
-    }
-
-    fn get<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Option<ObjectReader>, SinkError>> {
-        Box::pin(async move {
-            let got = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .set_if_match(if_match.map(str::to_string))
-                .send()
-                .await;
-            match got {
-                Ok(out) => Ok(Some(Box::pin(out.body.into_async_read()) as ObjectReader)),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) => Err(failed("get", bucket, key, &e)),
-            }
-        })
-    }
-
-    fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            self.client
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("delete", bucket, key, &e))
-        })
-    }
-
-    fn copy<'a>(
-        &'a self,
-        from: (&'a str, &'a str),
-        if_match: &'a str,
-        to: (&'a str, &'a str),
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            let source = format!(
-                "{}/{}",
-                from.0,
-                percent_encoding::utf8_percent_encode(from.1, percent_encoding::NON_ALPHANUMERIC)
-            );
-            self.client
-                .copy_object()
-                .bucket(to.0)
-                .key(to.1)
-                .copy_source(source)
-                .copy_source_if_match(if_match)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("copy", to.0, to.1, &e))
-        })
-    }
-
-    fn start_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        content_type: &'static str,
-    ) -> BoxFuture<'a, Result<String, SinkError>> {
-        Box::pin(async move {
-            let created = self
-                .client
-                .create_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .content_type(content_type)
-                .send()
-                .await
-                .map_err(|e| failed("start upload", bucket, key, &e))?;
-            created.upload_id().map(str::to_string).ok_or_else(|| {
-                SinkError::new(
-                    "start upload",
+            Ok(match request {
+                StoreRequest::Put(object) => put(c, object).await.map(|()| StoreReply::Done)?,
+                StoreRequest::Head { bucket, key } => StoreReply::Info(head(c, bucket, key).await?),
+                StoreRequest::Get {
                     bucket,
                     key,
-                    SinkErrorKind::Unavailable,
-                    "the answer has no upload id",
-                )
+                    if_match,
+                } => StoreReply::Body(get(c, bucket, key, if_match).await?),
+                StoreRequest::Delete { bucket, key } => {
+                    let sent = c.delete_object().bucket(bucket).key(key).send().await;
+                    sent.map_err(|e| failed("delete", bucket, key, &e))?;
+                    StoreReply::Done
+                }
+                StoreRequest::Copy { from, if_match, to } => {
+                    copy(c, from, if_match, to).await?;
+                    StoreReply::Done
+                }
+                StoreRequest::StartUpload {
+                    bucket,
+                    key,
+                    content_type,
+                } => StoreReply::UploadId(start_upload(c, bucket, key, content_type).await?),
+                StoreRequest::UploadPart {
+                    bucket,
+                    key,
+                    upload_id,
+                    number,
+                    data,
+                } => {
+                    let part = c
+                        .upload_part()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .body(ByteStream::from(data))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            failed(&format!("upload part {number} of"), bucket, key, &e)
+                        })?;
+                    StoreReply::Part(UploadedPart {
+                        number,
+                        etag: part.e_tag().unwrap_or_default().to_string(),
+                    })
+                }
+                StoreRequest::CompleteUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                    parts,
+                } => {
+                    complete_upload(c, bucket, key, upload_id, parts).await?;
+                    StoreReply::Done
+                }
+                StoreRequest::AbortUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                } => {
+                    let sent = c
+                        .abort_multipart_upload()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .send()
+                        .await;
+                    sent.map_err(|e| failed("abort upload", bucket, key, &e))?;
+                    StoreReply::Done
+                }
             })
         })
     }
+}
 
-    fn upload_part<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        number: i32,
-        data: Vec<u8>,
-    ) -> BoxFuture<'a, Result<UploadedPart, SinkError>> {
-        Box::pin(async move {
-            let part = self
-                .client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(data))
-                .send()
-                .await
-                .map_err(|e| failed(&format!("upload part {number} of"), bucket, key, &e))?;
-            Ok(UploadedPart {
-                number,
-                etag: part.e_tag().unwrap_or_default().to_string(),
-            })
-        })
-    }
+async fn put(c: &Client, object: PutObject) -> Result<(), SinkError> {
+    let PutObject {
+        bucket,
+        key,
+        body,
+        content_type,
+    } = object;
+    c.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_type(content_type)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| failed("put", &bucket, &key, &e))
+}
 
-    fn complete_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        parts: Vec<UploadedPart>,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            let parts = parts
-                .into_iter()
-                .map(|p| {
-                    CompletedPart::builder()
-                        .part_number(p.number)
-                        .e_tag(p.etag)
-                        .build()
-                })
-                .collect();
-            self.client
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("complete upload", bucket, key, &e))
-        })
+async fn head(c: &Client, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, SinkError> {
+    match c.head_object().bucket(bucket).key(key).send().await {
+        Ok(h) => Ok(Some(ObjectInfo {
+            etag: h.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+            size: h.content_length().unwrap_or_default().max(0) as u64,
+            last_modified: h
+                .last_modified()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+        })),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| s.is_not_found())
+                || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(failed("head", bucket, key, &e)),
     }
+}
 
-    fn abort_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            self.client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("abort upload", bucket, key, &e))
-        })
+async fn get(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    if_match: Option<&str>,
+) -> Result<Option<ObjectReader>, SinkError> {
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_match(if_match.map(str::to_string))
+        .send()
+        .await;
+    match got {
+        Ok(out) => Ok(Some(Box::pin(out.body.into_async_read()) as ObjectReader)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+        Err(e) => Err(failed("get", bucket, key, &e)),
     }
+}
+
+async fn copy(
+    c: &Client,
+    from: (&str, &str),
+    if_match: &str,
+    to: (&str, &str),
+) -> Result<(), SinkError> {
+    let source = format!(
+        "{}/{}",
+        from.0,
+        percent_encoding::utf8_percent_encode(from.1, percent_encoding::NON_ALPHANUMERIC)
+    );
+    c.copy_object()
+        .bucket(to.0)
+        .key(to.1)
+        .copy_source(source)
+        .copy_source_if_match(if_match)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| failed("copy", to.0, to.1, &e))
+}
+
+async fn start_upload(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    content_type: &'static str,
+) -> Result<String, SinkError> {
+    let created = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .send()
+        .await
+        .map_err(|e| failed("start upload", bucket, key, &e))?;
+    created.upload_id().map(str::to_string).ok_or_else(|| {
+        SinkError::new(
+            "start upload",
+            bucket,
+            key,
+            SinkErrorKind::Unavailable,
+            "the answer has no upload id",
+        )
+    })
+}
+
+async fn complete_upload(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    parts: Vec<UploadedPart>,
+) -> Result<(), SinkError> {
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            CompletedPart::builder()
+                .part_number(p.number)
+                .e_tag(p.etag)
+                .build()
+        })
+        .collect();
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| failed("complete upload", bucket, key, &e))
 }

@@ -101,17 +101,159 @@ pub struct UploadedPart {
     pub etag: String,
 }
 
-/// Puts, reads, copies and deletes objects.
+/// One call to a store. Implementations answer each with the [`StoreReply`] its typed method
+/// on [`ObjectStore`] expects; wrappers (fault injection, metrics) see every call in one place.
+#[derive(Debug)]
+pub enum StoreRequest<'a> {
+    /// Put a whole object (overwrites). Reply: `Done`.
+    Put(PutObject),
+    /// An object's metadata. Reply: `Info` (`None` when it does not exist).
+    Head {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+    },
+    /// Read an object; with `if_match`, a changed object fails with
+    /// [`SinkErrorKind::PreconditionFailed`]. Reply: `Body` (`None` when it does not exist).
+    Get {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The entity tag the object must still have.
+        if_match: Option<&'a str>,
+    },
+    /// Delete an object (a missing object succeeds). Reply: `Done`.
+    Delete {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+    },
+    /// Copy `from` (only if its entity tag is still `if_match`) to `to`, inside the store.
+    /// Reply: `Done`.
+    Copy {
+        /// Source bucket and key.
+        from: (&'a str, &'a str),
+        /// The entity tag the source must still have.
+        if_match: &'a str,
+        /// Destination bucket and key.
+        to: (&'a str, &'a str),
+    },
+    /// Start a multipart upload. Reply: `UploadId`.
+    StartUpload {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The object's `Content-Type`.
+        content_type: &'static str,
+    },
+    /// Upload part `number` (1-based; every part but the last at least 5 MiB on S3).
+    /// Reply: `Part`.
+    UploadPart {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The upload.
+        upload_id: &'a str,
+        /// 1-based part number.
+        number: i32,
+        /// The part's bytes.
+        data: Vec<u8>,
+    },
+    /// Complete an upload: the object appears whole, made of `parts` in order. Reply: `Done`.
+    CompleteUpload {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The upload.
+        upload_id: &'a str,
+        /// The parts, in order.
+        parts: Vec<UploadedPart>,
+    },
+    /// Abandon an upload and free its parts. Reply: `Done`.
+    AbortUpload {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The upload.
+        upload_id: &'a str,
+    },
+}
+
+impl StoreRequest<'_> {
+    /// The call's name, bucket and key, for errors.
+    pub fn target(&self) -> (&'static str, &str, &str) {
+        match self {
+            StoreRequest::Put(p) => ("put", &p.bucket, &p.key),
+            StoreRequest::Head { bucket, key } => ("head", bucket, key),
+            StoreRequest::Get { bucket, key, .. } => ("get", bucket, key),
+            StoreRequest::Delete { bucket, key } => ("delete", bucket, key),
+            StoreRequest::Copy { to, .. } => ("copy", to.0, to.1),
+            StoreRequest::StartUpload { bucket, key, .. } => ("start upload", bucket, key),
+            StoreRequest::UploadPart { bucket, key, .. } => ("upload part", bucket, key),
+            StoreRequest::CompleteUpload { bucket, key, .. } => ("complete upload", bucket, key),
+            StoreRequest::AbortUpload { bucket, key, .. } => ("abort upload", bucket, key),
+        }
+    }
+}
+
+/// A store's answer to one [`StoreRequest`].
+pub enum StoreReply {
+    /// The call succeeded and returns nothing.
+    Done,
+    /// Metadata, or `None` for a missing object.
+    Info(Option<ObjectInfo>),
+    /// A body, or `None` for a missing object.
+    Body(Option<ObjectReader>),
+    /// A new upload's id.
+    UploadId(String),
+    /// An uploaded part.
+    Part(UploadedPart),
+}
+
+impl std::fmt::Debug for StoreReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreReply::Done => f.write_str("Done"),
+            StoreReply::Info(i) => f.debug_tuple("Info").field(i).finish(),
+            StoreReply::Body(b) => f.debug_tuple("Body").field(&b.is_some()).finish(),
+            StoreReply::UploadId(id) => f.debug_tuple("UploadId").field(id).finish(),
+            StoreReply::Part(p) => f.debug_tuple("Part").field(p).finish(),
+        }
+    }
+}
+
+/// Puts, reads, copies and deletes objects. An implementation answers [`ObjectStore::call`];
+/// the typed methods are built on it.
 pub trait ObjectStore: Send + Sync {
+    /// Performs one call.
+    fn call<'a>(
+        &'a self,
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>>;
+
     /// Puts a whole object (overwrites).
-    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>>;
+    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
+        expect(self.call(StoreRequest::Put(object)), done)
+    }
 
     /// The object's metadata; `None` when it does not exist.
     fn head<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>>;
+    ) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>> {
+        expect(self.call(StoreRequest::Head { bucket, key }), |r| match r {
+            StoreReply::Info(info) => Ok(info),
+            other => Err(other),
+        })
+    }
 
     /// Reads an object; `None` when it does not exist. With `if_match`, a changed object fails
     /// with [`SinkErrorKind::PreconditionFailed`].
@@ -120,10 +262,22 @@ pub trait ObjectStore: Send + Sync {
         bucket: &'a str,
         key: &'a str,
         if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Option<ObjectReader>, SinkError>>;
+    ) -> BoxFuture<'a, Result<Option<ObjectReader>, SinkError>> {
+        let request = StoreRequest::Get {
+            bucket,
+            key,
+            if_match,
+        };
+        expect(self.call(request), |r| match r {
+            StoreReply::Body(body) => Ok(body),
+            other => Err(other),
+        })
+    }
 
     /// Deletes an object (deleting a missing object succeeds).
-    fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        expect(self.call(StoreRequest::Delete { bucket, key }), done)
+    }
 
     /// Copies `from` (only if its entity tag is still `if_match`) to `to`, inside the store.
     fn copy<'a>(
@@ -131,7 +285,10 @@ pub trait ObjectStore: Send + Sync {
         from: (&'a str, &'a str),
         if_match: &'a str,
         to: (&'a str, &'a str),
-    ) -> BoxFuture<'a, Result<(), SinkError>>;
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        let request = StoreRequest::Copy { from, if_match, to };
+        expect(self.call(request), done)
+    }
 
     /// Starts a multipart upload; returns its id.
     fn start_upload<'a>(
@@ -139,9 +296,19 @@ pub trait ObjectStore: Send + Sync {
         bucket: &'a str,
         key: &'a str,
         content_type: &'static str,
-    ) -> BoxFuture<'a, Result<String, SinkError>>;
+    ) -> BoxFuture<'a, Result<String, SinkError>> {
+        let request = StoreRequest::StartUpload {
+            bucket,
+            key,
+            content_type,
+        };
+        expect(self.call(request), |r| match r {
+            StoreReply::UploadId(id) => Ok(id),
+            other => Err(other),
+        })
+    }
 
-    /// Uploads part `number` (1-based; every part but the last at least 5 MiB on S3).
+    /// Uploads part `number` of an upload.
     fn upload_part<'a>(
         &'a self,
         bucket: &'a str,
@@ -149,16 +316,36 @@ pub trait ObjectStore: Send + Sync {
         upload_id: &'a str,
         number: i32,
         data: Vec<u8>,
-    ) -> BoxFuture<'a, Result<UploadedPart, SinkError>>;
+    ) -> BoxFuture<'a, Result<UploadedPart, SinkError>> {
+        let request = StoreRequest::UploadPart {
+            bucket,
+            key,
+            upload_id,
+            number,
+            data,
+        };
+        expect(self.call(request), |r| match r {
+            StoreReply::Part(part) => Ok(part),
+            other => Err(other),
+        })
+    }
 
-    /// Completes an upload: the object appears whole, made of `parts` in order.
+    /// Completes an upload from its parts, in order.
     fn complete_upload<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
         upload_id: &'a str,
         parts: Vec<UploadedPart>,
-    ) -> BoxFuture<'a, Result<(), SinkError>>;
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        let request = StoreRequest::CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            parts,
+        };
+        expect(self.call(request), done)
+    }
 
     /// Abandons an upload and frees its parts.
     fn abort_upload<'a>(
@@ -166,5 +353,39 @@ pub trait ObjectStore: Send + Sync {
         bucket: &'a str,
         key: &'a str,
         upload_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), SinkError>>;
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        let request = StoreRequest::AbortUpload {
+            bucket,
+            key,
+            upload_id,
+        };
+        expect(self.call(request), done)
+    }
+}
+
+/// The reply of calls that return nothing.
+fn done(reply: StoreReply) -> Result<(), StoreReply> {
+    match reply {
+        StoreReply::Done => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Awaits a call and takes the reply its typed method expects; any other reply is a broken
+/// store, reported as an error rather than a panic.
+fn expect<'a, T: 'a>(
+    call: BoxFuture<'a, Result<StoreReply, SinkError>>,
+    take: impl FnOnce(StoreReply) -> Result<T, StoreReply> + Send + 'a,
+) -> BoxFuture<'a, Result<T, SinkError>> {
+    Box::pin(async move {
+        take(call.await?).map_err(|other| {
+            SinkError::new(
+                "call",
+                "",
+                "",
+                SinkErrorKind::Rejected,
+                format!("the store answered with an unexpected {other:?}"),
+            )
+        })
+    })
 }

@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::sink::{
-    ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, UploadedPart,
-};
+use crate::sink::{ObjectStore, PutObject, SinkError, SinkErrorKind, StoreReply, StoreRequest};
 
 /// Decides whether a put fails: `Some(kind)` fails it with that kind, `None` lets it through.
 pub type FaultFn = dyn Fn(&PutObject) -> Option<SinkErrorKind> + Send + Sync;
@@ -37,89 +35,19 @@ impl<S: ObjectStore> FaultyStore<S> {
 }
 
 impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
-    fn put(&self, object: PutObject) -> BoxFuture<'_, Result<(), SinkError>> {
-        match (self.fault)(&object) {
-            Some(kind) => Box::pin(async move {
-                Err(SinkError::new(
-                    "put",
-                    object.bucket,
-                    object.key,
-                    kind,
-                    "injected fault",
-                ))
-            }),
-            None => self.inner.put(object),
+    fn call<'a>(
+        &'a self,
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>> {
+        // Only whole puts are picked; every other call reaches the inner store unchanged.
+        if let StoreRequest::Put(object) = &request {
+            if let Some(kind) = (self.fault)(object) {
+                let err =
+                    SinkError::new("put", &object.bucket, &object.key, kind, "injected fault");
+                return Box::pin(async move { Err(err) });
+            }
         }
-    }
-
-    // Everything but whole puts reaches the inner store unchanged.
-    fn head<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>> {
-        self.inner.head(bucket, key)
-    }
-
-    fn get<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Option<ObjectReader>, SinkError>> {
-        self.inner.get(bucket, key, if_match)
-    }
-
-    fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.inner.delete(bucket, key)
-    }
-
-    fn copy<'a>(
-        &'a self,
-        from: (&'a str, &'a str),
-        if_match: &'a str,
-        to: (&'a str, &'a str),
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.inner.copy(from, if_match, to)
-    }
-
-    fn start_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        content_type: &'static str,
-    ) -> BoxFuture<'a, Result<String, SinkError>> {
-        self.inner.start_upload(bucket, key, content_type)
-    }
-
-    fn upload_part<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        number: i32,
-        data: Vec<u8>,
-    ) -> BoxFuture<'a, Result<UploadedPart, SinkError>> {
-        self.inner.upload_part(bucket, key, upload_id, number, data)
-    }
-
-    fn complete_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        parts: Vec<UploadedPart>,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.inner.complete_upload(bucket, key, upload_id, parts)
-    }
-
-    fn abort_upload<'a>(
-        &'a self,
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.inner.abort_upload(bucket, key, upload_id)
+        self.inner.call(request)
     }
 }
 

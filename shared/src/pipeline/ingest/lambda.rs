@@ -10,8 +10,9 @@ use super::manifest::ObjectOutcome;
 use super::object::{Ingest, IngestError};
 use crate::aws::Aws;
 use crate::config::Env;
+use crate::pipeline::parts::{sink_setters, SinkParts};
 use crate::pipeline::BuildError;
-use crate::sink::{Daily, Encoder, NdjsonGzip, ObjectStore, Partitioner, S3Store};
+use crate::sink::{Daily, ObjectStore, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 
@@ -23,9 +24,7 @@ type ReadHook = Box<dyn FnOnce(&mut Env<'_>) -> Option<BuildHook>>;
 pub struct IngestPipeline<T: Transform> {
     name: String,
     transform: T,
-    store: Option<Arc<dyn ObjectStore>>,
-    encoder: Option<Arc<dyn Encoder>>,
-    partitioner: Option<Arc<dyn Partitioner<T::Output>>>,
+    parts: SinkParts<T::Output>,
     config: Option<IngestConfig>,
     hook: Option<Arc<dyn IngestHook>>,
     read_hook: Option<ReadHook>,
@@ -36,32 +35,14 @@ impl<T: Transform> IngestPipeline<T> {
         IngestPipeline {
             name,
             transform,
-            store: None,
-            encoder: None,
-            partitioner: None,
+            parts: SinkParts::new(),
             config: None,
             hook: None,
             read_hook: None,
         }
     }
 
-    /// The object store (S3 through the shared client by default).
-    pub fn store(mut self, store: impl ObjectStore + 'static) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// The encoder of curated objects (gzip NDJSON by default).
-    pub fn encoder(mut self, encoder: impl Encoder + 'static) -> Self {
-        self.encoder = Some(Arc::new(encoder));
-        self
-    }
-
-    /// How outputs are partitioned ([`Daily`] by event time by default).
-    pub fn partitioner(mut self, partitioner: impl Partitioner<T::Output> + 'static) -> Self {
-        self.partitioner = Some(Arc::new(partitioner));
-        self
-    }
+    sink_setters!("Daily");
 
     /// The configuration, instead of reading it from the environment.
     pub fn config(mut self, config: IngestConfig) -> Self {
@@ -92,15 +73,8 @@ impl<T: Transform> IngestPipeline<T> {
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
             .dimension("pipeline", config.output.pipeline.clone());
-        let ingest = Ingest::new(
-            config,
-            store,
-            self.encoder
-                .unwrap_or_else(|| Arc::new(NdjsonGzip::default())),
-            self.partitioner.unwrap_or_else(|| Arc::new(Daily)),
-            self.transform,
-            self.hook,
-        );
+        let sink = self.parts.into_sink(store, Daily);
+        let ingest = Ingest::new(config, sink, self.transform, self.hook);
         IngestRunner { ingest, metrics }
     }
 
@@ -108,7 +82,7 @@ impl<T: Transform> IngestPipeline<T> {
     /// configuration from the environment unless one was given. Hooks come from
     /// [`IngestPipeline::hook`] only.
     pub fn build(mut self) -> Result<IngestRunner<T>, BuildError> {
-        let store = self.store.take().ok_or(BuildError::NoStore)?;
+        let store = self.parts.store.take().ok_or(BuildError::NoStore)?;
         let config = match self.config.take() {
             Some(c) => c,
             None => IngestConfig::from_lookup(&self.name, |n| std::env::var(n).ok())?,
@@ -130,7 +104,7 @@ impl<T: Transform> IngestPipeline<T> {
         if let Some(build) = build_hook {
             self.hook = Some(build(&config, &aws));
         }
-        let store = match self.store.take() {
+        let store = match self.parts.store.take() {
             Some(store) => store,
             None => Arc::new(S3Store::new(aws.s3())),
         };

@@ -15,7 +15,7 @@ use super::manifest::{Manifest, ManifestStatus, ObjectOutcome};
 use super::reader::{format_from_key, ObjectProblem};
 use super::upload::{PartError, UploadError, Written};
 use crate::s3event::ObjectRef;
-use crate::sink::{Encoder, ObjectStore, Partitioner, PutObject, SinkError};
+use crate::sink::{ObjectStore, PutObject, Sink, SinkError};
 use crate::transform::Transform;
 
 /// Why ingest must be retried later. Bad content is never an error: it is quarantined.
@@ -86,28 +86,23 @@ pub enum IngestError {
 pub struct Ingest<T: Transform> {
     pub(super) config: IngestConfig,
     pub(super) store: Arc<dyn ObjectStore>,
-    pub(super) encoder: Arc<dyn Encoder>,
-    pub(super) partitioner: Arc<dyn Partitioner<T::Output>>,
+    pub(super) sink: Sink<T::Output>,
     pub(super) transform: Arc<T>,
     pub(super) hook: Option<Arc<dyn IngestHook>>,
 }
 
 impl<T: Transform> Ingest<T> {
-    /// Ingest for `transform`, writing through `store` with `encoder` into `partitioner`'s
-    /// partitions.
+    /// Ingest for `transform`, reading sources and writing outputs through `sink`.
     pub fn new(
         config: IngestConfig,
-        store: Arc<dyn ObjectStore>,
-        encoder: Arc<dyn Encoder>,
-        partitioner: Arc<dyn Partitioner<T::Output>>,
+        sink: Sink<T::Output>,
         transform: T,
         hook: Option<Arc<dyn IngestHook>>,
     ) -> Self {
         Ingest {
             config,
-            store,
-            encoder,
-            partitioner,
+            store: sink.store.clone(),
+            sink,
             transform: Arc::new(transform),
             hook,
         }

@@ -243,13 +243,13 @@ impl<T: Transform> Ingest<T> {
         let tag = short_etag(etag);
         let mut rows = Rows {
             transform: self.transform.clone(),
-            partitioner: self.partitioner.clone(),
-            encoder: self.encoder.clone(),
+            partitioner: self.sink.partitioner.clone(),
+            encoder: self.sink.encoder.clone(),
             source: Arc::from(format!("s3://{}/{}", obj.bucket, obj.key)),
             etag: etag.to_string(),
             day_start: day_start(day).unwrap_or_default(),
             key_prefix: output.output.key(""),
-            key_suffix: format!("{stem}-{tag}.{}", self.encoder.extension()),
+            key_suffix: format!("{stem}-{tag}.{}", self.sink.encoder.extension()),
             quarantine_key: output
                 .quarantine
                 .key(&format!("rows/dt={day}/{stem}-{tag}.json")),
