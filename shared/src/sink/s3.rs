@@ -58,12 +58,13 @@ where
     }
 }
 
-fn failed<E, R>(op: &str, bucket: &str, key: &str, err: &SdkError<E, R>) -> SinkError
+fn failed<E, R>(op: &str, bucket: &str, key: &str, err: SdkError<E, R>) -> SinkError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    SinkError::new(op, bucket, key, classify(err), crate::error::chain(err))
+    let kind = classify(&err);
+    SinkError::new(op, bucket, key, kind, err)
 }
 
 impl ObjectStore for S3Store {
@@ -83,7 +84,7 @@ impl ObjectStore for S3Store {
                 } => StoreReply::Body(get(c, bucket, key, if_match).await?),
                 StoreRequest::Delete { bucket, key } => {
                     let sent = c.delete_object().bucket(bucket).key(key).send().await;
-                    sent.map_err(|e| failed("delete", bucket, key, &e))?;
+                    sent.map_err(|e| failed("delete", bucket, key, e))?;
                     StoreReply::Done
                 }
                 StoreRequest::Copy { from, if_match, to } => {
@@ -112,7 +113,7 @@ impl ObjectStore for S3Store {
                         .send()
                         .await
                         .map_err(|e| {
-                            failed(&format!("upload part {number} of"), bucket, key, &e)
+                            failed(&format!("upload part {number} of"), bucket, key, e)
                         })?;
                     StoreReply::Part(UploadedPart {
                         number,
@@ -140,7 +141,7 @@ impl ObjectStore for S3Store {
                         .upload_id(upload_id)
                         .send()
                         .await;
-                    sent.map_err(|e| failed("abort upload", bucket, key, &e))?;
+                    sent.map_err(|e| failed("abort upload", bucket, key, e))?;
                     StoreReply::Done
                 }
             })
@@ -163,7 +164,7 @@ async fn put(c: &Client, object: PutObject) -> Result<(), SinkError> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| failed("put", &bucket, &key, &e))
+        .map_err(|e| failed("put", &bucket, &key, e))
 }
 
 async fn head(c: &Client, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, SinkError> {
@@ -181,7 +182,7 @@ async fn head(c: &Client, bucket: &str, key: &str) -> Result<Option<ObjectInfo>,
         {
             Ok(None)
         }
-        Err(e) => Err(failed("head", bucket, key, &e)),
+        Err(e) => Err(failed("head", bucket, key, e)),
     }
 }
 
@@ -201,7 +202,7 @@ async fn get(
     match got {
         Ok(out) => Ok(Some(Box::pin(out.body.into_async_read()) as ObjectReader)),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-        Err(e) => Err(failed("get", bucket, key, &e)),
+        Err(e) => Err(failed("get", bucket, key, e)),
     }
 }
 
@@ -224,7 +225,7 @@ async fn copy(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| failed("copy", to.0, to.1, &e))
+        .map_err(|e| failed("copy", to.0, to.1, e))
 }
 
 async fn start_upload(
@@ -240,7 +241,7 @@ async fn start_upload(
         .content_type(content_type)
         .send()
         .await
-        .map_err(|e| failed("start upload", bucket, key, &e))?;
+        .map_err(|e| failed("start upload", bucket, key, e))?;
     created.upload_id().map(str::to_string).ok_or_else(|| {
         SinkError::new(
             "start upload",
@@ -280,5 +281,5 @@ async fn complete_upload(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| failed("complete upload", bucket, key, &e))
+        .map_err(|e| failed("complete upload", bucket, key, e))
 }

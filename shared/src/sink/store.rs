@@ -30,9 +30,12 @@ pub enum SinkErrorKind {
     PreconditionFailed,
 }
 
-/// A failed store call, with the object it concerned and the cause's whole chain as text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{op} s3://{bucket}/{key} failed ({kind:?}): {message}")]
+/// The cause of a store failure, shared so that errors stay cheap to clone.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// A failed store call, with the object it concerned; the cause is kept as the error's source.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op} s3://{bucket}/{key} failed ({kind:?})")]
 pub struct SinkError {
     /// The call (`put`, `get`, `upload part 3`, …).
     pub op: String,
@@ -42,28 +45,40 @@ pub struct SinkError {
     pub key: String,
     /// What kind of failure.
     pub kind: SinkErrorKind,
-    /// The cause, with every source.
-    pub message: String,
+    /// Why: the SDK's error, or the store's own reason.
+    #[source]
+    pub source: Cause,
 }
 
 impl SinkError {
-    /// A failure of `op` on `bucket/key`.
+    /// A failure of `op` on `bucket/key` caused by `source` (an error, or a reason as text).
     pub fn new(
         op: impl Into<String>,
         bucket: impl Into<String>,
         key: impl Into<String>,
         kind: SinkErrorKind,
-        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         SinkError {
             op: op.into(),
             bucket: bucket.into(),
             key: key.into(),
             kind,
-            message: message.into(),
+            source: Cause::from(source.into()),
         }
     }
 }
+
+/// Equal when the call, object, kind and cause's text are.
+impl PartialEq for SinkError {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.op, &self.bucket, &self.key, self.kind)
+            == (&other.op, &other.bucket, &other.key, other.kind)
+            && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl Eq for SinkError {}
 
 /// One object to put.
 #[derive(Debug, Clone)]

@@ -153,7 +153,7 @@ impl<T: Transform> IngestRunner<T> {
         let result = handle(&self.ingest, &mut m, &payload).await;
         if let Err(e) = &result {
             m.count("IngestFailures", 1);
-            tracing::error!(error = %e, "ingest failed; the invocation fails so Lambda retries");
+            tracing::error!(error = %crate::error::chain(e), "ingest failed; the invocation fails so Lambda retries");
         }
         m.flush();
         Ok(result?)

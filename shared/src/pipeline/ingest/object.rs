@@ -276,7 +276,7 @@ impl<T: Transform> Ingest<T> {
         }
         for (bucket, key) in stale {
             if let Err(e) = self.store.delete(&bucket, &key).await {
-                tracing::warn!(error = %e, "could not delete an output of the replaced version");
+                tracing::warn!(error = %crate::error::chain(&e), "could not delete an output of the replaced version");
             }
         }
     }

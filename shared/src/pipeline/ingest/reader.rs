@@ -19,7 +19,9 @@ pub enum RowFormat {
 /// What an object's name says it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectFormat {
+    /// How rows are encoded.
     pub rows: RowFormat,
+    /// Whether the object is gzip-compressed (`.gz` or `.gzip`).
     pub gzip: bool,
 }
 
@@ -47,16 +49,32 @@ pub fn format_from_key(key: &str) -> Option<ObjectFormat> {
 /// Why a whole object is rejected (it is quarantined as a whole).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectProblem {
+    /// The key says gzip (`.gz`, `.gzip`) but the content lacks the gzip magic bytes.
     #[error("the name says gzip but the content is not gzip")]
     NotGzip,
+    /// The content starts with the gzip magic bytes but the key does not say gzip.
     #[error("the content is gzip but the name does not say so")]
     UnexpectedGzip,
+    /// Decompression failed part-way; rows before it were already read.
     #[error("the compressed stream is corrupt after line {line}: {reason}")]
-    Corrupt { line: u64, reason: String },
+    Corrupt {
+        /// The last line read before the failure (0: none).
+        line: u64,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A CSV object whose first non-blank line is not a usable header.
     #[error("the CSV header is missing or unreadable: {0}")]
     BadHeader(String),
+    /// The object is over the ingest's size limit; nothing of it is read.
     #[error("object is {size} bytes, over the limit of {limit}")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The object's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The key's extension names no supported format.
     #[error("unsupported file type (expected .csv, .ndjson, .jsonl or .json, optionally .gz)")]
     UnsupportedType,
 }
@@ -92,8 +110,11 @@ pub fn is_source_failure(e: &io::Error) -> bool {
 
 /// One row: its line number (1-based, counting the header), raw bytes, and parse result.
 pub struct Row<'a, T> {
+    /// 1-based line number in the decompressed object, the header and blank lines counted.
     pub line: u64,
+    /// The line's bytes without its line break; cut to the row limit when too long.
     pub raw: &'a [u8],
+    /// The checked value, or why the row is bad data.
     pub parsed: Result<T, BadData>,
 }
 

@@ -129,7 +129,7 @@ pub async fn uploader(
     if result.is_err() {
         for (key, state) in open {
             if let Err(e) = store.abort_upload(&bucket, &key, &state.upload_id).await {
-                tracing::warn!(error = %e, "could not abort a multipart upload; a lifecycle rule removes it");
+                tracing::warn!(error = %crate::error::chain(&e), "could not abort a multipart upload; a lifecycle rule removes it");
             }
         }
     }
