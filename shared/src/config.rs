@@ -20,10 +20,13 @@ use std::str::FromStr;
 /// One problem with one variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
+    /// The environment variable (`OUTPUT_BUCKET`).
     pub variable: String,
+    /// What a valid value looks like (`a whole number 1-20`).
     pub expected: String,
     /// `None` when the variable is not set at all.
     pub found: Option<String>,
+    /// Why the value was rejected (the parser's message), when known.
     pub reason: Option<String>,
 }
 
@@ -53,6 +56,7 @@ impl fmt::Display for ConfigProblem {
 /// Every problem found while loading a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
+    /// Every problem, in the order found.
     pub problems: Vec<ConfigProblem>,
 }
 

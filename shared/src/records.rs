@@ -18,11 +18,14 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// One rule a value broke, with the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
+    /// The field the rule concerns (`user_id`).
     pub field: String,
+    /// What is wrong with it, for people (`must not be empty`).
     pub message: String,
 }
 
 impl FieldError {
+    /// A broken rule: `message` about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -48,26 +51,41 @@ pub fn check(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
 
 /// Validation rules of a record type. Report every broken rule, not only the first.
 pub trait Validate {
+    /// Every rule the value breaks; `Ok(())` when none.
     fn validate(&self) -> Result<(), Vec<FieldError>>;
 }
 
 /// Why a payload or one of its documents is bad data. Bad data is permanent: retrying cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadData {
+    /// A payload (after decompression) or a row over the size limit.
     #[error("too large: {size} bytes, over the limit of {limit}")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Size in bytes, as far as it was read (a decompressed payload stops one past the limit).
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The payload carries the gzip magic bytes but does not decompress (the decoder's message).
     #[error("payload starts like gzip but does not decompress: {0}")]
     Gzip(String),
+    /// The payload or row holds nothing but whitespace.
     #[error("payload is empty")]
     Empty,
+    /// A document is not JSON or does not fit the input type (serde's message).
     #[error("not valid JSON: {0}")]
     Json(String),
+    /// A CSV row does not parse or does not fit the input type (the parser's message).
     #[error("not valid CSV: {0}")]
     Csv(String),
+    /// The value broke validation rules, every one listed.
     #[error("failed validation: {}", join(.0))]
     Invalid(Vec<FieldError>),
+    /// The transform rejected the record, or its output does not serialise (the reason).
     #[error("transform rejected the record: {0}")]
     Rejected(String),
+    /// The transform panicked on the record (the panic message); the record is quarantined
+    /// instead of failing the batch.
     #[error("transform panicked: {0}")]
     Panicked(String),
 }
@@ -189,7 +207,9 @@ pub fn parse_document<T: DeserializeOwned>(doc: &[u8], check: Check<'_, T>) -> R
 /// A document that is bad data, with its raw bytes for quarantine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadDocument {
+    /// Why it is bad data.
     pub reason: BadData,
+    /// The document's bytes (decompressed, surrounding whitespace trimmed), for quarantine.
     pub raw: Vec<u8>,
 }
 

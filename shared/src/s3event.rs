@@ -7,11 +7,15 @@ use serde_json::Value;
 /// One created object an event names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// The bucket.
     pub bucket: String,
     /// The key as stored (decoded).
     pub key: String,
+    /// The entity tag, without quotes, when the event carries it.
     pub etag: Option<String>,
+    /// Size in bytes, when the event carries it.
     pub size: Option<u64>,
+    /// The object's version, in a versioned bucket.
     pub version_id: Option<String>,
     /// Orders events on the same key (hex; PUT and DELETE only).
     pub sequencer: Option<String>,
@@ -20,14 +24,27 @@ pub struct ObjectRef {
 /// Why an event names no object to ingest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3EventError {
+    /// Neither shape: a record without `s3`, or an event of another kind.
     #[error(
         "not an S3 object-created event (neither Records[].s3 nor EventBridge \"Object Created\")"
     )]
     Unrecognised,
+    /// A record lacks the bucket or the key.
     #[error("S3 record {index} lacks {field}")]
-    MissingField { index: usize, field: &'static str },
+    MissingField {
+        /// The record's position in `Records` (0 for EventBridge).
+        index: usize,
+        /// The missing field's path (`s3.object.key`).
+        field: &'static str,
+    },
+    /// A notification's key does not decode (bad `%XX`, or not UTF-8).
     #[error("object key {key:?} is not valid URL encoding: {reason}")]
-    BadKey { key: String, reason: String },
+    BadKey {
+        /// The key as the event sent it.
+        key: String,
+        /// The decoder's message.
+        reason: String,
+    },
 }
 
 /// Decodes a key from an S3 notification: `+` is a space, `%XX` a byte (UTF-8 overall).

@@ -17,7 +17,9 @@ use serde::{Serialize, Serializer};
 /// milliseconds. `Invalid` holds the reason, for a field-level validation error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventTime {
+    /// A time, in UTC.
     Valid(DateTime<Utc>),
+    /// Not a time: why, for the field error.
     Invalid(String),
 }
 
@@ -30,6 +32,7 @@ impl EventTime {
         }
     }
 
+    /// A time from epoch milliseconds; out of chrono's range is `Invalid`.
     pub fn from_millis(ms: i64) -> Self {
         match Utc.timestamp_millis_opt(ms).single() {
             Some(t) => EventTime::Valid(t),

@@ -19,11 +19,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_glue::error::SdkError;
+use aws_sdk_glue::operation::get_job_runs::GetJobRunsError;
+use aws_sdk_glue::operation::start_job_run::StartJobRunError;
+use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::s3::{is_precondition_failed, list_keys};
+use crate::aws::s3::{is_precondition_failed, list_keys, ListError};
 use crate::aws::Aws;
 use crate::config::{ConfigError, Env};
 use crate::ingest::{index, HookConfig, HookReport, IngestConfig, IngestHook};
@@ -65,9 +69,24 @@ impl std::str::FromStr for Precondition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
-    Started { run_id: String, attempts: u32 },
-    Waiting { reason: String },
-    AlreadyRunning { run_id: String },
+    /// The precondition held and `StartJobRun` succeeded.
+    Started {
+        /// The new job run's id.
+        run_id: String,
+        /// `StartJobRun` calls it took (throttled ones included).
+        attempts: u32,
+    },
+    /// The precondition does not hold yet; a later object or marker of the day checks again.
+    Waiting {
+        /// What is missing, for people (e.g. `1 of 2 objects ingested`).
+        reason: String,
+    },
+    /// A run of the job for the same day is still going; nothing was started.
+    AlreadyRunning {
+        /// The running job run's id.
+        run_id: String,
+    },
+    /// Another delivery already claimed the start for the same set of inputs.
     AlreadyStarted,
 }
 
@@ -102,32 +121,76 @@ impl Decision {
 /// The trigger's name in ingest summaries.
 const HOOK_NAME: &str = "glue";
 
-/// Why the trigger could not decide or start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the trigger could not decide or start. The cause is kept as the error's source: log it
+/// with [`crate::error::chain`] to see why.
+#[derive(Debug, thiserror::Error)]
 pub enum GlueError {
-    #[error("checking the precondition for {day}: {message}")]
-    Precondition { day: String, message: String },
-    #[error("StartJobRun {job} for {day} failed after {attempts} attempt(s): {message}")]
-    Start {
-        job: String,
+    /// Listing the day's ingested objects or its input folder failed.
+    #[error("checking the precondition for {day}")]
+    Precondition {
+        /// The day (`YYYY-MM-DD`).
         day: String,
+        /// The failed listing.
+        #[source]
+        source: ListError,
+    },
+    /// Writing the day's start claim failed (other than losing it to another delivery).
+    #[error("claiming the start for {day} at s3://{bucket}/{key}")]
+    Claim {
+        /// The day (`YYYY-MM-DD`).
+        day: String,
+        /// The state bucket.
+        bucket: String,
+        /// The claim's key.
+        key: String,
+        /// Boxed: the SDK error is large and failures are rare.
+        #[source]
+        source: Box<SdkError<PutObjectError>>,
+    },
+    /// `GetJobRuns` failed, so whether a run of the day is still going is unknown.
+    #[error("GetJobRuns {job} for {day}")]
+    JobRuns {
+        /// The Glue job.
+        job: String,
+        /// The day (`YYYY-MM-DD`).
+        day: String,
+        /// Boxed: the SDK error is large and failures are rare.
+        #[source]
+        source: Box<SdkError<GetJobRunsError>>,
+    },
+    /// `StartJobRun` failed with an error that is not retryable, or on every attempt.
+    #[error("StartJobRun {job} for {day} failed after {attempts} attempt(s)")]
+    Start {
+        /// The Glue job.
+        job: String,
+        /// The day (`YYYY-MM-DD`).
+        day: String,
+        /// Calls made, the failed last one included.
         attempts: u32,
-        message: String,
+        /// The last attempt's error. Boxed: the SDK error is large and failures are rare.
+        #[source]
+        source: Box<SdkError<StartJobRunError>>,
     },
 }
 
 /// Where a day's state lives and how a run is started.
 #[derive(Debug, Clone)]
 pub struct GlueTrigger {
+    /// Checks running job runs and starts new ones.
     pub glue: aws_sdk_glue::Client,
+    /// Reads the index and the input folder, writes start claims.
     pub s3: aws_sdk_s3::Client,
+    /// The Glue job to start.
     pub job_name: String,
+    /// When a day's input counts as complete.
     pub precondition: Precondition,
     /// Ingested-object index and start claims live here.
     pub state: Location,
     /// The curated location the job reads (`<prefix>/dt=<day>/` is passed as `--input_path`).
     pub input: Location,
+    /// Passed as `--output_path` when set.
     pub output_path: Option<String>,
+    /// `StartJobRun` calls before giving up on retryable errors (the first included).
     pub max_attempts: u32,
     /// Waits between `StartJobRun` attempts.
     pub backoff: Backoff,
@@ -136,9 +199,13 @@ pub struct GlueTrigger {
 /// The trigger's settings from the environment; see [`GlueTriggerConfig::read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlueTriggerConfig {
+    /// The Glue job to start (`GLUE_JOB_NAME`).
     pub job_name: String,
+    /// When a day's input counts as complete (`GLUE_PRECONDITION`, default `marker`).
     pub precondition: Precondition,
+    /// Passed as `--output_path` when set (`GLUE_OUTPUT_PATH`).
     pub output_path: Option<String>,
+    /// `StartJobRun` calls before giving up (`GLUE_START_ATTEMPTS`, 1-20, default 5).
     pub start_attempts: u32,
 }
 
@@ -189,10 +256,7 @@ impl HookConfig for GlueTriggerConfig {
 
 /// Whether a failed start may succeed later: by the modelled error variant where Glue models it,
 /// by code for throttling (which it does not model), and for timeouts and lost connections.
-fn retryable_start(
-    e: &aws_sdk_glue::error::SdkError<aws_sdk_glue::operation::start_job_run::StartJobRunError>,
-) -> bool {
-    use aws_sdk_glue::error::SdkError;
+fn retryable_start(e: &SdkError<StartJobRunError>) -> bool {
     match e {
         SdkError::ServiceError(s) => {
             let err = s.err();
@@ -244,11 +308,10 @@ impl GlueTrigger {
         raw_bucket: &str,
         raw_folder: &str,
     ) -> Result<Decision, GlueError> {
-        let pre_err = |message: String| GlueError::Precondition {
+        let listed = |source: ListError| GlueError::Precondition {
             day: day.to_string(),
-            message,
+            source,
         };
-        let listed = |e: crate::aws::s3::ListError| pre_err(crate::error::chain(&e));
         let ingested = list_keys(
             &self.s3,
             &self.state.bucket,
@@ -331,11 +394,12 @@ impl GlueTrigger {
                 return Ok(Decision::AlreadyStarted);
             }
             Err(e) => {
-                return Err(pre_err(format!(
-                    "claim s3://{}/{claim_key}: {}",
-                    self.state.bucket,
-                    crate::error::chain(&e)
-                )))
+                return Err(GlueError::Claim {
+                    day: day.to_string(),
+                    bucket: self.state.bucket.clone(),
+                    key: claim_key,
+                    source: Box::new(e),
+                })
             }
         }
         match self.running_run(day).await {
@@ -344,9 +408,9 @@ impl GlueTrigger {
                 return Ok(Decision::AlreadyRunning { run_id });
             }
             Ok(None) => {}
-            Err(message) => {
+            Err(e) => {
                 self.release(&claim_key).await;
-                return Err(pre_err(message));
+                return Err(e);
             }
         }
         match self.start(day, &fingerprint).await {
@@ -372,7 +436,7 @@ impl GlueTrigger {
     }
 
     /// A run of this job for `day` that is still going, if any.
-    async fn running_run(&self, day: &str) -> Result<Option<String>, String> {
+    async fn running_run(&self, day: &str) -> Result<Option<String>, GlueError> {
         let runs = self
             .glue
             .get_job_runs()
@@ -380,7 +444,11 @@ impl GlueTrigger {
             .max_results(200)
             .send()
             .await
-            .map_err(|e| format!("GetJobRuns {}: {}", self.job_name, crate::error::chain(&e)))?;
+            .map_err(|e| GlueError::JobRuns {
+                job: self.job_name.clone(),
+                day: day.to_string(),
+                source: Box::new(e),
+            })?;
         use aws_sdk_glue::types::JobRunState as S;
         Ok(runs
             .job_runs()
@@ -432,7 +500,7 @@ impl GlueTrigger {
                             job: self.job_name.clone(),
                             day: day.to_string(),
                             attempts: attempt,
-                            message: crate::error::chain(&e),
+                            source: Box::new(e),
                         });
                     }
                     // Full jitter: spreads the retries of triggers racing for the same limit.
@@ -464,7 +532,7 @@ impl IngestHook for GlueTrigger {
                 Ok(decision) => decision,
                 Err(e) => {
                     // The ingest itself succeeded; the scheduled fallback run covers a missed start.
-                    tracing::error!(error = %e, day, "Glue start decision failed");
+                    tracing::error!(error = %crate::error::chain(&e), day, "Glue start decision failed");
                     return None;
                 }
             };
@@ -548,6 +616,34 @@ mod tests {
         .unwrap();
         assert_eq!(config.precondition, Precondition::Count(3));
         assert_eq!(config.start_attempts, 5);
+    }
+
+    #[test]
+    fn a_failed_start_keeps_its_cause_for_the_logs() {
+        use aws_sdk_glue::types::error::ConcurrentRunsExceededException;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        let cause = StartJobRunError::ConcurrentRunsExceededException(
+            ConcurrentRunsExceededException::builder()
+                .message("too many")
+                .build(),
+        );
+        let raw = Response::new(
+            StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        let e = GlueError::Start {
+            job: "daily-etl".into(),
+            day: "2026-11-22".into(),
+            attempts: 3,
+            source: Box::new(SdkError::service_error(cause, raw)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "StartJobRun daily-etl for 2026-11-22 failed after 3 attempt(s)"
+        );
+        let logged = crate::error::chain(&e);
+        assert!(logged.starts_with(&e.to_string()), "{logged}");
+        assert!(logged.ends_with("too many"), "{logged}");
     }
 
     #[test]

@@ -8,15 +8,19 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
 use crate::util::backoff::Backoff;
 
-/// PutRecords limits.
+/// Most records in one PutRecords call.
 pub const MAX_RECORDS_PER_CALL: usize = 500;
+/// Most bytes in one PutRecords call (data and partition keys).
 pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
+/// Most bytes in one record (data and partition key).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// One record to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Chooses the shard (hashed by Kinesis).
     pub partition_key: String,
+    /// The record's bytes.
     pub data: Vec<u8>,
 }
 
@@ -29,8 +33,11 @@ impl Entry {
 /// Retry settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Most PutRecords calls per batch, the first included (default 10).
     pub max_attempts: u32,
+    /// Bound of the first retry's wait (default 100 ms).
     pub base: Duration,
+    /// Longest wait between calls (default 5 s).
     pub cap: Duration,
 }
 
@@ -55,32 +62,52 @@ impl RetryPolicy {
 /// Progress after each call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Records accepted so far.
     pub sent: u64,
+    /// Records to send.
     pub total: u64,
+    /// Records resent so far (counted once per resend).
     pub retried: u64,
+    /// Data bytes accepted so far.
     pub bytes: u64,
 }
 
 /// What a send came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceReport {
+    /// Records accepted.
     pub sent: u64,
+    /// PutRecords calls made, retries included.
     pub calls: u64,
+    /// Records resent (counted once per resend).
     pub retried_records: u64,
+    /// Data bytes accepted.
     pub bytes: u64,
     /// Sequence number of each sent record, in input order.
     pub sequence_numbers: Vec<String>,
 }
 
+/// Why a send stopped. Records of earlier batches may have been sent already.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProduceError {
+    /// A record is over [`MAX_RECORD_BYTES`]; checked before anything is sent.
     #[error("record {index} is {size} bytes; Kinesis accepts at most {MAX_RECORD_BYTES}")]
-    RecordTooLarge { index: usize, size: usize },
+    RecordTooLarge {
+        /// The record's position in the input.
+        index: usize,
+        /// Its data and partition key, in bytes.
+        size: usize,
+    },
+    /// Records of a batch still failed after [`RetryPolicy::max_attempts`] calls.
     #[error("{failed} record(s) still failing after {attempts} attempts to {stream} (last error: {last})")]
     GaveUp {
+        /// The stream.
         stream: String,
+        /// Records of the batch not accepted.
         failed: usize,
+        /// Calls made for the batch.
         attempts: u32,
+        /// The last call's error, or the last failed record's code and message.
         last: String,
     },
 }
@@ -114,6 +141,7 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// A producer for `stream` with the given retry settings.
     pub fn new(
         client: aws_sdk_kinesis::Client,
         stream: impl Into<String>,

@@ -10,29 +10,46 @@ use crate::util::redact::redact_arguments;
 /// Details of a Glue job run from `GetJobRun`, already stripped of secret argument values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobRunDetails {
+    /// Glue's error message for a failed run.
     pub error_message: Option<String>,
+    /// When the run started (RFC 3339).
     pub started_on: Option<String>,
+    /// When the run ended (RFC 3339).
     pub completed_on: Option<String>,
+    /// Seconds the run used resources; `None` while Glue reports 0.
     pub execution_seconds: Option<i64>,
+    /// Glue's attempt number: 0 for the first run, higher for its own retries.
     pub attempt: Option<i64>,
+    /// The run's arguments, secret-looking values redacted.
     pub arguments: BTreeMap<String, String>,
+    /// The worker type (`G.1X`, `G.2X`, …).
     pub worker_type: Option<String>,
+    /// Workers allocated to the run.
     pub number_of_workers: Option<i64>,
 }
 
 /// Why a job run could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum JobRunError {
+    /// The call failed.
     #[error("GetJobRun {job_name} {run_id}")]
     Call {
+        /// The Glue job.
         job_name: String,
+        /// The run asked for.
         run_id: String,
         /// Boxed: the SDK error is large and failures are rare.
         #[source]
         source: Box<SdkError<GetJobRunError>>,
     },
+    /// The call succeeded but its answer held no run.
     #[error("GetJobRun {job_name} {run_id}: no run in the answer")]
-    NoRun { job_name: String, run_id: String },
+    NoRun {
+        /// The Glue job.
+        job_name: String,
+        /// The run asked for.
+        run_id: String,
+    },
 }
 
 fn rfc3339(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {

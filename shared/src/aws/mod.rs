@@ -37,6 +37,8 @@ pub struct EndpointSettings {
 }
 
 impl EndpointSettings {
+    /// Reads `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3` and `RUNNEL_S3_PATH_STYLE` (empty counts as
+    /// unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         EndpointSettings {
@@ -47,6 +49,7 @@ impl EndpointSettings {
         }
     }
 
+    /// [`EndpointSettings::from_lookup`] on the process's environment.
     pub fn from_process_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -117,20 +120,24 @@ impl Aws {
         Aws { sdk, endpoints }
     }
 
+    /// The shared SDK configuration, for clients this type does not build.
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.sdk
     }
 
+    /// The endpoint settings read at load.
     pub fn endpoints(&self) -> &EndpointSettings {
         &self.endpoints
     }
 
+    /// The S3 client configuration: the shared one plus path-style addressing when chosen.
     pub fn s3_config(&self) -> aws_sdk_s3::Config {
         aws_sdk_s3::config::Builder::from(&self.sdk)
             .force_path_style(self.endpoints.s3_path_style())
             .build()
     }
 
+    /// An S3 client (path-style for emulator endpoints).
     pub fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(self.s3_config())
     }

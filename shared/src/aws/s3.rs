@@ -9,7 +9,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 #[derive(Debug, thiserror::Error)]
 #[error("list s3://{bucket}/{prefix}")]
 pub struct ListError {
+    /// The bucket listed.
     pub bucket: String,
+    /// The prefix listed.
     pub prefix: String,
     /// Boxed: the SDK error is large and listing errors are rare.
     #[source]

@@ -67,6 +67,7 @@ pub fn shard_id(event_id: Option<&str>) -> &str {
 /// record the handler never reads and decodes the arrival time through text (BENCHMARKS.md).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct KinesisBatch {
+    /// The batch's records, in shard order.
     #[serde(rename = "Records")]
     pub records: Vec<BatchRecord>,
 }
@@ -77,6 +78,7 @@ pub struct BatchRecord {
     /// `shardId-…:<sequence number>`.
     #[serde(rename = "eventID", default)]
     pub event_id: Option<String>,
+    /// The record itself.
     pub kinesis: BatchPayload,
 }
 
@@ -84,8 +86,11 @@ pub struct BatchRecord {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchPayload {
+    /// The record's position in its shard (decimal digits); also its item identifier in a batch
+    /// response.
     #[serde(default)]
     pub sequence_number: String,
+    /// The key the producer chose the shard with.
     #[serde(default)]
     pub partition_key: String,
     /// The record's bytes (base64 in the event).

@@ -18,8 +18,11 @@ use tracing_subscriber::EnvFilter;
 /// What every log line of one invocation shares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvocationContext {
+    /// Lambda's request id of the invocation.
     pub request_id: Option<String>,
+    /// Whether this is the process's first invocation.
     pub cold_start: bool,
+    /// Ties the logs to the input (the batch's first sequence number, the object's key).
     pub correlation_id: Option<String>,
 }
 
@@ -47,11 +50,14 @@ pub fn set_invocation(invocation: InvocationContext) {
 /// The log format chosen by `AWS_LAMBDA_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// One JSON object per line (the default).
     Json,
+    /// Plain text lines without timestamps (CloudWatch adds its own).
     Text,
 }
 
 impl LogFormat {
+    /// The format of an `AWS_LAMBDA_LOG_FORMAT` value: `Text` (any case) or else JSON.
     pub fn from_env_value(value: Option<&str>) -> Self {
         match value.map(|v| v.trim().to_ascii_lowercase()) {
             Some(v) if v == "text" => LogFormat::Text,

@@ -17,16 +17,24 @@ pub const MAX_VALUES_PER_METRIC: usize = 100;
 /// The units CloudWatch accepts in EMF that this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// A number of things (records, calls).
     Count,
+    /// A duration in milliseconds.
     Milliseconds,
+    /// A duration in seconds.
     Seconds,
+    /// A size in bytes.
     Bytes,
+    /// A rate of things (`Count/Second`).
     CountPerSecond,
+    /// A throughput (`Bytes/Second`).
     BytesPerSecond,
+    /// A value without a unit (a ratio).
     None,
 }
 
 impl Unit {
+    /// The name EMF writes (`Count/Second`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Unit::Count => "Count",
@@ -57,6 +65,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Empty metrics under a CloudWatch namespace, without dimensions.
     pub fn new(namespace: impl Into<String>) -> Self {
         Metrics {
             namespace: namespace.into(),
@@ -92,10 +101,12 @@ impl Metrics {
         }
     }
 
+    /// Records a count ([`Unit::Count`]).
     pub fn count(&mut self, name: &str, value: u64) {
         self.add(name, Unit::Count, value as f64);
     }
 
+    /// Whether no value has been recorded since the last [`Metrics::take_documents`].
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }

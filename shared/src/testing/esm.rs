@@ -18,9 +18,11 @@ use std::future::Future;
 /// The mapping's settings that shape re-delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EsmConfig {
+    /// Most records in a fresh batch (`BatchSize`, default 100).
     pub max_batch: usize,
     /// `None`: retry until success (`MaximumRetryAttempts: -1`).
     pub max_retries: Option<u32>,
+    /// Whether a function error splits the batch in two (`BisectBatchOnFunctionError`, default on).
     pub bisect_on_error: bool,
     /// Bound on invocations, so a test of a handler that never succeeds ends.
     pub max_invocations: usize,
@@ -49,8 +51,11 @@ pub enum Invocation {
 /// What happened over a whole run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EsmReport {
+    /// Invocations made.
     pub invocations: usize,
+    /// Responses that reported item failures.
     pub partial_failures: usize,
+    /// Invocations that failed as a whole.
     pub function_errors: usize,
     /// Batches sent to the on-failure destination, as record index ranges.
     pub discarded: Vec<std::ops::Range<usize>>,

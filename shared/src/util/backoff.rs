@@ -19,6 +19,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Waits bounded by `base × 2^n`, at most `cap`.
     pub const fn new(base: Duration, cap: Duration) -> Self {
         Backoff { base, cap }
     }

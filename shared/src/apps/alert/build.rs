@@ -15,6 +15,7 @@ pub const MAX_RAW_EVENT_CHARS: usize = 4096;
 /// What the alert builder needs to know beyond the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRules {
+    /// The pipeline name alerts carry (`PIPELINE_NAME`); subscription filters match on it.
     pub pipeline: String,
     /// States that alert (Glue and Step Functions), upper case.
     pub states: Vec<String>,

@@ -8,30 +8,45 @@ use serde_json::Value;
 /// A failure report as it arrived, with the SQS message it came in (for partial batch failures).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The SQS message it came in, if any: a failed alert is reported for that message.
     pub sqs_message_id: Option<String>,
+    /// The classified payload.
     pub event: Incoming,
 }
 
 /// What kind of failure report a payload is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
+    /// "Glue Job State Change": a run reached a state (`FAILED`, `TIMEOUT`, `SUCCEEDED`, …).
     GlueJobStateChange(GlueJobEvent),
     /// "Glue Job Run Status": a run still RUNNING/STARTING past its notify delay.
     GlueJobRunStatus(GlueJobEvent),
+    /// A Lambda invocation record from an on-failure destination.
     Invocation(InvocationRecord),
+    /// "Step Functions Execution Status Change".
     StepFunctions(ExecutionEvent),
+    /// Anything else, kept as it arrived so the alert can show it.
     Unknown(Value),
 }
 
+/// A Glue job event from EventBridge (state change or run status).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlueJobEvent {
+    /// The Glue job.
     pub job_name: String,
+    /// The run (`jr_…`).
     pub job_run_id: String,
+    /// The run's state as Glue names it (`FAILED`, `RUNNING`, …).
     pub state: String,
+    /// EventBridge's severity of the event (`ERROR`, `INFO`, …).
     pub severity: Option<String>,
+    /// Glue's message about the run.
     pub message: Option<String>,
+    /// When the event was emitted.
     pub time: Option<DateTime<Utc>>,
+    /// The run's region.
     pub region: Option<String>,
+    /// The run's account id.
     pub account: Option<String>,
 }
 
@@ -40,40 +55,65 @@ pub struct GlueJobEvent {
 pub struct StreamBatch {
     /// `kinesis` or `dynamodb`.
     pub source: String,
+    /// The shard (or DynamoDB stream shard) of the batch.
     pub shard_id: String,
+    /// Sequence number of the batch's first record.
     pub start_sequence_number: String,
+    /// Sequence number of the batch's last record.
     pub end_sequence_number: String,
+    /// Records in the batch.
     pub batch_size: Option<u64>,
+    /// The stream's ARN.
     pub stream_arn: Option<String>,
+    /// Approximate arrival of the first record (RFC 3339 text, as Lambda wrote it).
     pub first_arrival: Option<String>,
+    /// Approximate arrival of the last record (RFC 3339 text, as Lambda wrote it).
     pub last_arrival: Option<String>,
 }
 
 /// Lambda's invocation record (destinations and event-source on-failure records).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationRecord {
+    /// ARN of the function that failed.
     pub function_arn: String,
+    /// Why Lambda gave up: `RetriesExhausted`, `EventAgeExceeded`, `RetryAttemptsExhausted`, ….
     pub condition: String,
+    /// The failed invocation's request id.
     pub request_id: Option<String>,
+    /// Invocations made, retries included.
     pub approximate_invoke_count: Option<u64>,
+    /// `Handled` or `Unhandled` when the function itself failed.
     pub function_error: Option<String>,
+    /// `errorMessage` of the function's error response.
     pub error_message: Option<String>,
+    /// `errorType` of the function's error response.
     pub error_type: Option<String>,
+    /// The stream batch, for event source mappings of Kinesis and DynamoDB streams.
     pub batch: Option<StreamBatch>,
     /// Size of the original event, when the record carries it (the payload itself is never used).
     pub request_payload_bytes: Option<usize>,
+    /// When Lambda wrote the record.
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// A Step Functions execution event from EventBridge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionEvent {
+    /// The execution's ARN.
     pub execution_arn: String,
+    /// ARN of the state machine it ran.
     pub state_machine_arn: String,
+    /// The execution's name.
     pub name: Option<String>,
+    /// The execution's status (`FAILED`, `TIMED_OUT`, `ABORTED`, `SUCCEEDED`, …).
     pub status: String,
+    /// The error name of a failed execution.
     pub error: Option<String>,
+    /// The error's cause, as Step Functions reports it.
     pub cause: Option<String>,
+    /// When the event was emitted.
     pub time: Option<DateTime<Utc>>,
+    /// The execution's region.
     pub region: Option<String>,
 }
 

@@ -22,8 +22,11 @@ use crate::util::hash::fnv1a;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dedupe marker s3://{bucket}/{key}: {message}")]
 pub struct DedupeError {
+    /// The marker's bucket.
     pub bucket: String,
+    /// The marker's key.
     pub key: String,
+    /// The cause, with every source.
     pub message: String,
 }
 
@@ -31,10 +34,15 @@ pub struct DedupeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This delivery owns the alert; publish it (and release the marker if publishing fails).
-    New { key: String },
+    New {
+        /// The marker this delivery wrote.
+        key: String,
+    },
     /// Already alerted within the window.
     Duplicate {
+        /// The existing marker.
         key: String,
+        /// When the marker was written (its last modification).
         first_seen: Option<DateTime<Utc>>,
     },
 }
@@ -49,6 +57,7 @@ pub struct S3Dedupe {
 }
 
 impl S3Dedupe {
+    /// Markers under `s3://bucket/prefix/`; a marker younger than `window` suppresses its alert.
     pub fn new(
         s3: aws_sdk_s3::Client,
         bucket: impl Into<String>,
@@ -91,6 +100,7 @@ impl S3Dedupe {
         }
     }
 
+    /// Claims the alert's fingerprint at `now`: [`Claim::New`] when this delivery should publish.
     pub async fn claim(&self, alert: &Alert, now: DateTime<Utc>) -> Result<Claim, DedupeError> {
         let key = self.key(&alert.fingerprint);
         let body = serde_json::json!({

@@ -32,12 +32,17 @@ use crate::telemetry::{self, Metrics};
 /// Configuration of the alert handler, read from the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertConfig {
+    /// The SNS topic alerts go to (`ALERT_TOPIC_ARN`).
     pub topic_arn: String,
+    /// Pipeline name, alerting states and console region.
     pub rules: AlertRules,
     /// Bucket and prefix of dedupe markers; `None` turns suppression off.
     pub dedupe: Option<(String, String)>,
+    /// How long a marker suppresses repeats of its alert (`DEDUPE_WINDOW_SECONDS`, default 1 h).
     pub dedupe_window: Duration,
+    /// Whether Glue alerts are enriched with `GetJobRun` details (`ENRICH_GLUE`, default `true`).
     pub enrich_glue: bool,
+    /// CloudWatch namespace of the metrics (`METRICS_NAMESPACE`, default `Runnel`).
     pub metrics_namespace: String,
 }
 
@@ -118,8 +123,15 @@ impl AlertConfig {
 /// so Lambda retries: an alert is never dropped silently.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
+    /// SNS did not take the message (or its attributes could not be built).
     #[error("publish to {topic_arn} failed: {message}")]
-    Publish { topic_arn: String, message: String },
+    Publish {
+        /// The topic.
+        topic_arn: String,
+        /// The cause, with every source.
+        message: String,
+    },
+    /// Whether the alert is a duplicate could not be decided.
     #[error(transparent)]
     Dedupe(#[from] DedupeError),
 }
@@ -127,10 +139,15 @@ pub enum AlertError {
 /// Counts of one invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertOutcome {
+    /// Alerts published to SNS.
     pub published: usize,
+    /// Alerts suppressed as duplicates within the window.
     pub suppressed: usize,
+    /// Reports that make no alert (a state not alerted on).
     pub ignored: usize,
+    /// Glue alerts sent without job run details because `GetJobRun` failed.
     pub enrichment_failures: usize,
+    /// Alerts whose publish failed.
     pub publish_failures: usize,
     /// SQS message ids whose alert failed (reported as batch item failures).
     pub failed_messages: Vec<String>,
@@ -140,6 +157,7 @@ pub struct AlertOutcome {
 
 /// The alert handler's logic, with its clients.
 pub struct AlertService {
+    /// The configuration it was built with.
     pub config: AlertConfig,
     sns: aws_sdk_sns::Client,
     dedupe: Option<S3Dedupe>,
@@ -147,6 +165,8 @@ pub struct AlertService {
 }
 
 impl AlertService {
+    /// The service around its clients: `s3` holds dedupe markers (when configured), `glue`
+    /// enriches Glue alerts (when `enrich_glue` is on).
     pub fn new(
         config: AlertConfig,
         sns: aws_sdk_sns::Client,

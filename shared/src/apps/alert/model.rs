@@ -11,13 +11,18 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
+    /// Informational: a success or a state not counted as a failure.
     Info,
+    /// Needs a look, not urgent: a run stopped, aborted or stuck; a report not recognised.
     Warning,
+    /// A failure: a run failed or timed out, a function gave up.
     Error,
+    /// Data was lost or skipped: a stream batch a mapping gave up on.
     Critical,
 }
 
 impl Severity {
+    /// The upper-case name alerts and attributes carry (`ERROR`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Severity::Info => "INFO",
@@ -37,14 +42,18 @@ impl fmt::Display for Severity {
 /// A link for the person on call: a console page or a log view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Link {
+    /// What the link opens (`Job run`, `Error logs`).
     pub label: String,
+    /// The page's URL.
     pub url: String,
 }
 
 /// One failure, in a shape every source maps to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
+    /// How urgent; subscription filters match on it.
     pub severity: Severity,
+    /// The pipeline the failure belongs to.
     pub pipeline: String,
     /// What kind of thing failed: `glue`, `lambda`, `kinesis`, `dynamodb`, `stepfunctions`, `unknown`.
     pub source: String,
@@ -54,9 +63,11 @@ pub struct Alert {
     pub summary: String,
     /// Facts by name (ids, states, sizes, times). Never record payloads or secrets.
     pub details: BTreeMap<String, Value>,
+    /// Console and log links for the person on call.
     pub links: Vec<Link>,
     /// Identifies the failure for duplicate suppression (e.g. the job run id, the batch range).
     pub fingerprint: String,
+    /// When the failure happened, when the event says.
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
@@ -68,7 +79,9 @@ pub const MAX_MESSAGE_BYTES: usize = 250 * 1024;
 /// An SNS message ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnsMessage {
+    /// The subject (at most 100 characters).
     pub subject: String,
+    /// The body: readable text, then the alert as JSON.
     pub body: String,
     /// String attributes for subscription filter policies.
     pub attributes: BTreeMap<String, String>,
@@ -97,6 +110,7 @@ pub fn sns_subject(text: &str) -> String {
 }
 
 impl Alert {
+    /// The SNS subject: `[SEVERITY] pipeline: summary`, made safe for SNS.
     pub fn subject(&self) -> String {
         sns_subject(&format!(
             "[{}] {}: {}",
@@ -145,6 +159,7 @@ impl Alert {
         text
     }
 
+    /// The message to publish: subject, body and the `severity`, `source`, `pipeline` attributes.
     pub fn sns_message(&self) -> SnsMessage {
         let mut attributes = BTreeMap::new();
         attributes.insert("severity".to_string(), self.severity.as_str().to_string());
