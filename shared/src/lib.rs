@@ -80,6 +80,8 @@
 //! Dependencies run one way: apps → pipeline → source, transform, sink → aws, util. Nothing
 //! outside [`apps`] uses an app, and apps do not use each other.
 
+#![warn(missing_docs)]
+
 pub mod apps;
 pub mod aws;
 pub mod config;

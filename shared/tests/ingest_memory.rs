@@ -145,7 +145,9 @@ async fn rows_filter_fan_out_and_bad_rows_are_quarantined_by_kind() {
     let day22 = lines(&objects, "orders/dt=2026-11-22/");
     let day23 = lines(&objects, "orders/dt=2026-11-23/");
     let ids = |l: &[serde_json::Value]| -> Vec<String> {
-        l.iter().map(|v| v["_id"].as_str().unwrap().to_string()).collect()
+        l.iter()
+            .map(|v| v["_id"].as_str().unwrap().to_string())
+            .collect()
     };
     let source = format!("s3://raw/{key}");
     assert_eq!(

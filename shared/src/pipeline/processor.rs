@@ -440,7 +440,11 @@ impl<T: Transform> Processor<T> {
         records: &[SourceRecord<'_>],
     ) -> Result<(), String> {
         let put = self.put_for(run, prepared, records)?;
-        self.sink.store.put(put).await.map_err(|e| crate::error::chain(&e))
+        self.sink
+            .store
+            .put(put)
+            .await
+            .map_err(|e| crate::error::chain(&e))
     }
 
     /// Writes the batch's runs as the mode says; returns, per record, whether it is reported.

@@ -112,9 +112,7 @@ impl ObjectStore for S3Store {
                         .body(ByteStream::from(data))
                         .send()
                         .await
-                        .map_err(|e| {
-                            failed(&format!("upload part {number} of"), bucket, key, e)
-                        })?;
+                        .map_err(|e| failed(&format!("upload part {number} of"), bucket, key, e))?;
                     StoreReply::Part(UploadedPart {
                         number,
                         etag: part.e_tag().unwrap_or_default().to_string(),

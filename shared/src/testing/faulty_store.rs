@@ -18,6 +18,7 @@ pub struct FaultyStore<S> {
 }
 
 impl<S: ObjectStore> FaultyStore<S> {
+    /// Wraps `inner`; `fault` picks the puts that fail, and how.
     pub fn new(
         inner: S,
         fault: impl Fn(&PutObject) -> Option<SinkErrorKind> + Send + Sync + 'static,
