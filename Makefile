@@ -11,11 +11,12 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench tools lint unit glue-check infra-check sam-build deploy-test test-big clean-tools
+.PHONY: demo test bench tools lint unit glue-check infra-check scaffold-check sam-build deploy-test test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint glue-check infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
+	$(MAKE) scaffold-check
 	$(MAKE) sam-build
 	$(MAKE) deploy-test
 	scripts/e2e
@@ -29,6 +30,10 @@ infra-check: tools
 	cd infra && SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1 -t template.yaml
 	cd infra && cfn-lint template.yaml
 	cd infra && BC_SKIP_MAPPING=TRUE ../$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+
+## scaffold-check: `runnel new` projects (kinesis, s3) lint, test, validate and run on the emulator.
+scaffold-check: tools
+	scripts/scaffold-check
 
 ## sam-build: sam build (release, x86_64 here) and check a bootstrap per function.
 sam-build: tools

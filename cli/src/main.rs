@@ -1,5 +1,8 @@
 //! `runnel produce`: sends IoT readings to a Kinesis stream — from an NDJSON or CSV file, or
 //! generated at a given count and rate — with PutRecords batching and retry of failed records.
+//! `runnel new`: writes a new pipeline function crate (see [`new`]).
+
+mod new;
 
 use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, Instant};
@@ -19,6 +22,9 @@ struct Cli {
 enum Command {
     /// Send readings to a Kinesis stream.
     Produce(ProduceArgs),
+    /// Create a new pipeline function: a crate with a sample transform, tests, events and a SAM
+    /// template.
+    New(new::NewArgs),
 }
 
 #[derive(clap::Args)]
@@ -234,8 +240,14 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() {
+    let result = match Cli::parse().command {
         Command::Produce(args) => produce(args).await,
+        Command::New(args) => new::run(args),
+    };
+    // The message and its causes; a backtrace would bury them and says nothing to a user.
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }
