@@ -73,10 +73,13 @@ $(LAMBDA_VENV)/.installed: tools/lambda.txt
 $(CHECKOV_VENV)/.installed: tools/checkov.txt
 	scripts/venv $(CHECKOV_VENV) tools/checkov.txt
 
-## lint: formatting and clippy, warnings are errors.
+## lint: formatting, clippy and the framework's docs, warnings are errors; runnel also alone
+## with its default features (no app compiled in).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p runnel --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p runnel --no-deps --all-features
 
 ## unit: unit tests only (no emulator needed).
 unit:
