@@ -1,7 +1,6 @@
 //! Object ingest through the in-memory store: the same pipeline code as on S3, with a transform
 //! that filters, fans out, rejects, panics and fails transiently.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use chrono::{DateTime, Utc};
 use runnel::ingest::{IngestConfig, IngestRunner, ManifestStatus};
 use runnel::pipeline::Pipeline;
 use runnel::records::FieldError;
-use runnel::sink::{MemoryStore, ObjectMap, ObjectStore, PutObject};
+use runnel::sink::{MemoryStore, ObjectStore, PutObject};
 use runnel::telemetry::Metrics;
 use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
@@ -103,23 +102,8 @@ fn event(key: &str) -> serde_json::Value {
         "detail": {"bucket": {"name": "raw"}, "object": {"key": key}}})
 }
 
-fn lines(objects: &ObjectMap, prefix: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for ((_, key), body) in objects.range(("curated".to_string(), prefix.to_string())..) {
-        if !key.starts_with(prefix) {
-            break;
-        }
-        let mut text = String::new();
-        if key.ends_with(".gz") {
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .unwrap();
-        } else {
-            text = String::from_utf8(body.clone()).unwrap();
-        }
-        out.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
-    }
-    out
+fn lines(store: &MemoryStore, prefix: &str) -> Vec<serde_json::Value> {
+    runnel::testing::documents_under(store, "curated", prefix).unwrap()
 }
 
 const CSV: &str = "id,qty,at\n\
@@ -141,9 +125,8 @@ async fn rows_filter_fan_out_and_bad_rows_are_quarantined_by_kind() {
     let mut metrics = Metrics::new("Test");
     let out = runner.handle(&mut metrics, &event(key)).await.unwrap();
     assert_eq!(out["objects"][0]["status"], "complete", "{out}");
-    let objects = store.objects();
-    let day22 = lines(&objects, "orders/dt=2026-11-22/");
-    let day23 = lines(&objects, "orders/dt=2026-11-23/");
+    let day22 = lines(&store, "orders/dt=2026-11-22/");
+    let day23 = lines(&store, "orders/dt=2026-11-23/");
     let ids = |l: &[serde_json::Value]| -> Vec<String> {
         l.iter()
             .map(|v| v["_id"].as_str().unwrap().to_string())
@@ -161,7 +144,7 @@ async fn rows_filter_fan_out_and_bad_rows_are_quarantined_by_kind() {
             n => format!("{source}:4:0:{n}"),
         })
     );
-    let quarantine = lines(&objects, "quarantine/orders/rows/");
+    let quarantine = lines(&store, "quarantine/orders/rows/");
     let kinds: Vec<(u64, &str)> = quarantine
         .iter()
         .map(|q| (q["line"].as_u64().unwrap(), q["kind"].as_str().unwrap()))
@@ -171,7 +154,7 @@ async fn rows_filter_fan_out_and_bad_rows_are_quarantined_by_kind() {
         [(5, "rejected"), (6, "panic"), (7, "validation"), (8, "csv")]
     );
     let manifest: runnel::ingest::Manifest = serde_json::from_slice(
-        &objects[&(
+        &store.objects()[&(
             "curated".to_string(),
             format!("state/orders/raw/{key}.manifest.json"),
         )],

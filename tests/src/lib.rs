@@ -87,19 +87,8 @@ pub fn event_file(name: &str) -> String {
 
 /// Lines of a (possibly gzip-compressed) NDJSON object, parsed.
 pub fn ndjson_lines(body: &[u8]) -> Vec<serde_json::Value> {
-    use std::io::Read;
-    let text = if body.starts_with(&runnel::records::GZIP_MAGIC) {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(body)
-            .read_to_string(&mut s)
-            .expect("gzip object");
-        s
-    } else {
-        String::from_utf8(body.to_vec()).expect("utf-8 object")
-    };
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
+    runnel::testing::ndjson_documents(body)
+        .unwrap_or_else(|e| panic!("{}", runnel::error::chain(&e)))
 }
 
 /// Builds the Lambda event the Kinesis event source mapping would deliver for these records, as

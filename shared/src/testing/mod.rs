@@ -1,8 +1,11 @@
 //! Test support for users of the framework and for its own tests (feature `testing`): a model of
-//! the Kinesis event source mapping's re-delivery ([`esm`]), and a store that fails on demand
-//! ([`FaultyStore`]) to reach the failure paths no emulator produces at will.
+//! the Kinesis event source mapping's re-delivery ([`esm`]), a store that fails on demand
+//! ([`FaultyStore`]) to reach the failure paths no emulator produces at will, and readers of what
+//! a pipeline wrote ([`documents_under`], [`ndjson_documents`]).
 
+mod documents;
 pub mod esm;
 mod faulty_store;
 
+pub use documents::{documents_under, ndjson_documents, DocumentsError};
 pub use faulty_store::{FaultFn, FaultyStore};

@@ -1,7 +1,7 @@
 //! A small pipeline for the processor tests: readings with a device and an hour.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -163,28 +163,13 @@ pub fn source_records(records: &[ShardRecord]) -> Vec<SourceRecord<'_>> {
         .collect()
 }
 
-/// Every line of every object under a prefix, decompressing `.gz` objects.
+/// Every document of every object under a prefix (in any bucket), decompressing gzip.
 pub fn lines_under(objects: &ObjectMap, prefix: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for ((_, key), body) in objects {
-        if !key.starts_with(prefix) {
-            continue;
-        }
-        let text = if key.ends_with(".gz") {
-            let mut s = String::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_string(&mut s)
-                .unwrap();
-            s
-        } else {
-            String::from_utf8(body.clone()).unwrap()
-        };
-        out.extend(
-            text.lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
-        );
-    }
-    out
+    objects
+        .iter()
+        .filter(|((_, key), _)| key.starts_with(prefix))
+        .flat_map(|(_, body)| runnel::testing::ndjson_documents(body).unwrap())
+        .collect()
 }
 
 pub fn ids(lines: &[serde_json::Value]) -> Vec<String> {
