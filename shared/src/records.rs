@@ -193,7 +193,7 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Field rules applied to each decoded value: a transform's [`crate::transform::Transform::validate`],
+/// Field rules applied to each decoded value: a transform's `validate`,
 /// or a type's [`Validate::validate`].
 pub type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use kinesis::Kinesis;
 
-/// How failures inside a batch are reported. See [`crate::pipeline`] for the exact semantics.
+/// How failures inside a batch are reported; the batch processor documents the exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Stop at the first record that fails transiently and report it and every later record.

@@ -15,163 +15,27 @@
 //! `ConcurrentRunsExceededException` with exponential backoff and jitter. If the start fails for
 //! good, the claim is released so a later event (or the scheduled fallback run) can start it.
 
+mod config;
+mod decision;
+
+pub use config::{GlueTriggerConfig, Precondition};
+pub use decision::{Decision, GlueError};
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_glue::error::SdkError;
-use aws_sdk_glue::operation::get_job_runs::GetJobRunsError;
 use aws_sdk_glue::operation::start_job_run::StartJobRunError;
-use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 use crate::aws::s3::{is_precondition_failed, list_keys, ListError};
 use crate::aws::Aws;
-use crate::config::{ConfigError, Env};
-use crate::ingest::{index, HookConfig, HookReport, IngestConfig, IngestHook};
+use crate::ingest::{index, HookReport, IngestConfig, IngestHook};
 use crate::s3event::ObjectRef;
 use crate::sink::Location;
 use crate::util::backoff::Backoff;
 use crate::util::hash::fnv1a;
-
-/// When a day's input counts as complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// A `_SUCCESS` marker in the input folder, and every data object there ingested.
-    Marker,
-    /// At least this many objects of the day ingested.
-    Count(usize),
-}
-
-impl std::str::FromStr for Precondition {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("marker") {
-            return Ok(Precondition::Marker);
-        }
-        if let Some(n) = s.strip_prefix("count:") {
-            return n
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(Precondition::Count)
-                .ok_or_else(|| format!("{n:?} is not a positive count"));
-        }
-        Err(format!("{s:?}: use marker or count:N"))
-    }
-}
-
-/// What the trigger decided, for logs and metrics; the detail of its [`HookReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
-    /// The precondition held and `StartJobRun` succeeded.
-    Started {
-        /// The new job run's id.
-        run_id: String,
-        /// `StartJobRun` calls it took (throttled ones included).
-        attempts: u32,
-    },
-    /// The precondition does not hold yet; a later object or marker of the day checks again.
-    Waiting {
-        /// What is missing, for people (e.g. `1 of 2 objects ingested`).
-        reason: String,
-    },
-    /// A run of the job for the same day is still going; nothing was started.
-    AlreadyRunning {
-        /// The running job run's id.
-        run_id: String,
-    },
-    /// Another delivery already claimed the start for the same set of inputs.
-    AlreadyStarted,
-}
-
-impl Decision {
-    /// The count metric of this decision.
-    pub fn metric(&self) -> &'static str {
-        match self {
-            Decision::Started { .. } => "GlueRunsStarted",
-            Decision::Waiting { .. } => "GlueWaiting",
-            Decision::AlreadyRunning { .. } => "GlueAlreadyRunning",
-            Decision::AlreadyStarted => "GlueAlreadyStarted",
-        }
-    }
-
-    /// The decision a report of the trigger carries (`None` for another hook's report).
-    pub fn from_report(report: &HookReport) -> Option<Decision> {
-        if report.hook != HOOK_NAME {
-            return None;
-        }
-        serde_json::from_value(report.detail.clone()).ok()
-    }
-
-    fn report(&self) -> HookReport {
-        HookReport {
-            hook: HOOK_NAME,
-            metric: self.metric(),
-            detail: serde_json::to_value(self).expect("a decision serialises"),
-        }
-    }
-}
-
-/// The trigger's name in ingest summaries.
-const HOOK_NAME: &str = "glue";
-
-/// Why the trigger could not decide or start. The cause is kept as the error's source: log it
-/// with [`crate::error::chain`] to see why.
-#[derive(Debug, thiserror::Error)]
-pub enum GlueError {
-    /// Listing the day's ingested objects or its input folder failed.
-    #[error("checking the precondition for {day}")]
-    Precondition {
-        /// The day (`YYYY-MM-DD`).
-        day: String,
-        /// The failed listing.
-        #[source]
-        source: ListError,
-    },
-    /// Writing the day's start claim failed (other than losing it to another delivery).
-    #[error("claiming the start for {day} at s3://{bucket}/{key}")]
-    Claim {
-        /// The day (`YYYY-MM-DD`).
-        day: String,
-        /// The state bucket.
-        bucket: String,
-        /// The claim's key.
-        key: String,
-        /// Boxed: the SDK error is large and failures are rare.
-        #[source]
-        source: Box<SdkError<PutObjectError>>,
-    },
-    /// `GetJobRuns` failed, so whether a run of the day is still going is unknown.
-    #[error("GetJobRuns {job} for {day}")]
-    JobRuns {
-        /// The Glue job.
-        job: String,
-        /// The day (`YYYY-MM-DD`).
-        day: String,
-        /// Boxed: the SDK error is large and failures are rare.
-        #[source]
-        source: Box<SdkError<GetJobRunsError>>,
-    },
-    /// `StartJobRun` failed with an error that is not retryable, or on every attempt.
-    #[error("StartJobRun {job} for {day} failed after {attempts} attempt(s)")]
-    Start {
-        /// The Glue job.
-        job: String,
-        /// The day (`YYYY-MM-DD`).
-        day: String,
-        /// Calls made, the failed last one included.
-        attempts: u32,
-        /// The last attempt's error. Boxed: the SDK error is large and failures are rare.
-        #[source]
-        source: Box<SdkError<StartJobRunError>>,
-    },
-}
 
 /// Where a day's state lives and how a run is started.
 #[derive(Debug, Clone)]
@@ -194,64 +58,6 @@ pub struct GlueTrigger {
     pub max_attempts: u32,
     /// Waits between `StartJobRun` attempts.
     pub backoff: Backoff,
-}
-
-/// The trigger's settings from the environment; see [`GlueTriggerConfig::read`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GlueTriggerConfig {
-    /// The Glue job to start (`GLUE_JOB_NAME`).
-    pub job_name: String,
-    /// When a day's input counts as complete (`GLUE_PRECONDITION`, default `marker`).
-    pub precondition: Precondition,
-    /// Passed as `--output_path` when set (`GLUE_OUTPUT_PATH`).
-    pub output_path: Option<String>,
-    /// `StartJobRun` calls before giving up (`GLUE_START_ATTEMPTS`, 1-20, default 5).
-    pub start_attempts: u32,
-}
-
-impl GlueTriggerConfig {
-    /// Reads `GLUE_JOB_NAME` (no trigger when unset), `GLUE_PRECONDITION` (`marker` or
-    /// `count:N`, default `marker`), `GLUE_OUTPUT_PATH` (passed as `--output_path`) and
-    /// `GLUE_START_ATTEMPTS` (1-20, default 5). The others are checked even without a job name,
-    /// so a mistake shows before the job is switched on. Pass it to
-    /// [`crate::ingest::IngestPipeline::hook_from_env`].
-    pub fn read(env: &mut Env<'_>) -> Option<GlueTriggerConfig> {
-        let job_name: Option<String> = env.optional("GLUE_JOB_NAME", "a Glue job name");
-        let precondition = env.optional_or(
-            "GLUE_PRECONDITION",
-            Precondition::Marker,
-            "marker or count:N",
-        );
-        let output_path = env.optional("GLUE_OUTPUT_PATH", "an s3:// path");
-        let start_attempts: u32 = env.optional_or("GLUE_START_ATTEMPTS", 5, "a whole number 1-20");
-        if !(1..=20).contains(&start_attempts) {
-            env.problem(
-                "GLUE_START_ATTEMPTS",
-                "a whole number 1-20",
-                Some(start_attempts.to_string()),
-                "out of range",
-            );
-        }
-        job_name.map(|job_name| GlueTriggerConfig {
-            job_name,
-            precondition,
-            output_path,
-            start_attempts,
-        })
-    }
-
-    /// [`GlueTriggerConfig::read`] on its own.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        crate::config::load(lookup, Self::read)
-    }
-}
-
-impl HookConfig for GlueTriggerConfig {
-    fn build(self, ingest: &IngestConfig, aws: &Aws) -> Arc<dyn IngestHook> {
-        Arc::new(GlueTrigger::new(self, ingest, aws))
-    }
 }
 
 /// Whether a failed start may succeed later: by the modelled error variant where Glue models it,
