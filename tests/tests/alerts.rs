@@ -161,6 +161,7 @@ async fn every_event_kind_is_delivered_readable_and_filterable() {
         ("alert-glue-timeout.json", "ERROR", "glue", "[ERROR] runnel-test: Glue job runnel-dev-daily-etl TIMEOUT"),
         ("alert-glue-stuck.json", "WARNING", "glue", "[WARNING] runnel-test: Glue job runnel-dev-daily-etl run jr_3333333333333333333333333333333333333..."),
         ("alert-kinesis-esm-failure-sqs.json", "CRITICAL", "kinesis", "[CRITICAL] runnel-test: runnel-dev-kinesis-processor skipped 500 records of shardId-000000000001 ..."),
+        ("alert-kafka-esm-failure-sqs.json", "CRITICAL", "kafka", "[CRITICAL] runnel-test: runnel-dev-clicks skipped 120 records of clicks-0 (RetryAttemptsExhausted)"),
         ("alert-lambda-async-failure-sns.json", "ERROR", "lambda", "[ERROR] runnel-test: runnel-dev-s3-ingest invocation failed (RetriesExhausted)"),
         ("alert-sfn-failed.json", "ERROR", "stepfunctions", "[ERROR] runnel-test: State machine runnel-dev-daily execution 2026-11-22 FAILED"),
         ("alert-unknown.json", "WARNING", "unknown", "[WARNING] runnel-test: Unrecognised failure report: Something Else Happened"),

@@ -42,6 +42,7 @@ fn every_event_file_round_trips() {
                 n if n.starts_with("alert-glue-") => vec!["glue"],
                 "alert-kinesis-esm-duplicate-sqs.json" => vec!["esm", "esm"],
                 n if n.starts_with("alert-kinesis-esm-") => vec!["esm"],
+                n if n.starts_with("alert-kafka-esm-") => vec!["esm"],
                 n if n.starts_with("alert-lambda-") => vec!["lambda"],
                 n if n.starts_with("alert-sfn-") => vec!["sfn"],
                 "alert-unknown.json" => vec!["unknown"],
@@ -67,7 +68,7 @@ fn every_event_file_round_trips() {
             panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 17, "expected every sample, saw {seen}");
+    assert!(seen >= 18, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {

@@ -53,17 +53,18 @@ pub struct GlueJobEvent {
 /// A stream batch an event source mapping gave up on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamBatch {
-    /// `kinesis` or `dynamodb`.
+    /// `kinesis`, `dynamodb` or `kafka`.
     pub source: String,
-    /// The shard (or DynamoDB stream shard) of the batch.
+    /// The shard (or DynamoDB stream shard) of the batch; Kafka: its topic-partitions,
+    /// comma-separated.
     pub shard_id: String,
-    /// Sequence number of the batch's first record.
+    /// Sequence number of the batch's first record; Kafka: the first offset per partition.
     pub start_sequence_number: String,
-    /// Sequence number of the batch's last record.
+    /// Sequence number of the batch's last record; Kafka: the last offset per partition.
     pub end_sequence_number: String,
     /// Records in the batch.
     pub batch_size: Option<u64>,
-    /// The stream's ARN.
+    /// The stream's ARN; Kafka: the cluster's ARN (MSK) or bootstrap servers (self-managed).
     pub stream_arn: Option<String>,
     /// Approximate arrival of the first record (RFC 3339 text, as Lambda wrote it).
     pub first_arrival: Option<String>,
@@ -126,6 +127,43 @@ fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// A Kafka mapping's on-failure record (`KafkaBatchInfo`, MSK and self-managed): offsets per
+/// topic-partition in `recordsInfo`. The partitions become the batch's "shard" and their first and
+/// last offsets its range, listed in the same order (one entry per partition).
+fn kafka_batch(v: &Value) -> Option<StreamBatch> {
+    let b = v.get("KafkaBatchInfo")?;
+    let ranges: Vec<(&String, &Value)> = b
+        .get("recordsInfo")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    // Offsets are numbers, timestamps text; either is shown as written.
+    let field = |r: &Value, key: &str| match r.get(key) {
+        Some(Value::String(t)) => t.clone(),
+        Some(other) if !other.is_null() => other.to_string(),
+        _ => String::new(),
+    };
+    let list = |key: &str| {
+        ranges
+            .iter()
+            .map(|(_, r)| field(r, key))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let partitions: Vec<&str> = ranges.iter().map(|(p, _)| p.as_str()).collect();
+    let nonempty = |t: String| (!t.is_empty()).then_some(t);
+    Some(StreamBatch {
+        source: "kafka".into(),
+        shard_id: partitions.join(","),
+        start_sequence_number: list("firstRecordOffset"),
+        end_sequence_number: list("lastRecordOffset"),
+        batch_size: b.get("batchSize").and_then(Value::as_u64),
+        stream_arn: s(b, "eventSourceArn").or_else(|| s(b, "bootstrapServers")),
+        first_arrival: nonempty(list("firstRecordTimestamp")),
+        last_arrival: nonempty(list("lastRecordTimestamp")),
+    })
 }
 
 /// Unwraps SQS and SNS deliveries and classifies every payload inside.
@@ -250,7 +288,8 @@ fn invocation_record(v: &Value) -> Option<InvocationRecord> {
             first_arrival: s(b, "approximateArrivalOfFirstRecord"),
             last_arrival: s(b, "approximateArrivalOfLastRecord"),
         })
-    });
+    })
+    .or_else(|| kafka_batch(v));
     Some(InvocationRecord {
         function_arn,
         condition,
@@ -288,6 +327,39 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn kafka_on_failure_records_are_stream_batches_not_async_failures() {
+        let record = json!({"requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:us-east-1:1:function:f","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},
+            "responseContext":{"statusCode":200,"functionError":"Unhandled"},"version":"1.0","timestamp":"2026-11-22T00:38:06.021Z",
+            "KafkaBatchInfo":{"batchSize":120,"eventSourceArn":"arn:aws:kafka:us-east-1:1:cluster/c/x","bootstrapServers":"b-1:9092","payloadSize":2048,
+                "recordsInfo":{"clicks-0":{"firstRecordOffset":"100","lastRecordOffset":"159","firstRecordTimestamp":"2026-11-22T00:30:00.000Z","lastRecordTimestamp":"2026-11-22T00:31:00.000Z"},
+                               "clicks-1":{"firstRecordOffset":7,"lastRecordOffset":66}}}});
+        let Incoming::Invocation(r) = classify(&record) else {
+            panic!("not an invocation record")
+        };
+        let b = r
+            .batch
+            .expect("a stream batch, not an asynchronous failure");
+        assert_eq!(b.source, "kafka");
+        assert_eq!(b.shard_id, "clicks-0,clicks-1");
+        assert_eq!(
+            (
+                b.start_sequence_number.as_str(),
+                b.end_sequence_number.as_str()
+            ),
+            ("100,7", "159,66")
+        );
+        assert_eq!(b.batch_size, Some(120));
+        assert_eq!(
+            b.stream_arn.as_deref(),
+            Some("arn:aws:kafka:us-east-1:1:cluster/c/x")
+        );
+        assert_eq!(
+            b.first_arrival.as_deref(),
+            Some("2026-11-22T00:30:00.000Z,")
+        );
     }
 
     #[test]
