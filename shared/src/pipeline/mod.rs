@@ -30,6 +30,7 @@
 //! EMF metrics and answers with the source's response. [`StreamPipeline::build`] gives the same
 //! [`Runner`] without the Lambda runtime, for tests and benchmarks.
 
+mod apply;
 pub mod config;
 pub mod ingest;
 mod parts;

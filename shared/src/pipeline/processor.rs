@@ -5,7 +5,7 @@
 //!   too large) is permanent: the record (or the one NDJSON document) is written to quarantine
 //!   with its reason and raw bytes, and is *not* reported for retry — a retry cannot fix it and
 //!   would block the shard.
-//! - **Transient failures** (a transform that says [`TransformError::Transient`], a failed write)
+//! - **Transient failures** (a transform that says [`TransformError::Transient`](crate::transform::TransformError::Transient), a failed write)
 //!   are reported to the source and never quarantined.
 //! - **Filtered** records (the transform made no output) are neither written nor reported.
 //!
@@ -44,7 +44,6 @@
 //! property test `shared/tests/esm_contract.rs` checks this under randomised re-delivery.
 
 use std::ops::ControlFlow;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -53,11 +52,11 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits};
-use crate::sink::{
-    daily_partition, write_json_line, Encoder, Lead, Location, Ndjson, Partitioner, PutObject, Sink,
-};
+use crate::sink::{daily_partition, Encoder, Location, Ndjson, PutObject, Sink};
 use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
-use crate::transform::{default_document_id, Outputs, RecordContext, Transform, TransformError};
+use crate::transform::{RecordContext, Transform};
+
+use super::apply::{self, Scratch};
 
 /// Where output goes and how failures are reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,14 +105,6 @@ struct Run {
     items: std::ops::Range<usize>,
     /// Set in report-all mode for a run that directly follows a transiently failed record.
     held_back: bool,
-}
-
-/// Reused buffers of the per-document path.
-struct Scratch<O> {
-    id: String,
-    path: String,
-    partition: Option<Arc<str>>,
-    outputs: Outputs<O>,
 }
 
 /// The processor for one transform and one sink.
@@ -167,12 +158,8 @@ impl<T: Transform> Processor<T> {
             lines: Vec::with_capacity(outcome.stats.bytes_in + records.len() * 64),
             transient: vec![false; records.len()],
         };
-        let mut scratch = Scratch {
-            id: String::with_capacity(96),
-            path: String::with_capacity(32),
-            partition: None,
-            outputs: Outputs::default(),
-        };
+        let mut scratch = Scratch::default();
+        let mut last_partition = None;
         let check = |input: &T::Input| self.transform.validate(input);
         for (i, rec) in records.iter().enumerate() {
             let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
@@ -202,7 +189,14 @@ impl<T: Transform> Processor<T> {
                             return ControlFlow::Continue(());
                         }
                     };
-                    match self.apply(input, &ctx, i, &mut scratch, &mut prepared) {
+                    match self.apply(
+                        input,
+                        &ctx,
+                        i,
+                        &mut scratch,
+                        &mut last_partition,
+                        &mut prepared,
+                    ) {
                         Ok(Ok(())) => ControlFlow::Continue(()),
                         Ok(Err(reason)) => {
                             prepared.transient[i] = true;
@@ -239,49 +233,39 @@ impl<T: Transform> Processor<T> {
         ctx: &RecordContext<'_>,
         record: usize,
         scratch: &mut Scratch<T::Output>,
+        last_partition: &mut Option<Arc<str>>,
         prepared: &mut Prepared,
     ) -> Result<Result<(), String>, BadData> {
-        let Scratch {
-            id,
-            path,
-            partition,
-            outputs,
-        } = scratch;
-        outputs.clear();
-        let applied = catch_unwind(AssertUnwindSafe(|| {
-            self.transform.apply(input, ctx, outputs)
-        }))
-        .map_err(|panic| BadData::Panicked(panic_message(&panic)))?;
-        match applied {
-            Ok(()) => {}
-            Err(TransformError::Reject(reason)) => return Err(BadData::Rejected(reason)),
-            Err(TransformError::Transient(reason)) => return Ok(Err(reason)),
+        if let Some(reason) = apply::apply(&self.transform, input, ctx, scratch)? {
+            return Ok(Err(reason));
         }
+        // The lines are written here rather than through `apply::write_lines`: on this per-record
+        // path the shared writer measured 2-3 % slower in `kinesis-throughput`, side by side.
         let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
+        let (outputs, id, path) = scratch.parts();
         for (n, output) in outputs.drain() {
             let time = self
                 .transform
                 .event_time(&output)
                 .or(ctx.arrival)
                 .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            let dest = partition_of(
-                self.sink.partitioner.as_ref(),
-                &output,
-                time,
-                path,
-                partition,
-            );
+            path.clear();
+            self.sink.partitioner.write(&output, time, path);
+            let dest = shared_partition(path, last_partition);
             let custom = self.transform.document_id(&output);
             let id = match &custom {
                 Some(id) => id.as_str(),
                 None => {
-                    default_document_id(id, ctx, n);
+                    crate::transform::default_document_id(id, ctx, n);
                     id.as_str()
                 }
             };
             let start = prepared.lines.len();
-            if let Err(e) = write_json_line(&mut prepared.lines, &[("_id", Lead::Str(id))], &output)
-            {
+            if let Err(e) = crate::sink::write_json_line(
+                &mut prepared.lines,
+                &[("_id", crate::sink::Lead::Str(id))],
+                &output,
+            ) {
                 prepared.items.truncate(items_start);
                 prepared.lines.truncate(lines_start);
                 return Err(BadData::Rejected(format!("output does not serialise: {e}")));
@@ -499,20 +483,12 @@ impl<T: Transform> Processor<T> {
     }
 }
 
-/// The partition of one output, reusing the previous document's string when it is the same.
-fn partition_of<O>(
-    partitioner: &dyn Partitioner<O>,
-    output: &O,
-    time: DateTime<Utc>,
-    path: &mut String,
-    last: &mut Option<Arc<str>>,
-) -> Arc<str> {
-    path.clear();
-    partitioner.write(output, time, path);
+/// The partition path as a shared string, reusing the previous document's while it repeats.
+fn shared_partition(path: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
     match last {
-        Some(p) if p.as_ref() == path.as_str() => p.clone(),
+        Some(p) if p.as_ref() == path => p.clone(),
         _ => {
-            let p: Arc<str> = Arc::from(path.as_str());
+            let p: Arc<str> = Arc::from(path);
             *last = Some(p.clone());
             p
         }
@@ -565,15 +541,4 @@ fn documents_raw(data: &[u8], limits: DecodeLimits, index: u32) -> Vec<u8> {
         .ok()
         .and_then(|p| documents(&p).get(index as usize).map(|d| d.to_vec()))
         .unwrap_or_else(|| data.to_vec())
-}
-
-/// The text of a caught panic.
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
 }

@@ -378,6 +378,16 @@ pub trait ObjectStore: Send + Sync {
     }
 }
 
+/// A shared store is a store, so a caller can keep a handle on the store a pipeline writes to.
+impl<S: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<S> {
+    fn call<'a>(
+        &'a self,
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>> {
+        (**self).call(request)
+    }
+}
+
 /// The reply of calls that return nothing.
 fn done(reply: StoreReply) -> Result<(), StoreReply> {
     match reply {

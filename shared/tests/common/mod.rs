@@ -120,11 +120,7 @@ pub fn processor(
     store: Arc<dyn ObjectStore>,
     mode: Mode,
 ) -> Processor<TestTransform> {
-    let sink = Sink {
-        store,
-        ..Sink::new(runnel::sink::MemoryStore::new())
-    };
-    Processor::new(transform, sink, config(mode))
+    Processor::new(transform, Sink::new(store), config(mode))
 }
 
 /// A record as it sits on the shard.

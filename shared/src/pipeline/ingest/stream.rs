@@ -2,7 +2,6 @@
 //! blocking thread, while uploader tasks write the parts through the store.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -13,11 +12,11 @@ use super::keys::{day_start, output_stem, short_etag};
 use super::object::{Ingest, IngestError};
 use super::reader::{format_from_key, read_rows, ObjectProblem, ReadError, Row, SourceReader};
 use super::upload::{uploader, Chunk, PartError, PartWriter, UploadError, Written};
-use crate::pipeline::processor::panic_message;
+use crate::pipeline::apply::{self, Scratch};
 use crate::records::BadData;
 use crate::s3event::ObjectRef;
-use crate::sink::{write_json_line, Encoder, Lead, Ndjson, Partitioner};
-use crate::transform::{default_document_id, Outputs, RecordContext, Transform, TransformError};
+use crate::sink::{Encoder, Lead, Ndjson, Partitioner};
+use crate::transform::{default_document_id, RecordContext, Transform};
 
 /// Row counts and checksum of a streamed object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,8 +79,8 @@ struct Rows<T: Transform> {
     writers: BTreeMap<String, PartWriter>,
     quarantine: Option<PartWriter>,
     counts: ReadCounts,
-    outputs: Outputs<T::Output>,
-    path: String,
+    scratch: Scratch<T::Output>,
+    /// The id of a quarantined row.
     id: String,
     line: Vec<u8>,
     stop: Option<Stop>,
@@ -108,54 +107,38 @@ impl<T: Transform> Rows<T> {
             Ok(input) => input,
             Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
         };
-        self.outputs.clear();
-        let outputs = &mut self.outputs;
-        let transform = &self.transform;
-        let applied = catch_unwind(AssertUnwindSafe(|| transform.apply(input, &ctx, outputs)));
-        let bad = match applied {
-            Ok(Ok(())) => None,
-            Ok(Err(TransformError::Reject(reason))) => Some(BadData::Rejected(reason)),
-            Ok(Err(TransformError::Transient(reason))) => {
+        let bad = match apply::apply(self.transform.as_ref(), input, &ctx, &mut self.scratch) {
+            Ok(None) => None,
+            Ok(Some(reason)) => {
                 self.stop = Some(Stop::Transient {
                     line: row.line,
                     reason,
                 });
                 return Ok(());
             }
-            Err(panic) => Some(BadData::Panicked(panic_message(&panic))),
+            Err(bad) => Some(bad),
         };
-        if let Some(bad) = bad {
-            return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
-        }
         // Serialise every output before writing any, so a row is written whole or quarantined.
         self.line.clear();
         let mut lines: Vec<(String, std::ops::Range<usize>)> = Vec::with_capacity(1);
-        let mut unserialisable = None;
-        for (n, output) in self.outputs.drain() {
-            let time = self.transform.event_time(&output).unwrap_or(self.day_start);
-            self.path.clear();
-            self.partitioner.write(&output, time, &mut self.path);
-            let custom = self.transform.document_id(&output);
-            let id = match &custom {
-                Some(id) => id.as_str(),
-                None => {
-                    default_document_id(&mut self.id, &ctx, n);
-                    self.id.as_str()
-                }
-            };
-            let start = self.line.len();
-            let lead = [
-                ("_id", Lead::Str(id)),
-                ("_source", Lead::Str(&source)),
-                ("_line", Lead::Int(row.line)),
-            ];
-            if let Err(e) = write_json_line(&mut self.line, &lead, &output) {
-                unserialisable = Some(BadData::Rejected(format!("output does not serialise: {e}")));
-                break;
-            }
-            lines.push((self.path.clone(), start..self.line.len()));
-        }
-        if let Some(bad) = unserialisable {
+        let lead = [
+            ("_source", Lead::Str(&source)),
+            ("_line", Lead::Int(row.line)),
+        ];
+        let bad = bad.or_else(|| {
+            apply::write_lines(
+                self.transform.as_ref(),
+                self.partitioner.as_ref(),
+                &ctx,
+                self.day_start,
+                &lead,
+                &mut self.scratch,
+                &mut self.line,
+                |_, path, range| lines.push((path.to_string(), range)),
+            )
+            .err()
+        });
+        if let Some(bad) = bad {
             return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
         }
         for (partition, range) in lines {
@@ -256,8 +239,7 @@ impl<T: Transform> Ingest<T> {
             writers: BTreeMap::new(),
             quarantine: None,
             counts: ReadCounts::default(),
-            outputs: Outputs::default(),
-            path: String::with_capacity(32),
+            scratch: Scratch::default(),
             id: String::with_capacity(96),
             line: Vec::with_capacity(1024),
             stop: None,
