@@ -59,8 +59,8 @@ pub(crate) fn apply<T: Transform>(
 }
 
 /// Appends every output [`apply`] left in `scratch` to `lines` as one JSON line (`_id`, then
-/// `lead`, then the output's fields, then `\n`) and hands `each` its output index, partition path
-/// and line range. The event time falls back to `default_time`; the id to
+/// `lead`, then the output's fields; no newline) and hands `each` its output index, partition
+/// path and line range. The event time falls back to `default_time`; the id to
 /// [`default_document_id`]. An output that does not serialise is bad data: the caller drops what
 /// this input added.
 #[allow(clippy::too_many_arguments)]
@@ -94,7 +94,6 @@ pub(crate) fn write_lines<T: Transform>(
         let start = lines.len();
         write_json_line(lines, &fields[..=extra], &output)
             .map_err(|e| BadData::Rejected(format!("output does not serialise: {e}")))?;
-        lines.push(b'\n');
         each(n, path, start..lines.len());
     }
     Ok(())

@@ -27,7 +27,7 @@ pub enum DocumentsError {
     },
 }
 
-/// The documents of one NDJSON object (gzip-compressed or plain), blank lines skipped.
+/// The documents of one NDJSON object (gzip-compressed or plain); every line must be one.
 pub fn ndjson_documents(body: &[u8]) -> Result<Vec<serde_json::Value>, DocumentsError> {
     let text = if body.starts_with(&GZIP_MAGIC) {
         let mut text = String::new();
@@ -40,7 +40,6 @@ pub fn ndjson_documents(body: &[u8]) -> Result<Vec<serde_json::Value>, Documents
     };
     text.lines()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
         .map(|(n, l)| {
             serde_json::from_str(l).map_err(|source| DocumentsError::Json {
                 line: n + 1,
@@ -77,7 +76,7 @@ mod tests {
         let gz = NdjsonGzip::default()
             .encode(b"{\"n\":1}\n{\"n\":2}\n")
             .unwrap();
-        for (key, body) in [("p/b.json.gz", gz), ("p/a.json", b"{\"n\":0}\n\n".to_vec())] {
+        for (key, body) in [("p/b.json.gz", gz), ("p/a.json", b"{\"n\":0}\n".to_vec())] {
             let put = PutObject {
                 bucket: "b".into(),
                 key: key.into(),
@@ -92,5 +91,7 @@ mod tests {
         assert!(documents_under(&store, "other", "p/").unwrap().is_empty());
         let err = ndjson_documents(b"{\"n\":1}\nnot json\n").unwrap_err();
         assert!(err.to_string().starts_with("line 2 is not JSON"), "{err}");
+        // A blank line is not a document: writers never emit one.
+        assert!(ndjson_documents(b"{\"n\":1}\n\n{\"n\":2}\n").is_err());
     }
 }
