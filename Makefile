@@ -11,7 +11,7 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench tools lint unit glue-check infra-check scaffold-check sam-build deploy-test test-big clean-tools
+.PHONY: demo test bench tools lint unit glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint glue-check infra-check
@@ -19,11 +19,18 @@ test: tools lint glue-check infra-check
 	$(MAKE) scaffold-check
 	$(MAKE) sam-build
 	$(MAKE) deploy-test
+	$(MAKE) local-tools
 	scripts/e2e
 
 ## deploy-test: deploy the built template to a fresh emulator and check what it created.
 deploy-test: tools
 	scripts/with-emulator bash -c 'scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
+
+## local-tools: the built functions under `sam local invoke` / `start-lambda` (in a Docker engine
+## from scripts/with-docker), `cargo lambda watch` / `invoke` and `cargo lambda deploy`, against
+## the emulator.
+local-tools: tools
+	scripts/with-docker --optional scripts/with-emulator $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_local_tools.py
 
 ## infra-check: the SAM template passes sam validate --lint, cfn-lint and checkov.
 infra-check: tools

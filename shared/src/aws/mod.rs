@@ -1,9 +1,12 @@
 //! AWS client setup: one `SdkConfig`, loaded once and shared by every client.
 //!
-//! Endpoints follow the SDK's own rules, so `AWS_ENDPOINT_URL` and the per-service
-//! `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `AWS_ENDPOINT_URL_S3`) point clients at an emulator. When an S3
-//! endpoint is overridden, S3 uses path-style addressing (`http://host/bucket/key`): emulators
-//! do not resolve `bucket.host` names. Loading makes no network call while the region comes from
+//! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_<SERVICE>` (S3, SNS, GLUE, KINESIS)
+//! point clients at an emulator, as in the SDK, except that an empty value counts as unset: `sam
+//! local` passes every variable the template declares, and an undeclared one cannot be given at
+//! all, so the template declares `AWS_ENDPOINT_URL` and it arrives empty unless a run sets it.
+//! Each client takes its endpoint from [`EndpointSettings`], not from the SDK's own reading of the
+//! environment, which would try to call an empty URL. When an S3 endpoint is overridden, S3 uses
+//! path-style addressing (`http://host/bucket/key`): emulators do not resolve `bucket.host` names. Loading makes no network call while the region comes from
 //! `AWS_REGION` (always set on Lambda); credentials are resolved on first use.
 //!
 //! When the environment holds access keys (Lambda always sets the execution role's keys), they are
@@ -25,6 +28,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+/// The services besides S3 whose `AWS_ENDPOINT_URL_<SERVICE>` variable is read.
+const OTHER_SERVICES: [&str; 3] = ["SNS", "GLUE", "KINESIS"];
+
 /// What the environment says about endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
@@ -32,21 +38,43 @@ pub struct EndpointSettings {
     pub endpoint_url: Option<String>,
     /// `AWS_ENDPOINT_URL_S3`: S3 only.
     pub s3_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_<SERVICE>` for the other services (`SNS`, `GLUE`, `KINESIS`).
+    pub service_endpoint_urls: Vec<(String, String)>,
     /// `RUNNEL_S3_PATH_STYLE=true|false` overrides the choice made from the endpoints.
     pub s3_path_style: Option<bool>,
 }
 
 impl EndpointSettings {
-    /// Reads `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3` and `RUNNEL_S3_PATH_STYLE` (empty counts as
-    /// unset).
+    /// Reads `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>` and `RUNNEL_S3_PATH_STYLE` (empty
+    /// counts as unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         EndpointSettings {
             endpoint_url: get("AWS_ENDPOINT_URL"),
             s3_endpoint_url: get("AWS_ENDPOINT_URL_S3"),
+            service_endpoint_urls: OTHER_SERVICES
+                .iter()
+                .filter_map(|service| {
+                    get(&format!("AWS_ENDPOINT_URL_{service}"))
+                        .map(|url| (service.to_string(), url))
+                })
+                .collect(),
             s3_path_style: get("RUNNEL_S3_PATH_STYLE")
                 .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         }
+    }
+
+    /// The endpoint a service's requests go to (`S3`, `SNS`, `GLUE`, `KINESIS`), when it is not
+    /// AWS's own.
+    pub fn service_endpoint(&self, service: &str) -> Option<&str> {
+        if service == "S3" {
+            return self.s3_endpoint();
+        }
+        self.service_endpoint_urls
+            .iter()
+            .find(|(name, _)| name == service)
+            .map(|(_, url)| url.as_str())
+            .or(self.endpoint_url.as_deref())
     }
 
     /// [`EndpointSettings::from_lookup`] on the process's environment.
@@ -132,7 +160,9 @@ impl Aws {
 
     /// The S3 client configuration: the shared one plus path-style addressing when chosen.
     pub fn s3_config(&self) -> aws_sdk_s3::Config {
-        aws_sdk_s3::config::Builder::from(&self.sdk)
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.sdk);
+        builder.set_endpoint_url(self.endpoints.service_endpoint("S3").map(str::to_owned));
+        builder
             .force_path_style(self.endpoints.s3_path_style())
             .build()
     }
@@ -145,19 +175,29 @@ impl Aws {
     /// The Kinesis client, for the producer.
     #[cfg(feature = "producer")]
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
-        aws_sdk_kinesis::Client::new(&self.sdk)
+        let mut builder = aws_sdk_kinesis::config::Builder::from(&self.sdk);
+        builder.set_endpoint_url(
+            self.endpoints
+                .service_endpoint("KINESIS")
+                .map(str::to_owned),
+        );
+        aws_sdk_kinesis::Client::from_conf(builder.build())
     }
 
     /// The SNS client, for alerts.
     #[cfg(feature = "alert")]
     pub fn sns(&self) -> aws_sdk_sns::Client {
-        aws_sdk_sns::Client::new(&self.sdk)
+        let mut builder = aws_sdk_sns::config::Builder::from(&self.sdk);
+        builder.set_endpoint_url(self.endpoints.service_endpoint("SNS").map(str::to_owned));
+        aws_sdk_sns::Client::from_conf(builder.build())
     }
 
     /// The Glue client, for alert enrichment and the Glue trigger.
     #[cfg(any(feature = "alert", feature = "glue"))]
     pub fn glue(&self) -> aws_sdk_glue::Client {
-        aws_sdk_glue::Client::new(&self.sdk)
+        let mut builder = aws_sdk_glue::config::Builder::from(&self.sdk);
+        builder.set_endpoint_url(self.endpoints.service_endpoint("GLUE").map(str::to_owned));
+        aws_sdk_glue::Client::from_conf(builder.build())
     }
 }
 
@@ -274,6 +314,62 @@ mod tests {
             Some("http://127.0.0.1:9/my-bucket/a/b.json?x-id=GetObject"),
             "{err:?}"
         );
+    }
+
+    /// The SDK reads `AWS_ENDPOINT_URL` raw for each service client; `sam local` passes it empty
+    /// when a run does not set it. Empty must mean AWS's own endpoint, not an empty URL.
+    #[tokio::test]
+    async fn an_empty_endpoint_variable_means_aws() {
+        use aws_sdk_s3::config::{Credentials, Region};
+        #[derive(Debug)]
+        struct EmptyEndpoints;
+        impl aws_types::service_config::LoadServiceConfig for EmptyEndpoints {
+            fn load_config(
+                &self,
+                key: aws_types::service_config::ServiceConfigKey<'_>,
+            ) -> Option<String> {
+                key.env().starts_with("AWS_ENDPOINT_URL").then(String::new)
+            }
+        }
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .service_config(EmptyEndpoints)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                Credentials::for_tests(),
+            ))
+            .build();
+        let endpoints = EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "")]));
+        assert_eq!(endpoints, EndpointSettings::default());
+        let aws = Aws::from_parts(sdk, endpoints);
+        let err = aws
+            .s3()
+            .get_object()
+            .bucket("my-bucket")
+            .key("a/b.json")
+            .customize()
+            .interceptor(CaptureUri)
+            .send()
+            .await
+            .unwrap_err();
+        let uri = CAPTURED.with(|c| c.borrow().clone());
+        assert_eq!(
+            uri.as_deref(),
+            Some("https://my-bucket.s3.us-east-1.amazonaws.com/a/b.json?x-id=GetObject"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_service_endpoint_wins_over_the_global_one() {
+        let s = EndpointSettings::from_lookup(lookup_in(&[
+            ("AWS_ENDPOINT_URL", "http://a:1"),
+            ("AWS_ENDPOINT_URL_SNS", "http://b:2"),
+            ("AWS_ENDPOINT_URL_GLUE", " "),
+        ]));
+        assert_eq!(s.service_endpoint("SNS"), Some("http://b:2"));
+        assert_eq!(s.service_endpoint("GLUE"), Some("http://a:1"));
+        assert_eq!(s.service_endpoint("S3"), Some("http://a:1"));
     }
 
     thread_local! {
