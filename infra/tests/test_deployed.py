@@ -109,6 +109,8 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual((f["MemorySize"], f["Timeout"]), (memory, timeout))
                 self.assertEqual(f["LoggingConfig"]["LogFormat"], "JSON")
                 self.assertIn(var, f["Environment"]["Variables"])
+                # Declared for sam local only: with the default EndpointUrl it is absent.
+                self.assertNotIn("AWS_ENDPOINT_URL", f["Environment"]["Variables"])
 
     def test_glue_job_and_alarms_exist(self):
         job = client("glue").get_job(JobName=self.outputs["GlueJobName"])["Job"]
