@@ -66,7 +66,7 @@ test-big: tools
 	RUNNEL_BIG_INPUT_MB=500 scripts/with-emulator cargo test --release -p runnel-tests --test ingest large -- --nocapture
 
 ## demo: the whole pipeline on a local emulator, with a summary; fails loudly on a wrong count.
-demo: tools sam-build
+demo: tools sam-build $(SPARK_VENV)/.installed
 	scripts/demo
 
 ## bench: every benchmark in one run, printed with the targets (BENCHMARKS.md); ~30 min cold.

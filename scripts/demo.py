@@ -1,13 +1,15 @@
 """The whole pipeline on the emulator: produce readings, land a day of transactions, report a Glue
-failure, wait until everything settles, print a summary, and fail loudly on any wrong count.
+failure, wait until everything settles, run the day's Glue jobs on local Spark, query the tables
+with Athena, print a summary, and fail loudly on any wrong count.
 
 Run by `make demo` (or `scripts/demo`) inside scripts/with-emulator after scripts/deploy-emulator.
     python scripts/demo.py --stack runnel-demo --readings 50000 --poison 5
 """
 import argparse
+import collections
 import datetime
+import decimal
 import gzip
-import io
 import json
 import os
 import random
@@ -60,6 +62,48 @@ def read_lines(s3, bucket, key):
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def athena_query(athena, database, output, sql):
+    """Runs a query to completion; returns the header and the rows (as strings)."""
+    qid = athena.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": database},
+                                       ResultConfiguration={"OutputLocation": output})["QueryExecutionId"]
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        if status["State"] == "SUCCEEDED":
+            break
+        if status["State"] in ("FAILED", "CANCELLED"):
+            sys.exit(f"demo: Athena query {status['State']}: {status.get('StateChangeReason')}\n  {sql}")
+        time.sleep(0.2)
+    rows = []
+    for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=qid):
+        rows += [[c.get("VarCharValue") for c in r["Data"]] for r in page["ResultSet"]["Rows"]]
+    return rows[0], rows[1:]
+
+
+def run_glue_job(job, day, curated_base, output_path):
+    """One of the Glue jobs for the day on this machine's Spark (scripts/run-glue-job)."""
+    python = os.path.join(ROOT, ".tools", "spark", "bin", "python")
+    if not os.path.exists(python):
+        sys.exit("demo: .tools/spark is missing; run `make glue-check` (or `make demo`) to install Spark")
+    done = subprocess.run([python, os.path.join(ROOT, "scripts", "run-glue-job"), "--job", job, "--date", day,
+                           "--curated-base", curated_base, "--output-path", output_path],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"demo: the {job} job failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def expected_accounts(texts):
+    """Per account: valid transactions and their total in cents, from the uploaded CSV texts."""
+    totals = collections.defaultdict(lambda: [0, 0])
+    for text in texts:
+        for line in text.splitlines()[1:]:
+            fields = line.split(",")
+            if fields[0].startswith("tx-"):
+                totals[fields[1]][0] += 1
+                totals[fields[1]][1] += int(decimal.Decimal(fields[2]) * 100)
+    return {account: tuple(v) for account, v in totals.items()}
+
+
 def function_processes(function_name):
     """PIDs of the emulator's local processes running a function (found by their environment)."""
     pids = []
@@ -105,7 +149,7 @@ def main():
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=out["AlertTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
 
-    print(f"1/4 producing {args.readings} readings and {args.poison} poison records to {out['StreamName']}")
+    print(f"1/6 producing {args.readings} readings and {args.poison} poison records to {out['StreamName']}")
     producer = subprocess.Popen([args.runnel, "produce", "--stream", out["StreamName"], "--count", str(args.readings),
                                  "--poison", str(args.poison), "--day", day, "--rate", str(args.rate)])
     kills = 0
@@ -122,10 +166,12 @@ def main():
     if kills < args.kill_processor:
         sys.exit(f"demo: only {kills} of {args.kill_processor} kills happened before production ended; lower --rate")
 
-    print(f"2/4 uploading {args.files} transaction files of {args.rows} rows (+{args.bad_rows} bad each) and _SUCCESS")
+    print(f"2/6 uploading {args.files} transaction files of {args.rows} rows (+{args.bad_rows} bad each) and _SUCCESS")
     folder = f"transactions/dt={day}"
+    texts = []
     for part in range(args.files):
         text = transactions_file(day, part, args.rows, args.bad_rows, rng)
+        texts.append(text)
         key = f"{folder}/part-{part:04}.csv"
         body = text.encode()
         if part == 0:
@@ -134,7 +180,7 @@ def main():
         s3.put_object(Bucket=out["RawBucketName"], Key=key, Body=body)
     s3.put_object(Bucket=out["RawBucketName"], Key=f"{folder}/_SUCCESS", Body=b"")
 
-    print("3/4 reporting a Glue job failure to the deployed failure-alert")
+    print("3/6 reporting a Glue job failure to the deployed failure-alert")
     with open(os.path.join(ROOT, "events", "alert-glue-failed.json")) as f:
         event = json.load(f)
     event["detail"]["jobName"] = out["GlueJobName"]
@@ -144,7 +190,7 @@ def main():
     if "FunctionError" in resp:
         sys.exit(f"failure-alert failed: {answer}")
 
-    print(f"4/4 waiting for the pipeline to settle (at most {args.timeout} s)")
+    print(f"4/6 waiting for the pipeline to settle (at most {args.timeout} s)")
     expected_docs = args.readings
     deadline = time.time() + args.timeout
     alerts, docs, quarantined, manifests, runs = [], 0, 0, [], []
@@ -179,6 +225,28 @@ def main():
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print("5/6 running the day's Glue jobs on local Spark (the emulator's Glue accepts runs but runs no script)")
+    curated, analytics = out["CuratedBucketName"], out["AnalyticsBucketName"]
+    daily = run_glue_job("daily_accounts", day, f"s3://{curated}/transactions/", f"s3://{analytics}/daily_accounts/")
+    progress(f"daily_accounts: {json.dumps(daily)}")
+    compaction = run_glue_job("compact_readings", day, f"s3://{curated}/iot/", f"s3://{analytics}/compacted_readings/")
+    progress(f"compact_readings: {json.dumps(compaction)}")
+
+    print("6/6 querying the tables with Athena")
+    athena, database = client("athena"), out["GlueDatabaseName"]
+    results = f"s3://{analytics}/athena-results/"
+    _, per_device_hour = athena_query(athena, database, results,
+                                      f"SELECT device_id, hour, count(DISTINCT _id) FROM curated_readings "
+                                      f"WHERE dt = '{day}' GROUP BY device_id, hour")
+    hours_header, per_hour = athena_query(athena, database, results,
+                                          f"SELECT hour, count(DISTINCT _id) AS readings, count(DISTINCT device_id) AS devices, "
+                                          f"round(avg(temperature_c), 2) AS avg_temp_c FROM curated_readings "
+                                          f"WHERE dt = '{day}' GROUP BY hour ORDER BY hour")
+    _, accounts = athena_query(athena, database, results,
+                               f"SELECT account_id, transaction_count, total_amount_minor FROM daily_accounts WHERE dt = '{day}'")
+    _, compacted = athena_query(athena, database, results,
+                                f"SELECT count(*), count(DISTINCT _id) FROM compacted_readings WHERE dt = '{day}'")
+
     rows_out = sum(m["rows_out"] for m in manifests)
     rows_bad = sum(m["rows_quarantined"] for m in manifests)
     subjects = [json.loads(a["Body"]).get("Subject", "") for a in alerts]
@@ -190,6 +258,15 @@ def main():
     print(f"  transactions     files {len(manifests):>3}   rows landed {rows_out:>7}   rows quarantined {rows_bad:>3}")
     print(f"  Glue runs        started {len(runs):>3}   ({', '.join(r['JobRunState'] for r in runs)})")
     print(f"  alerts           delivered {len(alerts):>3}   {subjects[0] if subjects else ''}")
+    print(f"  Glue jobs (Spark) daily_accounts {daily['aggregates']} accounts from {daily['unique']} transactions; "
+          f"compact_readings {compaction['files_before']} curated objects -> {compaction['files_after']} Parquet file(s)")
+    print(f"  Athena           {len(per_device_hour)} device-hours in curated_readings, {len(accounts)} accounts in "
+          f"daily_accounts, {compacted[0][0]} rows in compacted_readings")
+    widths = [max(len(str(v)) for v in column) for column in zip(hours_header, *per_hour)]
+    for row in [hours_header] + per_hour[:6]:
+        print("                   " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
+    if len(per_hour) > 6:
+        print(f"                   ... {len(per_hour) - 6} more hour(s)")
     print(f"  latency          p50 {p50:.1f} s   p99 {p99:.1f} s  (stream arrival → curated object, 1 s clock resolution)")
     print(f"  wall time        {time.time() - started:.0f} s")
 
@@ -203,6 +280,25 @@ def main():
         problems.append(f"quarantined {quarantined} poison records, expected {args.poison}")
     if rows_out != args.files * args.rows or rows_bad != args.files * args.bad_rows:
         problems.append(f"transactions landed/quarantined {rows_out}/{rows_bad}, expected {args.files * args.rows}/{args.files * args.bad_rows}")
+    # Athena against what was produced and landed (read directly from S3 above).
+    landed = collections.Counter()
+    for key, _ in iot:
+        hour = int(key.split("/")[2].split("=")[1])
+        for line in read_lines(s3, out["CuratedBucketName"], key):
+            landed[(line["device_id"], hour, line["_id"])] = 1
+    by_device_hour = collections.Counter((device, hour) for device, hour, _ in landed)
+    athena_counts = {(device, int(hour)): int(n) for device, hour, n in per_device_hour}
+    if athena_counts != dict(by_device_hour) or sum(athena_counts.values()) != args.readings:
+        problems.append(f"Athena counts {sum(athena_counts.values())} readings in {len(athena_counts)} device-hours; "
+                        f"landed {args.readings} in {len(by_device_hour)}")
+    athena_accounts = {a: (int(c), int(t)) for a, c, t in accounts}
+    if athena_accounts != expected_accounts(texts):
+        problems.append(f"Athena daily_accounts differ from the valid CSV rows ({len(athena_accounts)} accounts, "
+                        f"{sum(c for c, _ in athena_accounts.values())} transactions)")
+    if [int(v) for v in compacted[0]] != [args.readings, args.readings]:
+        problems.append(f"compacted_readings holds {compacted[0]} (rows, distinct ids), expected {args.readings} each")
+    if compaction["files_after"] >= compaction["files_before"]:
+        problems.append(f"compaction left {compaction['files_after']} files from {compaction['files_before']}")
     if len(runs) != 1:
         problems.append(f"{len(runs)} Glue runs, expected exactly 1 for the day")
     if len(alerts) != 1 or "Glue job" not in subjects[0]:
