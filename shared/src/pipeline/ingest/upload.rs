@@ -153,11 +153,17 @@ pub enum PartError {
     UploaderStopped,
 }
 
+/// Lines gathered before one encoder call: a compressor called twice per short line spends most
+/// of its time on call overhead and buffer moves (measured: `ingest-throughput`, BENCHMARKS.md).
+const ENCODE_BATCH: usize = 64 * 1024;
+
 /// The blocking side: one output object being filled with lines.
 pub struct PartWriter {
     key: String,
     content_type: &'static str,
     stream: Box<dyn EncodeStream>,
+    /// Lines not yet given to the encoder.
+    pending: Vec<u8>,
     /// Lines written so far.
     pub lines: u64,
 }
@@ -169,6 +175,7 @@ impl PartWriter {
             key,
             content_type: encoder.content_type(),
             stream: encoder.stream(64 * 1024),
+            pending: Vec::with_capacity(ENCODE_BATCH + 4096),
             lines: 0,
         }
     }
@@ -184,9 +191,14 @@ impl PartWriter {
             key: self.key.clone(),
             source,
         };
-        self.stream.write(line).map_err(encode)?;
-        self.stream.write(b"\n").map_err(encode)?;
+        self.pending.extend_from_slice(line);
+        self.pending.push(b'\n');
         self.lines += 1;
+        if self.pending.len() < ENCODE_BATCH {
+            return Ok(());
+        }
+        self.stream.write(&self.pending).map_err(encode)?;
+        self.pending.clear();
         if self.stream.buffered() >= PART_SIZE {
             let data = self.stream.take();
             self.send(data, false, tx)?;
@@ -209,13 +221,16 @@ impl PartWriter {
         let PartWriter {
             key,
             content_type,
-            stream,
+            mut stream,
+            pending,
             ..
         } = self;
-        let data = stream.finish().map_err(|source| PartError::Encode {
+        let encode = |source| PartError::Encode {
             key: key.clone(),
             source,
-        })?;
+        };
+        stream.write(&pending).map_err(encode)?;
+        let data = stream.finish().map_err(encode)?;
         tx.blocking_send(Chunk {
             key,
             content_type,
