@@ -1,5 +1,5 @@
 """Runnel's Glue jobs (AWS Glue 5.0: Spark 3.5, Python 3.11), in one script because a Glue job's
-script is a single uploaded file; each job in the template passes ``--job``:
+script is a single uploaded file; each job in the template passes ``--runnel_job``:
 
 ``daily_accounts`` reads one day of curated transactions (gzip NDJSON written by s3-ingest under
 ``<curated_base>dt=YYYY-MM-DD/``), keeps one row per ``_id`` (at-least-once delivery upstream; the
@@ -13,7 +13,7 @@ split differently leaves copies in two objects), sorted by device and event time
 covers few devices and a narrow time range, in files of up to --rows_per_file rows (default
 5,000,000). Its report gives the file counts before and after.
 
-Arguments of both: --job, --date (``auto``: yesterday in UTC, for scheduled runs), --input_path
+Arguments of both: --runnel_job, --date (``auto``: yesterday in UTC, for scheduled runs), --input_path
 (``auto``: the day under --curated_base), --output_path, --curated_base.
 
 - Re-running a day replaces that day's partition: Spark's own writer overwrites the partition's
@@ -279,13 +279,13 @@ def main():
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
-    args = getResolvedOptions(sys.argv, ["JOB_NAME", "job", "date", "input_path", "output_path", "curated_base"])
+    args = getResolvedOptions(sys.argv, ["JOB_NAME", "runnel_job", "date", "input_path", "output_path", "curated_base"])
     for name in OPTIONAL_ARGS:
         if f"--{name}" in sys.argv:
             args.update(getResolvedOptions(sys.argv, [name]))
-    if args["job"] not in JOBS:
-        raise ValueError(f"--job must be one of {sorted(JOBS)}, got {args['job']!r}")
-    plan, run = JOBS[args["job"]]
+    if args["runnel_job"] not in JOBS:
+        raise ValueError(f"--runnel_job must be one of {sorted(JOBS)}, got {args['runnel_job']!r}")
+    plan, run = JOBS[args["runnel_job"]]
     p = plan(args)
     glue = GlueContext(SparkContext.getOrCreate())
     job = Job(glue)

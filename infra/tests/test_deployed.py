@@ -123,7 +123,7 @@ class DeployedStack(unittest.TestCase):
                 bucket, key = job["Command"]["ScriptLocation"][len("s3://"):].split("/", 1)
                 with open(os.path.join(ROOT, "infra", "glue", "jobs.py"), "rb") as f:
                     self.assertEqual(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read(), f.read())
-                self.assertEqual(job["DefaultArguments"]["--job"], name)
+                self.assertEqual(job["DefaultArguments"]["--runnel_job"], name)
                 self.assertEqual(job["GlueVersion"], "5.0")
                 # Stuck runs emit "Glue Job Run Status" only with a notification delay (accepted
                 # but not modelled by the emulator: checked in the processed template).

@@ -25,7 +25,7 @@ import jobs  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from support import Background, client, free_port, gzip_csv, log, s3_event_for  # noqa: E402
 
-ARGS = {"JOB_NAME": "runnel-dev-daily-etl", "job": "daily_accounts", "date": "2026-11-22",
+ARGS = {"JOB_NAME": "runnel-dev-daily-etl", "runnel_job": "daily_accounts", "date": "2026-11-22",
         "input_path": "s3://curated/transactions/dt=2026-11-22",
         "output_path": "s3://analytics/daily_accounts", "curated_base": "s3://curated/transactions"}
 
@@ -249,7 +249,7 @@ class CompactReadings(unittest.TestCase):
     def setUpClass(cls):
         cls.readings = READINGS
         cls.input = readings_input()
-        cls.plan = jobs.plan_compaction(dict(ARGS, job="compact_readings", date=cls.DAY, rows_per_file="10",
+        cls.plan = jobs.plan_compaction(dict(ARGS, runnel_job="compact_readings", date=cls.DAY, rows_per_file="10",
                                              input_path=f"s3://curated/iot/dt={cls.DAY}/",
                                              output_path="s3://analytics/compacted_readings/"))
 
@@ -384,7 +384,7 @@ class TableSchemas(unittest.TestCase):
 
     def test_compacted_readings(self):
         output = tempfile.mkdtemp(dir=WORKDIR)
-        p = jobs.plan_compaction(dict(ARGS, job="compact_readings", date=DAY, input_path=f"s3://c/iot/dt={DAY}/"))
+        p = jobs.plan_compaction(dict(ARGS, runnel_job="compact_readings", date=DAY, input_path=f"s3://c/iot/dt={DAY}/"))
         jobs.run_compaction(SPARK, p, readings_input(), output)
         self.check_parquet_table("compacted_readings", output)
 

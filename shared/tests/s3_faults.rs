@@ -119,6 +119,7 @@ async fn hung_endpoint_times_out() {
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
         .endpoint_url(format!("http://{addr}"))
+        .http_client(runnel::aws::https_client())
         .force_path_style(true)
         .retry_config(RetryConfig::disabled())
         .timeout_config(

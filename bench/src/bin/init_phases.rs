@@ -56,6 +56,7 @@ fn sdk_load(kind: &str) -> anyhow::Result<()> {
     let t = Instant::now();
     rt.block_on(async {
         let b = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(runnel::aws::https_client())
             .region(aws_config::Region::new("us-east-1"));
         let b = match kind {
             "env" => b.credentials_provider(

@@ -96,6 +96,18 @@ impl EndpointSettings {
     }
 }
 
+/// The HTTPS client every SDK client uses: rustls with ring for its cryptography. The SDK's
+/// default (rustls on aws-lc) is a much larger library for the same TLS, and the size of a
+/// bootstrap is paid at every cold start (BENCHMARKS.md).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Timeouts that turn a hung endpoint into a retryable error well inside a Lambda timeout.
 pub fn default_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -128,6 +140,7 @@ impl Aws {
         )
         .or_else(aws_config::profile::ProfileFileRegionProvider::new());
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(region)
             .timeout_config(default_timeouts())
             .retry_config(RetryConfig::standard().with_max_attempts(3));
