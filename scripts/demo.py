@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--kill-processor", type=int, default=0,
                     help="kill the running kinesis-processor process this many times while producing (restart test)")
     ap.add_argument("--rate", type=int, default=0, help="readings per second (0: as fast as possible)")
+    ap.add_argument("--json", help="also write the landing figures (objects, latency) to this file")
     args = ap.parse_args()
     started = time.time()
     out = outputs(args.stack)
@@ -269,6 +270,12 @@ def main():
         print(f"                   ... {len(per_hour) - 6} more hour(s)")
     print(f"  latency          p50 {p50:.1f} s   p99 {p99:.1f} s  (stream arrival → curated object, 1 s clock resolution)")
     print(f"  wall time        {time.time() - started:.0f} s")
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"readings": args.readings, "objects": objects, "partitions": len(partitions),
+                       "objects_per_million": objects * 1e6 / max(1, docs), "latency_p50_s": p50,
+                       "latency_p99_s": p99, "wall_s": time.time() - started}, f, indent=2)
 
     problems = []
     ids = [line["_id"] for key, _ in iot for line in read_lines(s3, out["CuratedBucketName"], key)]
