@@ -28,17 +28,15 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-/// The services besides S3 whose `AWS_ENDPOINT_URL_<SERVICE>` variable is read.
-const OTHER_SERVICES: [&str; 3] = ["SNS", "GLUE", "KINESIS"];
+/// The services whose `AWS_ENDPOINT_URL_<SERVICE>` variable is read.
+const SERVICES: [&str; 4] = ["S3", "SNS", "GLUE", "KINESIS"];
 
 /// What the environment says about endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
     /// `AWS_ENDPOINT_URL`: every service.
     pub endpoint_url: Option<String>,
-    /// `AWS_ENDPOINT_URL_S3`: S3 only.
-    pub s3_endpoint_url: Option<String>,
-    /// `AWS_ENDPOINT_URL_<SERVICE>` for the other services (`SNS`, `GLUE`, `KINESIS`).
+    /// `AWS_ENDPOINT_URL_<SERVICE>` (`S3`, `SNS`, `GLUE`, `KINESIS`): that service only.
     pub service_endpoint_urls: Vec<(String, String)>,
     /// `RUNNEL_S3_PATH_STYLE=true|false` overrides the choice made from the endpoints.
     pub s3_path_style: Option<bool>,
@@ -51,8 +49,7 @@ impl EndpointSettings {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         EndpointSettings {
             endpoint_url: get("AWS_ENDPOINT_URL"),
-            s3_endpoint_url: get("AWS_ENDPOINT_URL_S3"),
-            service_endpoint_urls: OTHER_SERVICES
+            service_endpoint_urls: SERVICES
                 .iter()
                 .filter_map(|service| {
                     get(&format!("AWS_ENDPOINT_URL_{service}"))
@@ -65,11 +62,8 @@ impl EndpointSettings {
     }
 
     /// The endpoint a service's requests go to (`S3`, `SNS`, `GLUE`, `KINESIS`), when it is not
-    /// AWS's own.
+    /// AWS's own: the service's own variable, else the global one.
     pub fn service_endpoint(&self, service: &str) -> Option<&str> {
-        if service == "S3" {
-            return self.s3_endpoint();
-        }
         self.service_endpoint_urls
             .iter()
             .find(|(name, _)| name == service)
@@ -84,9 +78,7 @@ impl EndpointSettings {
 
     /// The endpoint S3 requests go to, when it is not AWS's own.
     pub fn s3_endpoint(&self) -> Option<&str> {
-        self.s3_endpoint_url
-            .as_deref()
-            .or(self.endpoint_url.as_deref())
+        self.service_endpoint("S3")
     }
 
     /// Path-style S3 addressing: on for any overridden S3 endpoint unless told otherwise.
@@ -310,8 +302,16 @@ mod tests {
         let endpoints =
             EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]));
         let aws = Aws::from_parts(sdk, endpoints);
-        // Build the request without sending it and look at the URI the client would call.
-        let req = aws
+        assert_eq!(
+            get_object_uri(&aws).await,
+            "http://127.0.0.1:9/my-bucket/a/b.json?x-id=GetObject"
+        );
+    }
+
+    /// The URI the S3 client would call for a `GetObject`: the request is built and its URI
+    /// captured before anything is sent.
+    async fn get_object_uri(aws: &Aws) -> String {
+        let err = aws
             .s3()
             .get_object()
             .bucket("my-bucket")
@@ -319,14 +319,11 @@ mod tests {
             .customize()
             .interceptor(CaptureUri)
             .send()
-            .await;
-        let err = req.unwrap_err();
-        let uri = CAPTURED.with(|c| c.borrow().clone());
-        assert_eq!(
-            uri.as_deref(),
-            Some("http://127.0.0.1:9/my-bucket/a/b.json?x-id=GetObject"),
-            "{err:?}"
-        );
+            .await
+            .unwrap_err();
+        CAPTURED
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_else(|| panic!("no request was built: {err:?}"))
     }
 
     /// The SDK reads `AWS_ENDPOINT_URL` raw for each service client; `sam local` passes it empty
@@ -355,21 +352,9 @@ mod tests {
         let endpoints = EndpointSettings::from_lookup(lookup_in(&[("AWS_ENDPOINT_URL", "")]));
         assert_eq!(endpoints, EndpointSettings::default());
         let aws = Aws::from_parts(sdk, endpoints);
-        let err = aws
-            .s3()
-            .get_object()
-            .bucket("my-bucket")
-            .key("a/b.json")
-            .customize()
-            .interceptor(CaptureUri)
-            .send()
-            .await
-            .unwrap_err();
-        let uri = CAPTURED.with(|c| c.borrow().clone());
         assert_eq!(
-            uri.as_deref(),
-            Some("https://my-bucket.s3.us-east-1.amazonaws.com/a/b.json?x-id=GetObject"),
-            "{err:?}"
+            get_object_uri(&aws).await,
+            "https://my-bucket.s3.us-east-1.amazonaws.com/a/b.json?x-id=GetObject"
         );
     }
 
