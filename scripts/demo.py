@@ -214,15 +214,19 @@ def main():
         time.sleep(2)
 
     # Latency: from a reading's arrival in the stream to the curated object holding it.
-    latencies = []
+    # One read of every curated object: latency, ids, and what landed per device and hour.
+    latencies, ids, landed = [], [], set()
     objects = 0
     partitions = set()
     for key, modified in iot:
         objects += 1
         partitions.add(key.split("/")[1] + "/" + key.split("/")[2])
+        hour = int(key.split("/")[2].split("=")[1])
         for line in read_lines(s3, out["CuratedBucketName"], key):
             arrival = datetime.datetime.fromisoformat(line["arrival_time"].replace("Z", "+00:00"))
             latencies.append(max(0.0, (modified - arrival).total_seconds()))
+            ids.append(line["_id"])
+            landed.add((line["device_id"], hour, line["_id"]))
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -278,7 +282,6 @@ def main():
                        "latency_p99_s": p99, "wall_s": time.time() - started}, f, indent=2)
 
     problems = []
-    ids = [line["_id"] for key, _ in iot for line in read_lines(s3, out["CuratedBucketName"], key)]
     if len(set(ids)) != args.readings:
         problems.append(f"{len(set(ids))} distinct readings landed, expected {args.readings}: something was lost")
     if docs != args.readings:
@@ -288,11 +291,6 @@ def main():
     if rows_out != args.files * args.rows or rows_bad != args.files * args.bad_rows:
         problems.append(f"transactions landed/quarantined {rows_out}/{rows_bad}, expected {args.files * args.rows}/{args.files * args.bad_rows}")
     # Athena against what was produced and landed (read directly from S3 above).
-    landed = collections.Counter()
-    for key, _ in iot:
-        hour = int(key.split("/")[2].split("=")[1])
-        for line in read_lines(s3, out["CuratedBucketName"], key):
-            landed[(line["device_id"], hour, line["_id"])] = 1
     by_device_hour = collections.Counter((device, hour) for device, hour, _ in landed)
     athena_counts = {(device, int(hour)): int(n) for device, hour, n in per_device_hour}
     if athena_counts != dict(by_device_hour) or sum(athena_counts.values()) != args.readings:

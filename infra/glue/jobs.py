@@ -93,15 +93,15 @@ def read_curated(spark, path, schema):
 
 
 def split_malformed(rows, required):
-    """(rows that can be used, count of rows that cannot): corrupt lines and missing fields."""
+    """(rows that can be used, count of all rows, count of rows that cannot be used: corrupt lines
+    and missing fields)."""
     from pyspark.sql import functions as F
     bad = F.col(CORRUPT).isNotNull()
     for field in required:
         bad = bad | F.col(field).isNull()
     # Spark refuses a query on the corrupt-record column alone unless the rows are cached.
     rows = rows.cache()
-    malformed = rows.where(bad).count()
-    return rows.where(~bad).drop(CORRUPT), malformed
+    return rows.where(~bad).drop(CORRUPT), rows.count(), rows.where(bad).count()
 
 
 def dedupe_latest(rows, key="_id", order=("_source", "_line")):
@@ -174,10 +174,11 @@ def run_daily(spark, p, input_path=None, output_path=None):
     """The whole job for one day; the paths default to the plan's (tests pass local copies).
     Returns the report the job prints."""
     rows = read_curated(spark, input_path or p["input_path"], transaction_schema())
-    valid, malformed = split_malformed(rows, TRANSACTION_FIELDS)
-    unique = dedupe_latest(valid)
+    valid, total, malformed = split_malformed(rows, TRANSACTION_FIELDS)
+    # Cached: counted for the report, then aggregated.
+    unique = dedupe_latest(valid).cache()
     daily = aggregate_accounts(unique, p["day"]).cache()
-    report = {"day": p["day"], "rows": valid.count() + malformed, "malformed": malformed,
+    report = {"day": p["day"], "rows": total, "malformed": malformed,
               "unique": unique.count(), "aggregates": daily.count(), "output": p["partition_path"]}
     if report["aggregates"]:
         write_day(daily, output_path or p["output_path"], p["day"])
@@ -218,7 +219,7 @@ def reading_schema():
         T.StructField("humidity_pct", T.DoubleType()),
         T.StructField("battery_pct", T.DoubleType()),
         T.StructField("arrival_time", T.TimestampType()),
-        T.StructField("_corrupt_record", T.StringType()),
+        T.StructField(CORRUPT, T.StringType()),
     ])
 
 
@@ -255,10 +256,10 @@ def run_compaction(spark, p, input_path=None, output_path=None):
     source = input_path or p["input_path"]
     target = output_path or p["output_path"]
     rows = read_curated(spark, source, reading_schema())
-    valid, malformed = split_malformed(rows, READING_FIELDS)
+    valid, total, malformed = split_malformed(rows, READING_FIELDS)
     unique = dedupe_latest(valid, order=("arrival_time",)).cache()
     count = unique.count()
-    report = {"day": p["day"], "rows": valid.count() + malformed, "malformed": malformed, "unique": count,
+    report = {"day": p["day"], "rows": total, "malformed": malformed, "unique": count,
               "files_before": count_files(spark, source), "files_after": 0, "output": None}
     if count:
         write_day(compact(unique, p["day"], count, p["rows_per_file"]), target, p["day"], p["rows_per_file"])
