@@ -179,6 +179,27 @@ async fn report_all_mode_processes_past_failures() {
 }
 
 #[tokio::test]
+async fn report_all_mode_holds_back_a_run_after_a_failure_and_filtered_records() {
+    let store = MemoryStore::new();
+    let t = TestTransform::default();
+    t.transient_failures.lock().unwrap().insert(seq(1), 1);
+    let p = processor(t, Arc::new(store.clone()), Mode::ReportAll);
+    // 0 | 1 fails | 2 filtered | 3: a re-delivery from 1 writes 1..=3 under 1's key, so 3 must
+    // not land now under its own.
+    let recs = records(vec![
+        plain("a", 7),
+        plain("b", 7),
+        plain("skip-c", 7),
+        plain("d", 7),
+    ]);
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(1), seq(3)]);
+    p.process(&source_records(&recs[1..])).await;
+    let written = ids(&lines_under(&store.objects(), "iot/"));
+    assert_eq!(written, [0, 1, 3].map(|i| format!("{SHARD}:{}:0", seq(i))));
+}
+
+#[tokio::test]
 async fn ordered_mode_reports_from_the_run_whose_write_failed() {
     let store = MemoryStore::new();
     let faulty = FaultyStore::new(store.clone(), |o| {

@@ -103,7 +103,7 @@ struct Prepared {
 struct Run {
     first: usize,
     items: std::ops::Range<usize>,
-    /// Set in report-all mode for a run that directly follows a transiently failed record.
+    /// Set for a run that a transiently failed record precedes with no output in between.
     held_back: bool,
 }
 
@@ -343,10 +343,13 @@ impl<T: Transform> Processor<T> {
             if continues {
                 runs.last_mut().expect("checked").items.end = n + 1;
             } else {
-                // Held back if the record right before this run's first one failed transiently
-                // (the run then starts where a re-delivery would not start one).
-                let starts_record = n == 0 || items[n - 1].record != item.record;
-                let held_back = starts_record && item.record > 0 && transient[item.record - 1];
+                // Held back if a record failed transiently after the previous item (records in
+                // between made no output): a re-delivery from that record would start this run
+                // at another record, so under another key.
+                let after = if n == 0 { 0 } else { items[n - 1].record + 1 };
+                let held_back = transient[after.min(item.record)..item.record]
+                    .iter()
+                    .any(|t| *t);
                 runs.push(Run {
                     first: item.record,
                     items: n..n + 1,
