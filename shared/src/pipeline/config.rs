@@ -19,7 +19,7 @@
 use crate::config::{self, ConfigError, Env};
 use crate::records::DecodeLimits;
 use crate::sink::Location;
-use crate::source::Mode;
+use crate::source::{Mode, Redelivery};
 
 use super::processor::ProcessorConfig;
 
@@ -98,7 +98,8 @@ impl StreamConfig {
         }
     }
 
-    /// Reads the shared output variables plus `BATCH_MODE` (`ordered` | `report-all`),
+    /// Reads the shared output variables plus `BATCH_MODE` (`ordered` | `report-all` |
+    /// `per-group`),
     /// `MAX_RECORD_BYTES` and `WRITE_CONCURRENCY`.
     pub fn from_lookup(
         name: &str,
@@ -106,7 +107,7 @@ impl StreamConfig {
     ) -> Result<Self, ConfigError> {
         config::load(lookup, |env| {
             let output = OutputConfig::read(env, name);
-            let mode = env.optional("BATCH_MODE", "ordered or report-all");
+            let mode = env.optional("BATCH_MODE", "ordered, report-all or per-group");
             let max_record_bytes: usize = env.optional_or(
                 "MAX_RECORD_BYTES",
                 DecodeLimits::default().max_decoded_bytes,
@@ -154,6 +155,7 @@ impl StreamConfig {
             },
             concurrency: self.concurrency,
             source_arn: None,
+            redelivery: Redelivery::FromCheckpoint,
         }
     }
 }

@@ -47,7 +47,7 @@ use lambda_runtime::LambdaEvent;
 use crate::aws::Aws;
 use crate::config::ConfigError;
 use crate::sink::{Hourly, ObjectStore, S3Store};
-use crate::source::{BatchOutcome, BatchSource, BatchStats, ResponseError};
+use crate::source::{BatchOutcome, BatchSource, BatchStats, Mode, Redelivery, ResponseError};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 use parts::SinkParts;
@@ -115,18 +115,32 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         self
     }
 
-    fn runner(self, store: Arc<dyn ObjectStore>, config: StreamConfig) -> Runner<S, T> {
+    fn runner(
+        self,
+        store: Arc<dyn ObjectStore>,
+        config: StreamConfig,
+    ) -> Result<Runner<S, T>, BuildError> {
+        if config.mode == Some(Mode::PerGroup) && self.source.redelivery() != Redelivery::Regrouped
+        {
+            return Err(BuildError::Mode(format!(
+                "BATCH_MODE=per-group needs a source that re-delivers records on their own (SQS); \
+                 {} resumes from the lowest reported record: use ordered",
+                self.source.name()
+            )));
+        }
         let sink = self.parts.into_sink(store, Hourly);
-        let processor_config = config.processor_config(self.source.default_mode());
+        let mut processor_config = config.processor_config(self.source.default_mode());
+        processor_config.redelivery = self.source.redelivery();
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
             .dimension("pipeline", config.output.pipeline.clone());
-        Runner {
+        Ok(Runner {
             name: self.name,
             processor: Processor::new(self.transform, sink, processor_config),
             source: self.source,
+            configured_mode: config.mode,
             metrics,
-        }
+        })
     }
 
     /// The runner without the Lambda runtime (tests, benchmarks). Needs a store
@@ -138,7 +152,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             Some(c) => c,
             None => StreamConfig::from_env(&self.name)?,
         };
-        Ok(self.runner(store, config))
+        self.runner(store, config)
     }
 
     /// Runs the pipeline as a Lambda function: the whole `main` of a handler.
@@ -153,7 +167,9 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             Some(store) => store,
             None => Arc::new(S3Store::new(Aws::from_env().await.s3())),
         };
-        let runner = self.runner(store, config);
+        let runner = self
+            .runner(store, config)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
         lambda_runtime::run(lambda_runtime::service_fn(|event| runner.invoke(event))).await
     }
 }
@@ -167,6 +183,9 @@ pub enum BuildError {
     /// `build` needs an explicit store; `run` defaults to S3.
     #[error("no object store: call .store(..) before .build()")]
     NoStore,
+    /// The configured mode does not fit the source.
+    #[error("{0}")]
+    Mode(String),
 }
 
 /// A built pipeline: handles one event at a time.
@@ -174,6 +193,8 @@ pub struct Runner<S: BatchSource, T: Transform> {
     name: String,
     source: S,
     processor: Processor<T>,
+    /// `BATCH_MODE`, if set; the source picks each batch's mode from it.
+    configured_mode: Option<Mode>,
     metrics: Metrics,
 }
 
@@ -189,7 +210,8 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         event: &S::Event,
     ) -> (Result<S::Response, ResponseError>, BatchOutcome) {
         let records = self.source.records(event);
-        let outcome = self.processor.process(&records).await;
+        let mode = self.source.mode(&records, self.configured_mode);
+        let outcome = self.processor.process_in(&records, mode).await;
         (self.source.response(event, &outcome), outcome)
     }
 
@@ -204,7 +226,8 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         let cold_start =
             telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
         let lag = self.source.lag_ms(&records, Utc::now());
-        let outcome = self.processor.process(&records).await;
+        let mode = self.source.mode(&records, self.configured_mode);
+        let outcome = self.processor.process_in(&records, mode).await;
         drop(records);
         let response = self.source.response(&event, &outcome);
         let latency = started.elapsed().as_secs_f64() * 1000.0;

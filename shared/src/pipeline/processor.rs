@@ -23,9 +23,16 @@
 //!   could not be encoded or written) processing stops; that record and every later one are
 //!   reported. Nothing after a failure is written before it, so per-stream order holds.
 //! - [`Mode::ReportAll`]: every record is processed and every failure reported; runs are written
-//!   concurrently. A run that directly follows a transiently failed record is reported instead of
-//!   written, so that the re-delivery, which re-joins them, writes one run where this attempt
-//!   would have started a second.
+//!   concurrently. A run that follows a transiently failed record with no output in between is
+//!   reported instead of written, so that the re-delivery, which re-joins them, writes one run
+//!   where this attempt would have started a second.
+//! - [`Mode::PerGroup`] (sources that re-deliver records on their own, SQS FIFO): ordered as
+//!   above within each partition key (message group), the groups concurrently; a failure reports
+//!   its record and the later records of its group only.
+//!
+//! With [`Redelivery::Regrouped`] (SQS: a reported message comes back in any later batch, beside
+//! any others) a run never spans records: each record's output is keyed by its own position
+//! (message id), whatever batch it arrives in.
 //!
 //! # Outcomes of whole batches
 //! - Empty batch: nothing is written, the response is empty (success).
@@ -53,7 +60,7 @@ use serde::Serialize;
 
 use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits};
 use crate::sink::{daily_partition, Encoder, Location, Ndjson, PutObject, Sink};
-use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
+use crate::source::{BatchOutcome, Mode, RecordStatus, Redelivery, SourceRecord};
 use crate::transform::{RecordContext, Transform};
 
 use super::apply::{self, Scratch};
@@ -73,6 +80,8 @@ pub struct ProcessorConfig {
     pub concurrency: usize,
     /// Source ARN recorded in quarantine entries.
     pub source_arn: Option<String>,
+    /// What the source re-delivers: whether a run may span records.
+    pub redelivery: Redelivery,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,13 +140,25 @@ impl<T: Transform> Processor<T> {
         &self.config
     }
 
-    /// Processes a batch and returns what to report.
+    /// Processes a batch in the configured mode and returns what to report.
     pub async fn process(&self, records: &[SourceRecord<'_>]) -> BatchOutcome {
+        self.process_in(records, self.config.mode).await
+    }
+
+    /// Processes a batch in `mode` (a source may choose it per batch, see
+    /// [`BatchSource::mode`](crate::source::BatchSource::mode)). [`Mode::PerGroup`] needs
+    /// [`Redelivery::Regrouped`]; with a stream that resumes from a checkpoint it is processed as
+    /// [`Mode::Ordered`].
+    pub async fn process_in(&self, records: &[SourceRecord<'_>], mode: Mode) -> BatchOutcome {
+        let mode = match (mode, self.config.redelivery) {
+            (Mode::PerGroup, Redelivery::FromCheckpoint) => Mode::Ordered,
+            (mode, _) => mode,
+        };
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let prepared = self.prepare(records, &mut outcome);
-        let failed = self.write(records, &prepared, &mut outcome).await;
+        let failed = self.write(records, &prepared, mode, &mut outcome).await;
         outcome.failures = records
             .iter()
             .zip(&failed)
@@ -317,13 +338,15 @@ impl<T: Transform> Processor<T> {
         });
     }
 
-    /// Splits items into runs; a transiently failed record between two items breaks a run.
+    /// Splits items into runs; a record reported before writing (`blocked`) between two items
+    /// breaks a run, and with [`Redelivery::Regrouped`] every record starts its own runs.
     ///
     /// A record whose documents go to more than one destination ("mixed") also breaks runs before
     /// and after it, so each of its runs starts at a key of its own: when one of them fails and
     /// the record is re-delivered, its other runs overwrite their objects instead of repeating
     /// their documents under a new key.
-    fn runs(&self, items: &[Item], transient: &[bool], records: &[SourceRecord<'_>]) -> Vec<Run> {
+    fn runs(&self, items: &[Item], blocked: &[bool], records: &[SourceRecord<'_>]) -> Vec<Run> {
+        let per_record = self.config.redelivery == Redelivery::Regrouped;
         let mut mixed = vec![false; records.len()];
         for pair in items.windows(2) {
             if pair[0].record == pair[1].record && pair[0].dest != pair[1].dest {
@@ -332,24 +355,33 @@ impl<T: Transform> Processor<T> {
         }
         let mut runs: Vec<Run> = Vec::new();
         for (n, item) in items.iter().enumerate() {
+            if blocked[item.record] {
+                continue;
+            }
             let continues = runs.last().is_some_and(|run| {
                 let prev = &items[run.items.end - 1];
                 let same_record = prev.record == item.record;
-                prev.dest == item.dest
+                run.items.end == n
+                    && prev.dest == item.dest
                     && records[prev.record].stream == records[item.record].stream
-                    && (same_record || !(mixed[prev.record] || mixed[item.record]))
-                    && (same_record || !transient[prev.record + 1..item.record].iter().any(|t| *t))
+                    && (same_record
+                        || !(per_record
+                            || mixed[prev.record]
+                            || mixed[item.record]
+                            || blocked[prev.record + 1..item.record].iter().any(|t| *t)))
             });
             if continues {
                 runs.last_mut().expect("checked").items.end = n + 1;
             } else {
-                // Held back if a record failed transiently after the previous item (records in
+                // Held back if a record was reported after the previous item (records in
                 // between made no output): a re-delivery from that record would start this run
-                // at another record, so under another key.
+                // at another record, so under another key. A record's own runs do not depend
+                // on its neighbours.
                 let after = if n == 0 { 0 } else { items[n - 1].record + 1 };
-                let held_back = transient[after.min(item.record)..item.record]
-                    .iter()
-                    .any(|t| *t);
+                let held_back = !per_record
+                    && blocked[after.min(item.record)..item.record]
+                        .iter()
+                        .any(|t| *t);
                 runs.push(Run {
                     first: item.record,
                     items: n..n + 1,
@@ -435,41 +467,92 @@ impl<T: Transform> Processor<T> {
     }
 
     /// Writes the batch's runs as the mode says; returns, per record, whether it is reported.
-    /// Ordered: one run after another up to the first failure. Report-all: every run that may be
-    /// written, concurrently.
+    ///
+    /// Runs are written in *lanes*: the runs of one lane one after another, up to the first
+    /// failure, after which the lane's later records are reported; lanes concurrently. Ordered:
+    /// one lane for the batch. Per group: one lane per partition key (a record without one is a
+    /// lane of its own). Report-all: one lane per run.
     async fn write(
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
+        mode: Mode,
         outcome: &mut BatchOutcome,
     ) -> Vec<bool> {
-        let (items, transient) = (&prepared.items, &prepared.transient);
-        if self.config.mode == Mode::Ordered {
-            let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
-            let before_cut = items.partition_point(|i| i.record < cut);
-            let mut fail_from = cut;
-            for run in self.runs(&items[..before_cut], transient, records) {
-                if let Err(e) = self.write_run(&run, prepared, records).await {
-                    outcome.errors.push(e);
-                    fail_from = run.first;
-                    break;
-                }
-                self.count_written(&run, items, outcome);
+        let items = &prepared.items;
+        let blocked = blocked(records, &prepared.transient, mode);
+        let runs = self.runs(items, &blocked, records);
+        // The lane of each record (ordered, per group) or of each run (report-all).
+        let lane_of_record: Vec<usize> = match mode {
+            Mode::Ordered => vec![0; records.len()],
+            Mode::PerGroup => {
+                // Groups number from 0; a record without a key gets a lane past them all.
+                let mut groups = std::collections::HashMap::new();
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| match r.partition_key {
+                        Some(key) => {
+                            let next = groups.len();
+                            *groups.entry(key).or_insert(next)
+                        }
+                        None => records.len() + i,
+                    })
+                    .collect()
             }
-            return (0..records.len()).map(|i| i >= fail_from).collect();
+            Mode::ReportAll => Vec::new(),
+        };
+        let lane_of_run = |n: usize| match mode {
+            Mode::ReportAll => n,
+            _ => lane_of_record[runs[n].first],
+        };
+        let mut lanes: Vec<Vec<usize>> = Vec::new();
+        let mut lane_index = std::collections::HashMap::new();
+        for n in (0..runs.len()).filter(|n| !runs[*n].held_back) {
+            let at = *lane_index.entry(lane_of_run(n)).or_insert_with(|| {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            });
+            lanes[at].push(n);
         }
-        let runs = self.runs(items, transient, records);
-        let mut failed = transient.to_vec();
-        let mut written = vec![false; runs.len()];
-        let results: Vec<_> = stream::iter(runs.iter().enumerate().filter(|(_, r)| !r.held_back))
-            .map(|(n, run)| async move { (n, self.write_run(run, prepared, records).await) })
+        let runs = &runs;
+        let results: Vec<LaneResult> = stream::iter(lanes)
+            .map(|lane| async move {
+                let mut result = LaneResult {
+                    written: Vec::with_capacity(lane.len()),
+                    failure: None,
+                };
+                for n in lane {
+                    if let Err(e) = self.write_run(&runs[n], prepared, records).await {
+                        result.failure = Some((n, e));
+                        break;
+                    }
+                    result.written.push(n);
+                }
+                result
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        for (n, result) in results {
-            match result {
-                Ok(()) => written[n] = true,
-                Err(e) => outcome.errors.push(e),
+        let mut failed = blocked;
+        let mut written = vec![false; runs.len()];
+        for result in results {
+            for n in result.written {
+                written[n] = true;
+            }
+            if let Some((n, e)) = result.failure {
+                outcome.errors.push(e);
+                let run = &runs[n];
+                if mode == Mode::ReportAll {
+                    for item in &items[run.items.clone()] {
+                        failed[item.record] = true;
+                    }
+                } else {
+                    let lane = lane_of_record[run.first];
+                    for (i, f) in failed.iter_mut().enumerate().skip(run.first) {
+                        *f |= lane_of_record[i] == lane;
+                    }
+                }
             }
         }
         // Runs held back or not written report their records.
@@ -483,6 +566,40 @@ impl<T: Transform> Processor<T> {
             }
         }
         failed
+    }
+}
+
+/// What one lane wrote: its runs up to the first failure, and that failure.
+struct LaneResult {
+    written: Vec<usize>,
+    failure: Option<(usize, String)>,
+}
+
+/// The records reported before anything is written: ordered, every record from the first that
+/// failed transiently; per group, every record of a group from its first such record;
+/// report-all, those records alone.
+fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mode) -> Vec<bool> {
+    match mode {
+        Mode::ReportAll => transient.to_vec(),
+        Mode::Ordered => {
+            let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
+            (0..records.len()).map(|i| i >= cut).collect()
+        }
+        Mode::PerGroup => {
+            let mut failed_groups = std::collections::HashSet::new();
+            records
+                .iter()
+                .zip(transient)
+                .map(|(r, t)| match r.partition_key {
+                    Some(key) if failed_groups.contains(key) => true,
+                    Some(key) if *t => {
+                        failed_groups.insert(key);
+                        true
+                    }
+                    _ => *t,
+                })
+                .collect()
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! processor never sees the event's shape, so every source shares one transform, one sink and one
 //! set of delivery rules. A source also says how failures inside a batch are reported
 //! ([`Mode`]): ordered sources (Kinesis, DynamoDB Streams, Kafka partitions, SQS FIFO) stop at the
-//! first failure because the mapping resumes from it; unordered ones report each failure.
+//! first failure because the mapping resumes from it; unordered ones report each failure. And it
+//! says what comes back after a failure ([`Redelivery`]), which decides how far one object's run
+//! may reach for keys to stay the same in every delivery.
 //!
 //! The response is the source's own: `batchItemFailures` for Kinesis, and per-record results
 //! for sources that answer every record (Firehose) — [`BatchOutcome::records`] carries what
@@ -27,6 +29,24 @@ pub enum Mode {
     Ordered,
     /// Process every record and report each failed one.
     ReportAll,
+    /// Ordered within each partition key (SQS FIFO `MessageGroupId`): a failure reports its
+    /// record and the later records of its group; other groups go on. Only for sources whose
+    /// re-delivery is [`Redelivery::Regrouped`]: a stream that resumes from its lowest reported
+    /// record would re-deliver the other groups' records anyway.
+    PerGroup,
+}
+
+/// What the source re-delivers after a batch reports failures; it decides how far a run (one
+/// object) may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Redelivery {
+    /// The stream resumes from the lowest reported record (Kinesis, DynamoDB Streams, Kafka):
+    /// a run may span records, since a re-delivery starts at the same record.
+    #[default]
+    FromCheckpoint,
+    /// Each reported record comes back on its own, in any later batch beside any other records
+    /// (SQS): every record's output is its own runs, keyed by the record alone.
+    Regrouped,
 }
 
 impl std::str::FromStr for Mode {
@@ -35,7 +55,10 @@ impl std::str::FromStr for Mode {
         match s.trim().to_ascii_lowercase().as_str() {
             "ordered" => Ok(Mode::Ordered),
             "report-all" | "report_all" | "reportall" => Ok(Mode::ReportAll),
-            other => Err(format!("unknown mode {other:?}; use ordered or report-all")),
+            "per-group" | "per_group" | "pergroup" => Ok(Mode::PerGroup),
+            other => Err(format!(
+                "unknown mode {other:?}; use ordered, report-all or per-group"
+            )),
         }
     }
 }
@@ -119,6 +142,17 @@ pub trait BatchSource: Send + Sync + 'static {
     /// How failures are reported when the configuration does not say.
     fn default_mode(&self) -> Mode;
 
+    /// What the source re-delivers after reported failures.
+    fn redelivery(&self) -> Redelivery {
+        Redelivery::FromCheckpoint
+    }
+
+    /// The mode of one batch, from the configured one (`None`: the default). Sources whose
+    /// batches differ (an SQS FIFO queue must not be processed out of order) override it.
+    fn mode(&self, _records: &[SourceRecord<'_>], configured: Option<Mode>) -> Mode {
+        configured.unwrap_or(self.default_mode())
+    }
+
     /// The event's records, in delivery order.
     fn records<'e>(&self, event: &'e Self::Event) -> Vec<SourceRecord<'e>>;
 
@@ -160,6 +194,7 @@ mod tests {
         assert_eq!("Ordered".parse::<Mode>(), Ok(Mode::Ordered));
         assert_eq!(" report-all ".parse::<Mode>(), Ok(Mode::ReportAll));
         assert_eq!("report_all".parse::<Mode>(), Ok(Mode::ReportAll));
+        assert_eq!("Per-Group".parse::<Mode>(), Ok(Mode::PerGroup));
         assert!("fast".parse::<Mode>().unwrap_err().contains("ordered"));
     }
 }

@@ -112,6 +112,7 @@ pub fn config(mode: Mode) -> ProcessorConfig {
         limits: DecodeLimits::default(),
         concurrency: 4,
         source_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/iot".into()),
+        redelivery: Default::default(),
     }
 }
 
