@@ -411,3 +411,33 @@ async fn an_encoder_that_fails_reports_the_records_instead_of_writing_empty_obje
         assert!(store.objects().is_empty(), "nothing written, {mode:?}");
     }
 }
+
+/// SQS FIFO per group: a transient failure reports its message and the later messages of its
+/// group only; every message is its own object, keyed by its id.
+#[tokio::test]
+async fn per_group_mode_holds_back_only_the_failed_group() {
+    let store = MemoryStore::new();
+    let t = TestTransform::default();
+    t.transient_failures.lock().unwrap().insert(seq(1), 1);
+    let p = runnel::pipeline::Processor::new(
+        t,
+        runnel::sink::Sink::new(Arc::new(store.clone())),
+        runnel::pipeline::ProcessorConfig {
+            redelivery: runnel::source::Redelivery::Regrouped,
+            ..config(Mode::PerGroup)
+        },
+    );
+    // groups: a b a b a — b's first message fails.
+    let recs = records((0..5).map(|i| plain(&format!("d{i}"), 7)).collect());
+    let mut batch = source_records(&recs);
+    for (i, r) in batch.iter_mut().enumerate() {
+        r.partition_key = Some(if i % 2 == 0 { "a" } else { "b" });
+    }
+    let out = p.process(&batch).await;
+    assert_eq!(out.failures, [seq(1), seq(3)]);
+    let keys: Vec<String> = store.objects().into_keys().map(|(_, k)| k).collect();
+    assert_eq!(keys.len(), 3, "one object per written message: {keys:?}");
+    for i in [0, 2, 4] {
+        assert!(keys.iter().any(|k| k.contains(&seq(i))), "{keys:?}");
+    }
+}

@@ -2,6 +2,7 @@
 //! serialise/parse round trip, and produces the outcome its name promises.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use runnel::apps::alert::Incoming;
 use runnel::pipeline::StreamConfig;
 use runnel::sink::MemoryStore;
@@ -19,6 +20,13 @@ fn every_event_file_round_trips() {
             let event: KinesisEvent =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let again: KinesisEvent =
+                serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+            assert_eq!(event, again, "{name}");
+            seen += 1;
+        } else if name.starts_with("sqs-") {
+            let event: SqsEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again: SqsEvent =
                 serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
             assert_eq!(event, again, "{name}");
             seen += 1;
@@ -68,7 +76,7 @@ fn every_event_file_round_trips() {
             panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 18, "expected every sample, saw {seen}");
+    assert!(seen >= 20, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {
@@ -144,5 +152,77 @@ async fn gzip_ndjson_sample() {
 async fn empty_sample() {
     let (out, store) = run("kinesis-empty.json").await;
     assert!(out.failures.is_empty());
+    assert_eq!(store.put_count(), 0);
+}
+
+async fn run_sqs(
+    event: &SqsEvent,
+) -> (
+    Result<aws_lambda_events::event::sqs::SqsBatchResponse, runnel::source::ResponseError>,
+    runnel::source::BatchOutcome,
+    MemoryStore,
+) {
+    let store = MemoryStore::new();
+    let runner = kinesis_processor::pipeline_from(runnel::source::Sqs)
+        .store(store.clone())
+        .config(StreamConfig::new("kinesis-processor", "curated"))
+        .build()
+        .unwrap();
+    let (response, outcome) = runner.handle(event).await;
+    (response, outcome, store)
+}
+
+fn sqs_sample(name: &str) -> SqsEvent {
+    serde_json::from_str(&event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Each message is its own object, keyed and identified by its message id.
+#[tokio::test]
+async fn sqs_samples_land_one_object_per_message() {
+    for (name, queue, messages, written, quarantined) in [
+        ("sqs-readings.json", "readings", 4, 3, 2),
+        ("sqs-fifo-readings.json", "readings.fifo", 4, 3, 1),
+    ] {
+        let event = sqs_sample(name);
+        let (response, out, store) = run_sqs(&event).await;
+        assert!(response.unwrap().batch_item_failures.is_empty(), "{name}");
+        assert_eq!(out.stats.records_in, messages, "{name}");
+        assert_eq!(
+            (out.stats.documents_written, out.stats.documents_quarantined),
+            (written, quarantined),
+            "{name}"
+        );
+        let objects = store.objects();
+        let data: Vec<&String> = objects
+            .keys()
+            .map(|(_, k)| k)
+            .filter(|k| k.starts_with("kinesis-processor/"))
+            .collect();
+        for m in &event.records {
+            let id = m.message_id.as_deref().unwrap();
+            let own: Vec<_> = data.iter().filter(|k| k.contains(id)).collect();
+            assert!(own.len() <= 1, "{name}: {own:?}");
+        }
+        let ids: Vec<String> = objects
+            .iter()
+            .filter(|((_, k), _)| k.starts_with("kinesis-processor/"))
+            .flat_map(|(_, b)| ndjson_lines(b))
+            .map(|l| l["_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), written, "{name}");
+        assert!(
+            ids.iter().all(|id| id.starts_with(&format!("{queue}:"))),
+            "{ids:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqs_message_without_an_id_fails_the_batch_before_anything_is_written() {
+    let mut event = sqs_sample("sqs-readings.json");
+    event.records[1].message_id = None;
+    let (response, out, store) = run_sqs(&event).await;
+    assert!(response.unwrap_err().0.contains("no identifier"));
+    assert_eq!(out.stats.records_in, 0);
     assert_eq!(store.put_count(), 0);
 }

@@ -156,14 +156,65 @@ impl Transform for IotTransform {
 /// The function's pipeline: Kinesis in, [`IotTransform`], gzip NDJSON by hour to S3. Tests and
 /// benchmarks build the same pipeline with another store.
 pub fn pipeline() -> runnel::pipeline::StreamPipeline<runnel::source::Kinesis, IotTransform> {
+    pipeline_from(runnel::source::Kinesis)
+}
+
+/// The same pipeline behind another batch source.
+pub fn pipeline_from<S: runnel::source::BatchSource>(
+    source: S,
+) -> runnel::pipeline::StreamPipeline<S, IotTransform> {
     runnel::pipeline::Pipeline::new("kinesis-processor")
-        .source(runnel::source::Kinesis)
+        .source(source)
         .transform(IotTransform)
+}
+
+/// The batch source the function is wired to (`SOURCE`, default `kinesis`): one binary serves
+/// the stream and the queue mappings of the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// A Kinesis stream mapping.
+    #[default]
+    Kinesis,
+    /// An SQS queue mapping, standard or FIFO.
+    Sqs,
+}
+
+impl Source {
+    /// Reads `SOURCE`; unset means Kinesis.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("SOURCE") {
+            Err(_) => Ok(Source::Kinesis),
+            Ok(v) => v.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "kinesis" => Ok(Source::Kinesis),
+            "sqs" => Ok(Source::Sqs),
+            other => Err(format!(
+                "SOURCE={other:?} is not a source this function reads; use kinesis or sqs"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_source_is_named_by_the_environment() {
+        assert_eq!("".parse::<Source>(), Ok(Source::Kinesis));
+        assert_eq!(" SQS ".parse::<Source>(), Ok(Source::Sqs));
+        assert!("kafka"
+            .parse::<Source>()
+            .unwrap_err()
+            .contains("kinesis or sqs"));
+    }
 
     fn reading(json: &str) -> Reading {
         serde_json::from_str(json).unwrap()

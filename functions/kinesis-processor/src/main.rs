@@ -1,7 +1,17 @@
-//! `kinesis-processor`: IoT readings from Kinesis to partitioned gzip NDJSON in S3.
+//! `kinesis-processor`: IoT readings from Kinesis (or, with `SOURCE=sqs`, from an SQS queue) to
+//! partitioned gzip NDJSON in S3.
 //! Configuration: see `runnel::pipeline::StreamConfig` (the template sets `OUTPUT_PREFIX=iot`).
+
+use kinesis_processor::{pipeline_from, Source};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    kinesis_processor::pipeline().run().await
+    match Source::from_env() {
+        Ok(Source::Kinesis) => pipeline_from(runnel::source::Kinesis).run().await,
+        Ok(Source::Sqs) => pipeline_from(runnel::source::Sqs).run().await,
+        Err(reason) => {
+            eprintln!("{reason}");
+            Err(reason.into())
+        }
+    }
 }

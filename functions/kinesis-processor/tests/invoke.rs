@@ -103,3 +103,53 @@ fn invalid_configuration_stops_the_binary_naming_every_variable() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn with_source_sqs_the_binary_answers_queue_batches() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "sqs"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    for sample in ["sqs-readings.json", "sqs-fifo-readings.json"] {
+        assert_eq!(
+            api.invoke(sample),
+            serde_json::json!({"batchItemFailures": []}),
+            "{sample}"
+        );
+    }
+    // One object per message that made output: 2 + 3 data, 2 + 1 quarantine.
+    let curated = list_keys(&aws, &bucket, "iot/").await;
+    assert_eq!(curated.len(), 5, "{curated:?}");
+    let mut ids = Vec::new();
+    for k in &curated {
+        for line in ndjson_lines(&get_object(&aws, &bucket, k).await) {
+            ids.push(line["_id"].as_str().unwrap().to_string());
+        }
+    }
+    ids.sort();
+    assert_eq!(ids.len(), 6);
+    assert!(ids.contains(&"readings.fifo:5a1e0000-0000-4000-8000-00000000000a:0".to_string()));
+    assert!(ids.contains(&"readings:5a1e0000-0000-4000-8000-000000000001:1".to_string()));
+    assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 3);
+}
+
+#[test]
+fn an_unknown_source_stops_the_binary_with_the_reason() {
+    let out = std::process::Command::new(BINARY)
+        .env("SOURCE", "kafka")
+        .env("OUTPUT_BUCKET", "b")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9/.rt")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("use kinesis or sqs"), "{text}");
+}

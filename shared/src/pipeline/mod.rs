@@ -210,6 +210,9 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         event: &S::Event,
     ) -> (Result<S::Response, ResponseError>, BatchOutcome) {
         let records = self.source.records(event);
+        if let Err(e) = self.source.check(&records) {
+            return (Err(e), BatchOutcome::default());
+        }
         let mode = self.source.mode(&records, self.configured_mode);
         let outcome = self.processor.process_in(&records, mode).await;
         (self.source.response(event, &outcome), outcome)
@@ -225,6 +228,10 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         let records = self.source.records(&event);
         let cold_start =
             telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
+        if let Err(e) = self.source.check(&records) {
+            tracing::error!(error = %e, "batch refused");
+            return Err(e.into());
+        }
         let lag = self.source.lag_ms(&records, Utc::now());
         let mode = self.source.mode(&records, self.configured_mode);
         let outcome = self.processor.process_in(&records, mode).await;

@@ -14,12 +14,14 @@
 //! happened to each record for them.
 
 pub mod kinesis;
+pub mod sqs;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use kinesis::Kinesis;
+pub use sqs::Sqs;
 
 /// How failures inside a batch are reported; the batch processor documents the exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,6 +157,21 @@ pub trait BatchSource: Send + Sync + 'static {
 
     /// The event's records, in delivery order.
     fn records<'e>(&self, event: &'e Self::Event) -> Vec<SourceRecord<'e>>;
+
+    /// Refuses, before anything is written, a batch that could not be answered: a record
+    /// without an item identifier could never be reported (Lambda fails the whole batch on an
+    /// empty one) and would share its output keys with any other such record. The invocation
+    /// then fails and the source retries the batch (and finally sets it aside: on-failure
+    /// destination, dead-letter queue).
+    fn check(&self, records: &[SourceRecord<'_>]) -> Result<(), ResponseError> {
+        match records.iter().position(|r| r.item_identifier.is_empty()) {
+            Some(i) => Err(ResponseError(format!(
+                "record {i} of the {} batch has no identifier (position)",
+                self.name()
+            ))),
+            None => Ok(()),
+        }
+    }
 
     /// The response for a processed batch.
     fn response(
