@@ -26,9 +26,10 @@ test: tools lint infra-check
 	$(MAKE) local-tools
 	scripts/e2e
 
-## deploy-test: deploy the built template to a fresh emulator and check what it created.
+## deploy-test: deploy the built template (with a FIFO readings queue) to a fresh emulator and check
+## what it created.
 deploy-test: tools
-	scripts/with-emulator bash -c 'scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
+	scripts/with-emulator bash -c 'RUNNEL_PARAMETERS=ReadingsQueueType=fifo scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
 
 ## local-tools: the built functions under `sam local invoke` / `start-lambda` (in a Docker engine
 ## from scripts/with-docker), `cargo lambda watch` / `invoke` and `cargo lambda deploy`, against

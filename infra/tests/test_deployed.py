@@ -9,10 +9,14 @@ template the emulator's CloudFormation holds.
 """
 import json
 import os
+import sys
 import time
 import unittest
 
 import boto3
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from support import ndjson_objects  # noqa: E402
 
 STACK = os.environ.get("RUNNEL_STACK", "runnel-emu")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,6 +54,43 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(m["MaximumBatchingWindowInSeconds"], 5)
         self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
 
+    def test_readings_queue_is_fifo_with_a_dead_letter_queue(self):
+        # make deploy-test deploys with ReadingsQueueType=fifo.
+        maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["QueueProcessorFunctionName"])["EventSourceMappings"]
+        self.assertEqual(len(maps), 1)
+        m = maps[0]
+        self.assertTrue(m["EventSourceArn"].endswith(":runnel-emu-readings.fifo"))
+        self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertEqual(m["BatchSize"], 10)
+        attrs = client("sqs").get_queue_attributes(QueueUrl=self.outputs["ReadingsQueueUrl"], AttributeNames=["All"])["Attributes"]
+        self.assertEqual(attrs["FifoQueue"], "true")
+        self.assertEqual(attrs["VisibilityTimeout"], "360")
+        redrive = json.loads(attrs["RedrivePolicy"])
+        self.assertTrue(redrive["deadLetterTargetArn"].endswith(":runnel-emu-readings-dlq.fifo"))
+        self.assertEqual(int(redrive["maxReceiveCount"]), 5)
+
+    def test_queue_readings_land_once_each_and_poison_is_quarantined(self):
+        sqs, s3 = client("sqs"), client("s3")
+        url = self.outputs["ReadingsQueueUrl"]
+        run = str(time.time_ns())
+        sent = []
+        for minute in range(3):
+            for device in ["sensor-0001", "sensor-0002"]:
+                body = json.dumps({"device_id": device, "ts": f"2026-11-23T09:{minute:02d}:00Z", "temperature": 20 + minute, "note": run})
+                sent.append(sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=device)["MessageId"])
+        poison = sqs.send_message(QueueUrl=url, MessageBody='{"device_id": "sensor-0001", "ts":', MessageGroupId="sensor-0001")["MessageId"]
+        curated, quarantine = self.outputs["CuratedBucketName"], self.outputs["QuarantineBucketName"]
+
+        def ids(bucket, prefix, messages):
+            return sorted(d["_id"] for d in ndjson_objects(s3, bucket, prefix) if d["_id"].split(":")[1] in messages)
+
+        want = sorted(f"runnel-emu-readings.fifo:{m}:0" for m in sent)
+        deadline = time.time() + 60
+        while time.time() < deadline and (ids(curated, "iot/dt=2026-11-23/", sent) != want or not ids(quarantine, "quarantine/iot/", [poison])):
+            time.sleep(1)
+        self.assertEqual(ids(curated, "iot/dt=2026-11-23/", sent), want)
+        self.assertEqual(ids(quarantine, "quarantine/iot/", [poison]), [f"runnel-emu-readings.fifo:{poison}:0"])
+
     def test_failure_queues_feed_the_alert_function(self):
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
         sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
@@ -79,7 +120,7 @@ class DeployedStack(unittest.TestCase):
         for name in ["RawBucket", "CuratedBucket", "QuarantineBucket", "AnalyticsBucket"]:
             sse = r[name]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
             self.assertEqual(sse["SSEAlgorithm"], "aws:kms", name)
-        for name in ["EsmFailureQueue", "FunctionFailureQueue", "RuleDeadLetterQueue", "AlertDeadLetterQueue"]:
+        for name in ["EsmFailureQueue", "FunctionFailureQueue", "RuleDeadLetterQueue", "AlertDeadLetterQueue", "ReadingsQueue", "ReadingsDeadLetterQueue"]:
             self.assertIn("KmsMasterKeyId", r[name]["Properties"], name)
         self.assertTrue(r["DataKey"]["Properties"]["EnableKeyRotation"])
 
@@ -100,7 +141,8 @@ class DeployedStack(unittest.TestCase):
 
     def test_functions_are_configured_from_the_template(self):
         lam = client("lambda")
-        expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "S3IngestFunctionName": (512, 900, "OUTPUT_BUCKET"),
+        expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "QueueProcessorFunctionName": (256, 60, "SOURCE"),
+                  "S3IngestFunctionName": (512, 900, "OUTPUT_BUCKET"),
                   "FailureAlertFunctionName": (128, 30, "ALERT_TOPIC_ARN")}
         for key, (memory, timeout, var) in expect.items():
             f = lam.get_function_configuration(FunctionName=self.outputs[key])
@@ -136,7 +178,8 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual(table["Parameters"]["projection.enabled"], "true")
                 self.assertIn("${dt}", table["Parameters"]["storage.location.template"])
         alarms = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
-        for name in ["iterator-age", "kinesis-processor-errors", "s3-ingest-errors", "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
+        for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "s3-ingest-errors",
+                     "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
             self.assertIn(f"{STACK}-{name}", alarms)
 
     def test_deployed_alert_function_runs_and_publishes(self):
