@@ -1,11 +1,13 @@
 //! Every sample event in `events/` parses as the event its handler takes, survives a
 //! serialise/parse round trip, and produces the outcome its name promises.
 
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use runnel::apps::alert::Incoming;
 use runnel::pipeline::StreamConfig;
 use runnel::sink::MemoryStore;
+use runnel::source::dynamodb::DynamoDbBatch;
 use runnel::source::kinesis::KinesisBatch;
 use runnel_tests::{event_file, ndjson_lines, workspace_root};
 
@@ -29,6 +31,15 @@ fn every_event_file_round_trips() {
             let again: SqsEvent =
                 serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
             assert_eq!(event, again, "{name}");
+            seen += 1;
+        } else if name.starts_with("dynamodb-") {
+            let event: DynamoDbEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again: DynamoDbEvent =
+                serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+            assert_eq!(event, again, "{name}");
+            let batch: DynamoDbBatch = serde_json::from_str(&text).unwrap();
+            assert_eq!(batch.records.len(), event.records.len(), "{name}");
             seen += 1;
         } else if name.starts_with("alert-") {
             // Alert events are any JSON; each must be recognised as the kind its name says.
@@ -76,7 +87,7 @@ fn every_event_file_round_trips() {
             panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 20, "expected every sample, saw {seen}");
+    assert!(seen >= 21, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {
@@ -225,4 +236,26 @@ async fn sqs_message_without_an_id_fails_the_batch_before_anything_is_written() 
     assert!(response.unwrap_err().0.contains("no identifier"));
     assert_eq!(out.stats.records_in, 0);
     assert_eq!(store.put_count(), 0);
+}
+
+/// The table's change records: INSERT and MODIFY land as readings, REMOVE makes nothing, a bad
+/// new image is quarantined, nothing is reported.
+#[tokio::test]
+async fn dynamodb_sample_lands_new_images() {
+    let store = MemoryStore::new();
+    let runner = kinesis_processor::table_pipeline()
+        .store(store.clone())
+        .config(StreamConfig::new("kinesis-processor", "curated"))
+        .build()
+        .unwrap();
+    let event: DynamoDbBatch = serde_json::from_str(&event_file("dynamodb-readings.json")).unwrap();
+    let (response, out) = runner.handle(&event).await;
+    assert!(response.unwrap().batch_item_failures.is_empty());
+    assert_eq!(
+        (out.stats.documents_written, out.stats.documents_quarantined),
+        (2, 1)
+    );
+    use runnel::source::RecordStatus::*;
+    assert_eq!(out.records, [Written, Written, Filtered, Quarantined]);
+    assert_eq!(store.put_count(), 2, "one data run, one quarantine object");
 }

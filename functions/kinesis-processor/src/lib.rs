@@ -168,8 +168,19 @@ pub fn pipeline_from<S: runnel::source::BatchSource>(
         .transform(IotTransform)
 }
 
+/// The pipeline behind a DynamoDB stream of a readings table: each inserted or modified item's
+/// new image is a reading; removals make no output.
+pub fn table_pipeline() -> runnel::pipeline::StreamPipeline<
+    runnel::source::DynamoDb,
+    runnel::source::dynamodb::NewImages<IotTransform>,
+> {
+    runnel::pipeline::Pipeline::new("kinesis-processor")
+        .source(runnel::source::DynamoDb)
+        .transform(runnel::source::dynamodb::NewImages(IotTransform))
+}
+
 /// The batch source the function is wired to (`SOURCE`, default `kinesis`): one binary serves
-/// the stream and the queue mappings of the template.
+/// the stream, queue and table mappings of the template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
     /// A Kinesis stream mapping.
@@ -177,6 +188,8 @@ pub enum Source {
     Kinesis,
     /// An SQS queue mapping, standard or FIFO.
     Sqs,
+    /// A DynamoDB stream mapping of a table of readings.
+    DynamoDb,
 }
 
 impl Source {
@@ -195,8 +208,9 @@ impl std::str::FromStr for Source {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "kinesis" => Ok(Source::Kinesis),
             "sqs" => Ok(Source::Sqs),
+            "dynamodb" => Ok(Source::DynamoDb),
             other => Err(format!(
-                "SOURCE={other:?} is not a source this function reads; use kinesis or sqs"
+                "SOURCE={other:?} is not a source this function reads; use kinesis, sqs or dynamodb"
             )),
         }
     }
@@ -210,10 +224,11 @@ mod tests {
     fn the_source_is_named_by_the_environment() {
         assert_eq!("".parse::<Source>(), Ok(Source::Kinesis));
         assert_eq!(" SQS ".parse::<Source>(), Ok(Source::Sqs));
+        assert_eq!("dynamodb".parse::<Source>(), Ok(Source::DynamoDb));
         assert!("kafka"
             .parse::<Source>()
             .unwrap_err()
-            .contains("kinesis or sqs"));
+            .contains("kinesis, sqs or dynamodb"));
     }
 
     fn reading(json: &str) -> Reading {

@@ -1,14 +1,15 @@
-//! `kinesis-processor`: IoT readings from Kinesis (or, with `SOURCE=sqs`, from an SQS queue) to
-//! partitioned gzip NDJSON in S3.
+//! `kinesis-processor`: IoT readings from Kinesis (or, with `SOURCE=sqs`, an SQS queue; with
+//! `SOURCE=dynamodb`, a table's DynamoDB stream) to partitioned gzip NDJSON in S3.
 //! Configuration: see `runnel::pipeline::StreamConfig` (the template sets `OUTPUT_PREFIX=iot`).
 
-use kinesis_processor::{pipeline_from, Source};
+use kinesis_processor::{pipeline_from, table_pipeline, Source};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     match Source::from_env() {
         Ok(Source::Kinesis) => pipeline_from(runnel::source::Kinesis).run().await,
         Ok(Source::Sqs) => pipeline_from(runnel::source::Sqs).run().await,
+        Ok(Source::DynamoDb) => table_pipeline().run().await,
         Err(reason) => {
             eprintln!("{reason}");
             Err(reason.into())

@@ -141,6 +141,40 @@ async fn with_source_sqs_the_binary_answers_queue_batches() {
     assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 3);
 }
 
+#[tokio::test]
+async fn with_source_dynamodb_the_binary_lands_new_images() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "dynamodb"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    assert_eq!(
+        api.invoke("dynamodb-readings.json"),
+        serde_json::json!({"batchItemFailures": []})
+    );
+    // INSERT and MODIFY land (one run, one object), REMOVE makes nothing, 999 °C is quarantined.
+    let curated = list_keys(&aws, &bucket, "iot/").await;
+    assert_eq!(curated.len(), 1, "{curated:?}");
+    let lines = ndjson_lines(&get_object(&aws, &bucket, &curated[0]).await);
+    let temps: Vec<f64> = lines
+        .iter()
+        .map(|l| l["temperature_c"].as_f64().unwrap())
+        .collect();
+    assert_eq!(temps, [21.5, 22.5]);
+    assert_eq!(
+        lines[0]["_id"],
+        "readings-2026-11-22T000000.000:4421584500000000017450439001:0"
+    );
+    assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 1);
+}
+
 #[test]
 fn an_unknown_source_stops_the_binary_with_the_reason() {
     let out = std::process::Command::new(BINARY)
@@ -151,5 +185,5 @@ fn an_unknown_source_stops_the_binary_with_the_reason() {
         .unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("use kinesis or sqs"), "{text}");
+    assert!(text.contains("use kinesis, sqs or dynamodb"), "{text}");
 }

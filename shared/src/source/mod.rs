@@ -13,6 +13,7 @@
 //! for sources that answer every record (Firehose) — [`BatchOutcome::records`] carries what
 //! happened to each record for them.
 
+pub mod dynamodb;
 pub mod kinesis;
 pub mod sqs;
 
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use dynamodb::DynamoDb;
 pub use kinesis::Kinesis;
 pub use sqs::Sqs;
 

@@ -1,0 +1,358 @@
+//! DynamoDB Streams as a batch source: change records in, `batchItemFailures` (sequence numbers)
+//! out.
+//!
+//! Lambda reads a table's stream like a Kinesis shard: it checkpoints before the lowest reported
+//! `SequenceNumber` and re-delivers from there, so the source is ordered ([`Mode::Ordered`]) and
+//! runs may span records. Keys and ids use the stream (table and stream label, from
+//! `eventSourceARN`) and the sequence number.
+//!
+//! Each record becomes one JSON document for the transform, with the attribute values converted
+//! to plain JSON ([`to_json`]):
+//!
+//! ```json
+//! {"eventName": "MODIFY", "keys": {"device_id": "sensor-0042"},
+//!  "newImage": {"device_id": "sensor-0042", "temperature": 21.5},
+//!  "oldImage": {"device_id": "sensor-0042", "temperature": 20.0}}
+//! ```
+//!
+//! A transform reads it as [`Change<T>`] (both images typed), or wraps a transform of the item
+//! type in [`NewImages`] to process each inserted or modified item's new image and skip removals.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::AttributeValue;
+use serde_json::Value;
+
+use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
+use crate::records::{FieldError, Validate};
+use crate::transform::{Outputs, RecordContext, Transform, TransformError};
+
+/// The DynamoDB Streams source. `Pipeline::new(..).source(DynamoDb)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DynamoDb;
+
+impl BatchSource for DynamoDb {
+    type Event = DynamoDbBatch;
+    type Response = DynamoDbEventResponse;
+
+    fn name(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    fn default_mode(&self) -> Mode {
+        Mode::Ordered
+    }
+
+    fn records<'e>(&self, event: &'e DynamoDbBatch) -> Vec<SourceRecord<'e>> {
+        event
+            .records
+            .iter()
+            .map(|r| SourceRecord {
+                item_identifier: &r.sequence_number,
+                stream: &r.stream,
+                position: &r.sequence_number,
+                partition_key: None,
+                arrival: r.arrival,
+                data: &r.document,
+            })
+            .collect()
+    }
+
+    fn response(
+        &self,
+        _event: &DynamoDbBatch,
+        outcome: &BatchOutcome,
+    ) -> Result<DynamoDbEventResponse, ResponseError> {
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = outcome
+            .failures
+            .iter()
+            .map(|id| {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(id.clone());
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+}
+
+/// A DynamoDB Streams event as the handler reads it: Lambda's event, parsed with the
+/// `aws_lambda_events` model, each record turned into its JSON document once.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(from = "Event")]
+pub struct DynamoDbBatch {
+    /// The batch's records, in stream order.
+    pub records: Vec<ChangeRecord>,
+}
+
+/// One change record of a [`DynamoDbBatch`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeRecord {
+    /// `SequenceNumber`: the item identifier and position.
+    pub sequence_number: String,
+    /// The table and stream label (`Orders-2026-11-22T000000.000`), from `eventSourceARN`.
+    pub stream: String,
+    /// `ApproximateCreationDateTime`, when present.
+    pub arrival: Option<DateTime<Utc>>,
+    /// The JSON document the transform reads (see the module docs).
+    pub document: Vec<u8>,
+}
+
+impl From<Event> for DynamoDbBatch {
+    fn from(event: Event) -> Self {
+        DynamoDbBatch {
+            records: event.records.into_iter().map(ChangeRecord::from).collect(),
+        }
+    }
+}
+
+impl From<EventRecord> for ChangeRecord {
+    fn from(r: EventRecord) -> Self {
+        let change = r.change;
+        let image = |item: serde_dynamo::Item| {
+            let map = item.into_inner();
+            (!map.is_empty()).then(|| map_to_json(map))
+        };
+        let document = Document {
+            event_name: &r.event_name,
+            keys: map_to_json(change.keys.into_inner()),
+            new_image: image(change.new_image),
+            old_image: image(change.old_image),
+        };
+        ChangeRecord {
+            sequence_number: change.sequence_number.unwrap_or_default(),
+            stream: stream_id(r.event_source_arn.as_deref(), r.table_name.as_deref()),
+            // The model reads a missing time as the epoch.
+            arrival: (change.approximate_creation_date_time.timestamp() != 0)
+                .then_some(change.approximate_creation_date_time),
+            document: serde_json::to_vec(&document).expect("JSON values serialise"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    event_name: &'a str,
+    keys: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_image: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_image: Option<Value>,
+}
+
+/// `<table>-<stream label>` from `arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>`,
+/// without the label's colons (ids are `stream:position:index`).
+pub fn stream_id(arn: Option<&str>, table: Option<&str>) -> String {
+    let parsed = arn
+        .and_then(|a| a.split_once(":table/"))
+        .and_then(|(_, rest)| rest.split_once("/stream/"));
+    match (parsed, table) {
+        (Some((table, label)), _) => format!("{table}-{}", label.replace(':', "")),
+        (None, Some(table)) if !table.is_empty() => table.to_string(),
+        _ => "dynamodb".to_string(),
+    }
+}
+
+/// Converts an attribute value to plain JSON: `S` → string, `N` → number (kept as a string when
+/// it has more than 15 significant digits, which a JSON reader's f64 would round), `BOOL`,
+/// `NULL`, `M` → object, `L` → array, `B` → base64 string, `SS` / `NS` / `BS` → arrays.
+pub fn to_json(value: AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s),
+        AttributeValue::N(n) => number(&n),
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::B(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        AttributeValue::M(m) => map_to_json(m),
+        AttributeValue::L(l) => Value::Array(l.into_iter().map(to_json).collect()),
+        AttributeValue::Ss(s) => Value::Array(s.into_iter().map(Value::String).collect()),
+        AttributeValue::Ns(n) => Value::Array(n.iter().map(|n| number(n)).collect()),
+        AttributeValue::Bs(b) => Value::Array(
+            b.into_iter()
+                .map(|b| Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
+                .collect(),
+        ),
+    }
+}
+
+fn map_to_json(map: HashMap<String, AttributeValue>) -> Value {
+    Value::Object(map.into_iter().map(|(k, v)| (k, to_json(v))).collect())
+}
+
+fn number(text: &str) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return i.into();
+    }
+    if let Ok(u) = text.parse::<u64>() {
+        return u.into();
+    }
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    match text.parse::<f64>() {
+        Ok(f) if significant <= 15 => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(text.to_string())),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+/// What happened to the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeKind {
+    /// A new item.
+    Insert,
+    /// An item changed.
+    Modify,
+    /// An item removed (also by TTL).
+    Remove,
+}
+
+/// A change record as a transform reads it, with the item type `T` for both images. An image
+/// the stream does not carry (`StreamViewType`) is `None`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change<T> {
+    /// INSERT, MODIFY or REMOVE.
+    pub event_name: ChangeKind,
+    /// The item's key attributes.
+    pub keys: serde_json::Map<String, Value>,
+    /// The item after the change.
+    pub new_image: Option<T>,
+    /// The item before the change.
+    pub old_image: Option<T>,
+}
+
+impl<T: Validate> Validate for Change<T> {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        match &self.new_image {
+            Some(image) => image.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs a transform of the item type on each inserted or modified item's new image; removals
+/// make no output. A new image the stream does not carry (`KEYS_ONLY`, `OLD_IMAGE`) is bad data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewImages<T>(pub T);
+
+impl<T: Transform> Transform for NewImages<T> {
+    type Input = Change<T::Input>;
+    type Output = T::Output;
+
+    fn validate(&self, input: &Self::Input) -> Result<(), Vec<FieldError>> {
+        match (&input.event_name, &input.new_image) {
+            (ChangeKind::Remove, _) => Ok(()),
+            (_, Some(image)) => self.0.validate(image),
+            (_, None) => Err(vec![FieldError::new(
+                "newImage",
+                "missing: the stream's view type must include new images",
+            )]),
+        }
+    }
+
+    fn apply(
+        &self,
+        input: Self::Input,
+        ctx: &RecordContext<'_>,
+        out: &mut Outputs<Self::Output>,
+    ) -> Result<(), TransformError> {
+        match (input.event_name, input.new_image) {
+            (ChangeKind::Remove, _) => Ok(()),
+            (_, Some(image)) => self.0.apply(image, ctx, out),
+            (_, None) => Err(TransformError::Reject("no new image".into())),
+        }
+    }
+
+    fn event_time(&self, output: &Self::Output) -> Option<DateTime<Utc>> {
+        self.0.event_time(output)
+    }
+
+    fn document_id(&self, output: &Self::Output) -> Option<String> {
+        self.0.document_id(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn batch() -> DynamoDbBatch {
+        serde_json::from_str(include_str!("../../../events/dynamodb-readings.json")).unwrap()
+    }
+
+    #[test]
+    fn records_carry_the_sequence_number_the_stream_and_both_images() {
+        let b = batch();
+        let records = DynamoDb.records(&b);
+        assert_eq!(records.len(), 4);
+        let modify = &records[1];
+        assert_eq!(modify.stream, "readings-2026-11-22T000000.000");
+        assert_eq!(modify.item_identifier, modify.position);
+        assert!(!modify.position.is_empty());
+        assert!(modify.arrival.is_some());
+        let doc: Value = serde_json::from_slice(modify.data).unwrap();
+        assert_eq!(doc["eventName"], "MODIFY");
+        assert_eq!(doc["keys"]["device_id"], "sensor-0042");
+        assert_eq!(doc["newImage"]["temperature"], 22.5);
+        assert_eq!(doc["oldImage"]["temperature"], 21.5);
+        let remove: Value = serde_json::from_slice(records[2].data).unwrap();
+        assert!(remove.get("newImage").is_none());
+    }
+
+    #[test]
+    fn attribute_values_become_plain_json() {
+        let item: serde_dynamo::Item = serde_json::from_value(json!({
+            "s": {"S": "x"}, "i": {"N": "-42"}, "f": {"N": "21.25"},
+            "big": {"N": "12345678901234567890.5"}, "b": {"B": "AAE="},
+            "ok": {"BOOL": true}, "nothing": {"NULL": true},
+            "m": {"M": {"a": {"L": [{"N": "1"}, {"S": "two"}]}}},
+            "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]}, "bs": {"BS": ["AQ=="]}
+        }))
+        .unwrap();
+        assert_eq!(
+            map_to_json(item.into_inner()),
+            json!({
+                "s": "x", "i": -42, "f": 21.25, "big": "12345678901234567890.5", "b": "AAE=",
+                "ok": true, "nothing": null, "m": {"a": [1, "two"]},
+                "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["AQ=="]
+            })
+        );
+    }
+
+    #[test]
+    fn stream_ids_come_from_the_arn() {
+        assert_eq!(
+            stream_id(
+                Some("arn:aws:dynamodb:us-east-1:1:table/Orders/stream/2026-11-22T00:00:00.000"),
+                None
+            ),
+            "Orders-2026-11-22T000000.000"
+        );
+        assert_eq!(stream_id(None, Some("Orders")), "Orders");
+        assert_eq!(stream_id(None, None), "dynamodb");
+    }
+
+    #[test]
+    fn the_response_names_the_failed_sequence_numbers() {
+        let outcome = BatchOutcome {
+            failures: vec!["300".into()],
+            ..BatchOutcome::default()
+        };
+        let json = serde_json::to_value(DynamoDb.response(&batch(), &outcome).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"batchItemFailures": [{"itemIdentifier": "300"}]})
+        );
+    }
+}
