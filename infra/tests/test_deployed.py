@@ -7,6 +7,7 @@ Settings the emulator applies are checked on the live resources; settings it acc
 model (KMS on the stream, topic, buckets and function environment) are checked in the processed
 template the emulator's CloudFormation holds.
 """
+import base64
 import json
 import os
 import sys
@@ -91,6 +92,50 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(ids(curated, "iot/dt=2026-11-23/", sent), want)
         self.assertEqual(ids(quarantine, "quarantine/iot/", [poison]), [f"runnel-emu-readings.fifo:{poison}:0"])
 
+    def test_table_stream_mapping_cannot_be_blocked_by_bad_data(self):
+        # make deploy-test deploys with ReadingsTableStream=true.
+        maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["TableProcessorFunctionName"])["EventSourceMappings"]
+        self.assertEqual(len(maps), 1)
+        m = maps[0]
+        self.assertIn(":table/runnel-emu-readings/stream/", m["EventSourceArn"])
+        self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertTrue(m["BisectBatchOnFunctionError"])
+        self.assertEqual((m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"]), (10, 21600))
+        self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
+        table = client("dynamodb").describe_table(TableName=self.outputs["ReadingsTableName"])["Table"]
+        self.assertEqual(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES")
+
+    def test_table_writes_land_as_readings(self):
+        ddb, s3 = client("dynamodb"), client("s3")
+        table = self.outputs["ReadingsTableName"]
+        device = f"table-{time.time_ns()}"
+
+        def put(minute, temperature):
+            ddb.put_item(TableName=table, Item={"device_id": {"S": device}, "ts": {"S": f"2026-11-24T10:{minute:02d}:00Z"},
+                                                "temperature": {"N": str(temperature)}, "unit": {"S": "C"}})
+
+        put(0, 20.5)
+        put(1, 21)
+        put(1, 21.5)  # MODIFY: the new image lands too
+        ddb.delete_item(TableName=table, Key={"device_id": {"S": device}, "ts": {"S": "2026-11-24T10:00:00Z"}})
+        put(2, 999)  # out of range: quarantined
+        curated, quarantine = self.outputs["CuratedBucketName"], self.outputs["QuarantineBucketName"]
+
+        def landed():
+            return sorted(d["temperature_c"] for d in ndjson_objects(s3, curated, "iot/dt=2026-11-24/") if d["device_id"] == device)
+
+        def quarantined():
+            return [q for q in ndjson_objects(s3, quarantine, "quarantine/iot/") if device.encode() in base64.b64decode(q["data_base64"])]
+
+        deadline = time.time() + 60
+        while time.time() < deadline and (len(landed()) < 3 or not quarantined()):
+            time.sleep(1)
+        self.assertEqual(landed(), [20.5, 21.0, 21.5])
+        q = quarantined()
+        self.assertEqual(len(q), 1)
+        self.assertEqual(q[0]["kind"], "validation")
+        self.assertTrue(q[0]["stream"].startswith("runnel-emu-readings-"), q[0]["stream"])
+
     def test_failure_queues_feed_the_alert_function(self):
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
         sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
@@ -142,6 +187,7 @@ class DeployedStack(unittest.TestCase):
     def test_functions_are_configured_from_the_template(self):
         lam = client("lambda")
         expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "QueueProcessorFunctionName": (256, 60, "SOURCE"),
+                  "TableProcessorFunctionName": (256, 60, "SOURCE"),
                   "S3IngestFunctionName": (512, 900, "OUTPUT_BUCKET"),
                   "FailureAlertFunctionName": (128, 30, "ALERT_TOPIC_ARN")}
         for key, (memory, timeout, var) in expect.items():
@@ -178,7 +224,7 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual(table["Parameters"]["projection.enabled"], "true")
                 self.assertIn("${dt}", table["Parameters"]["storage.location.template"])
         alarms = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
-        for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "s3-ingest-errors",
+        for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "table-processor-errors", "s3-ingest-errors",
                      "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
             self.assertIn(f"{STACK}-{name}", alarms)
 
