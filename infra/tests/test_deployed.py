@@ -136,6 +136,31 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(q[0]["kind"], "validation")
         self.assertTrue(q[0]["stream"].startswith("runnel-emu-readings-"), q[0]["stream"])
 
+    def test_firehose_readings_are_transformed_partitioned_and_quarantined(self):
+        # make deploy-test deploys with ReadingsFirehose=true.
+        firehose, s3 = client("firehose"), client("s3")
+        stream = self.outputs["ReadingsDeliveryStreamName"]
+        device = f"firehose-{time.time_ns()}"
+        good = [json.dumps({"device_id": device, "ts": f"2026-11-25T{hour:02d}:30:00Z", "temperature": 36 + hour, "unit": "F"}) for hour in (5, 6)]
+        bad = json.dumps({"device_id": device, "ts": "2026-11-25T05:31:00Z", "temperature": 999})
+        firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": (r + "\n").encode()} for r in good + [bad]])
+        curated, quarantine = self.outputs["CuratedBucketName"], self.outputs["QuarantineBucketName"]
+
+        def landed():
+            return {(d["event_time"][11:13], d["temperature_c"]) for d in ndjson_objects(s3, curated, "iot/dt=2026-11-25/") if d["device_id"] == device}
+
+        def quarantined():
+            return [q for q in ndjson_objects(s3, quarantine, "quarantine/iot/") if device.encode() in base64.b64decode(q["data_base64"])]
+
+        deadline = time.time() + 120
+        while time.time() < deadline and (len(landed()) < 2 or not quarantined()):
+            time.sleep(2)
+        # 41 °F and 42 °F, each under its own hour's partition.
+        self.assertEqual(landed(), {("05", 5.0), ("06", 5.56)})
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=curated, Prefix="iot/dt=2026-11-25/").get("Contents", [])]
+        self.assertTrue(any(k.startswith("iot/dt=2026-11-25/hour=05/") for k in keys), keys)
+        self.assertEqual(len(quarantined()), 1)
+
     def test_failure_queues_feed_the_alert_function(self):
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
         sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
@@ -187,7 +212,7 @@ class DeployedStack(unittest.TestCase):
     def test_functions_are_configured_from_the_template(self):
         lam = client("lambda")
         expect = {"KinesisProcessorFunctionName": (256, 60, "OUTPUT_BUCKET"), "QueueProcessorFunctionName": (256, 60, "SOURCE"),
-                  "TableProcessorFunctionName": (256, 60, "SOURCE"),
+                  "TableProcessorFunctionName": (256, 60, "SOURCE"), "FirehoseProcessorFunctionName": (256, 60, "SOURCE"),
                   "S3IngestFunctionName": (512, 900, "OUTPUT_BUCKET"),
                   "FailureAlertFunctionName": (128, 30, "ALERT_TOPIC_ARN")}
         for key, (memory, timeout, var) in expect.items():
@@ -224,7 +249,7 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual(table["Parameters"]["projection.enabled"], "true")
                 self.assertIn("${dt}", table["Parameters"]["storage.location.template"])
         alarms = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
-        for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "table-processor-errors", "s3-ingest-errors",
+        for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "table-processor-errors", "firehose-processor-errors", "s3-ingest-errors",
                      "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
             self.assertIn(f"{STACK}-{name}", alarms)
 

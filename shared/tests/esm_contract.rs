@@ -1,7 +1,7 @@
 //! Property test: the processor under randomized event source mapping re-delivery.
 //!
-//! Random shards (clean, poison, gzip, NDJSON and mixed records over several hours, with documents
-//! the transform filters out or fans out into two outputs) are driven
+//! Random shards (clean, poison, gzip, NDJSON, KPL-aggregated and mixed records over several
+//! hours, with documents the transform filters out or fans out into two outputs) are driven
 //! through `runnel::testing::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
 //! function error — with transient transform failures, injected S3 faults and crashes (an
 //! invocation that dies after some puts). With the mapping retrying until success, the union of
@@ -36,8 +36,15 @@ enum Doc {
 
 #[derive(Debug, Clone)]
 enum Rec {
-    Docs { docs: Vec<Doc>, gzip: bool },
+    Docs {
+        docs: Vec<Doc>,
+        gzip: bool,
+    },
     Undecodable,
+    /// A KPL-aggregated record of user records, each with its documents.
+    Aggregated {
+        subs: Vec<Vec<Doc>>,
+    },
 }
 
 fn rec_strategy() -> impl Strategy<Value = Rec> {
@@ -48,8 +55,9 @@ fn rec_strategy() -> impl Strategy<Value = Rec> {
         1 => (7u32..10).prop_map(|hour| Doc::FanOut { hour }),
     ];
     prop_oneof![
-        8 => (prop::collection::vec(doc, 1..4), any::<bool>()).prop_map(|(docs, gzip)| Rec::Docs { docs, gzip }),
+        8 => (prop::collection::vec(doc.clone(), 1..4), any::<bool>()).prop_map(|(docs, gzip)| Rec::Docs { docs, gzip }),
         1 => Just(Rec::Undecodable),
+        1 => prop::collection::vec(prop::collection::vec(doc, 1..3), 1..4).prop_map(|subs| Rec::Aggregated { subs }),
     ]
 }
 
@@ -67,38 +75,74 @@ fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>)
                 vec![0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad]
             }
             Rec::Docs { docs, gzip: z } => {
-                let mut text = String::new();
-                for (j, d) in docs.iter().enumerate() {
-                    match d {
-                        Doc::Good { hour } => {
-                            good.insert(format!("{SHARD}:{s}:{j}"));
-                            text.push_str(&reading_json(&format!("dev-{i}-{j}"), *hour, j as i64));
-                        }
-                        Doc::Bad => {
-                            bad.insert(format!("{SHARD}:{s}:{j}"));
-                            text.push_str(r#"{"device":"","hour":1,"value":0}"#);
-                        }
-                        Doc::Filtered => {
-                            text.push_str(&reading_json(&format!("skip-{i}-{j}"), 8, 0));
-                        }
-                        Doc::FanOut { hour } => {
-                            good.insert(format!("{SHARD}:{s}:{j}"));
-                            good.insert(format!("{SHARD}:{s}:{j}:1"));
-                            text.push_str(&reading_json(&format!("fan-{i}-{j}"), *hour, 0));
-                        }
-                    }
-                    text.push('\n');
-                }
+                let text = ndjson(
+                    docs,
+                    &format!("{SHARD}:{s}"),
+                    &format!("{i}"),
+                    &mut good,
+                    &mut bad,
+                );
                 if *z {
                     gzip(text.as_bytes())
                 } else {
                     text.into_bytes()
                 }
             }
+            Rec::Aggregated { subs } => {
+                let texts: Vec<String> = subs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, docs)| {
+                        ndjson(
+                            docs,
+                            &format!("{SHARD}:{s}:{k}"),
+                            &format!("{i}-{k}"),
+                            &mut good,
+                            &mut bad,
+                        )
+                    })
+                    .collect();
+                let parts: Vec<(&str, &[u8])> =
+                    texts.iter().map(|t| ("pk", t.as_bytes())).collect();
+                runnel::records::kpl::aggregate(&parts)
+            }
         };
         shard.push(ShardRecord { seq: s, data });
     }
     (shard, good, bad)
+}
+
+/// The NDJSON of one payload's documents; records the ids (`<prefix>:<index>`) they must produce.
+fn ndjson(
+    docs: &[Doc],
+    prefix: &str,
+    name: &str,
+    good: &mut BTreeSet<String>,
+    bad: &mut BTreeSet<String>,
+) -> String {
+    let mut text = String::new();
+    for (j, d) in docs.iter().enumerate() {
+        match d {
+            Doc::Good { hour } => {
+                good.insert(format!("{prefix}:{j}"));
+                text.push_str(&reading_json(&format!("dev-{name}-{j}"), *hour, j as i64));
+            }
+            Doc::Bad => {
+                bad.insert(format!("{prefix}:{j}"));
+                text.push_str(r#"{"device":"","hour":1,"value":0}"#);
+            }
+            Doc::Filtered => {
+                text.push_str(&reading_json(&format!("skip-{name}-{j}"), 8, 0));
+            }
+            Doc::FanOut { hour } => {
+                good.insert(format!("{prefix}:{j}"));
+                good.insert(format!("{prefix}:{j}:1"));
+                text.push_str(&reading_json(&format!("fan-{name}-{j}"), *hour, 0));
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The fault schedule of a run: a put fails when the seeded schedule says so, and after a crash

@@ -2,6 +2,8 @@
 //! serialise/parse round trip, and produces the outcome its name promises.
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
+use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use runnel::apps::alert::Incoming;
@@ -31,6 +33,23 @@ fn every_event_file_round_trips() {
             let again: SqsEvent =
                 serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
             assert_eq!(event, again, "{name}");
+            seen += 1;
+        } else if name.starts_with("firehose-") {
+            let event: KinesisFirehoseEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again: KinesisFirehoseEvent =
+                serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+            assert_eq!(event.records.len(), again.records.len(), "{name}");
+            seen += 1;
+        } else if name.starts_with("kafka-") {
+            let event: KafkaEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again: KafkaEvent =
+                serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+            assert_eq!(event, again, "{name}");
+            let batch: runnel::source::kafka::KafkaBatch = serde_json::from_str(&text).unwrap();
+            let total: usize = event.records.values().map(Vec::len).sum();
+            assert_eq!(batch.records.len(), total, "{name}");
             seen += 1;
         } else if name.starts_with("dynamodb-") {
             let event: DynamoDbEvent =
@@ -87,7 +106,7 @@ fn every_event_file_round_trips() {
             panic!("events/{name}: no handler claims this sample");
         }
     }
-    assert!(seen >= 21, "expected every sample, saw {seen}");
+    assert!(seen >= 26, "expected every sample, saw {seen}");
 }
 
 async fn run(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {
@@ -258,4 +277,71 @@ async fn dynamodb_sample_lands_new_images() {
     use runnel::source::RecordStatus::*;
     assert_eq!(out.records, [Written, Written, Filtered, Quarantined]);
     assert_eq!(store.put_count(), 2, "one data run, one quarantine object");
+}
+
+/// A CloudWatch Logs subscription on the stream: each log event is one document (here not a
+/// reading, so quarantined one by one with its own JSON), the control message is dropped.
+#[tokio::test]
+async fn cloudwatch_logs_sample() {
+    let (out, store) = run("kinesis-cloudwatch-logs.json").await;
+    assert!(out.failures.is_empty());
+    use runnel::source::RecordStatus::*;
+    assert_eq!(out.records, [Quarantined, Filtered]);
+    assert_eq!(out.stats.documents_quarantined, 3);
+    let raws: Vec<serde_json::Value> = store
+        .objects()
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("quarantine/"))
+        .flat_map(|(_, b)| ndjson_lines(b))
+        .map(|q| {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(q["data_base64"].as_str().unwrap())
+                .unwrap();
+            serde_json::from_slice(&raw).unwrap()
+        })
+        .collect();
+    assert_eq!(raws.len(), 3);
+    assert_eq!(raws[1]["logGroup"], "/iot/gateway");
+    assert!(raws[1]["message"].as_str().unwrap().contains("sensor-0041"));
+}
+
+/// A KPL-aggregated record: its user records land with ids `shard:sequence:user record:index`,
+/// the bad one is quarantined alone; the plain record beside it is unaffected.
+#[tokio::test]
+async fn kpl_aggregated_sample() {
+    let (out, store) = run("kinesis-kpl-aggregated.json").await;
+    assert!(out.failures.is_empty());
+    assert_eq!(
+        (out.stats.documents_written, out.stats.documents_quarantined),
+        (4, 1)
+    );
+    let objects = store.objects();
+    let mut ids: Vec<String> = objects
+        .iter()
+        .filter(|((_, k), _)| !k.starts_with("quarantine/"))
+        .flat_map(|(_, b)| ndjson_lines(b))
+        .map(|l| l["_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let seq = |i: u32| {
+        format!("shardId-000000000000:4959033827149025660855969253836157109592157598913{i:07}")
+    };
+    assert_eq!(
+        ids,
+        [
+            format!("{}:0:0", seq(1)),
+            format!("{}:1:0", seq(1)),
+            format!("{}:1:1", seq(1)),
+            format!("{}:0", seq(2)),
+        ]
+    );
+    let q: Vec<serde_json::Value> = objects
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("quarantine/"))
+        .flat_map(|(_, b)| ndjson_lines(b))
+        .collect();
+    assert_eq!(q[0]["_id"], format!("{}:2:0", seq(1)));
+    assert_eq!(q[0]["sub_record"], 2);
+    assert_eq!(q[0]["kind"], "validation");
 }

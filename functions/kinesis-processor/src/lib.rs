@@ -180,7 +180,7 @@ pub fn table_pipeline() -> runnel::pipeline::StreamPipeline<
 }
 
 /// The batch source the function is wired to (`SOURCE`, default `kinesis`): one binary serves
-/// the stream, queue and table mappings of the template.
+/// the stream, queue and table mappings and the delivery stream's transformation of the template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
     /// A Kinesis stream mapping.
@@ -190,6 +190,10 @@ pub enum Source {
     Sqs,
     /// A DynamoDB stream mapping of a table of readings.
     DynamoDb,
+    /// The data transformation of a Firehose delivery stream.
+    Firehose,
+    /// A Kafka mapping (Amazon MSK or self-managed).
+    Kafka,
 }
 
 impl Source {
@@ -209,8 +213,10 @@ impl std::str::FromStr for Source {
             "" | "kinesis" => Ok(Source::Kinesis),
             "sqs" => Ok(Source::Sqs),
             "dynamodb" => Ok(Source::DynamoDb),
+            "firehose" => Ok(Source::Firehose),
+            "kafka" => Ok(Source::Kafka),
             other => Err(format!(
-                "SOURCE={other:?} is not a source this function reads; use kinesis, sqs or dynamodb"
+                "SOURCE={other:?} is not a source this function reads; use kinesis, sqs, dynamodb, firehose or kafka"
             )),
         }
     }
@@ -225,10 +231,11 @@ mod tests {
         assert_eq!("".parse::<Source>(), Ok(Source::Kinesis));
         assert_eq!(" SQS ".parse::<Source>(), Ok(Source::Sqs));
         assert_eq!("dynamodb".parse::<Source>(), Ok(Source::DynamoDb));
-        assert!("kafka"
+        assert_eq!("kafka".parse::<Source>(), Ok(Source::Kafka));
+        assert!("kinesis-v2"
             .parse::<Source>()
             .unwrap_err()
-            .contains("kinesis, sqs or dynamodb"));
+            .contains("kinesis, sqs, dynamodb, firehose or kafka"));
     }
 
     fn reading(json: &str) -> Reading {

@@ -175,15 +175,100 @@ async fn with_source_dynamodb_the_binary_lands_new_images() {
     assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 1);
 }
 
+#[tokio::test]
+async fn with_source_firehose_the_binary_answers_every_record() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "firehose"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    let answer = api.invoke("firehose-readings.json");
+    let records = answer["records"].as_array().unwrap();
+    let results: Vec<&str> = records
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["Ok", "Ok", "ProcessingFailed", "ProcessingFailed"]
+    );
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(records[1]["data"].as_str().unwrap())
+        .unwrap();
+    let lines = ndjson_lines(&data);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["device_id"], "sensor-0043");
+    assert_eq!(
+        records[1]["metadata"]["partitionKeys"],
+        serde_json::json!({"dt": "2026-11-22", "hour": "07"})
+    );
+    // Output goes back to Firehose; only quarantine is written here.
+    assert!(list_keys(&aws, &bucket, "kinesis-processor/")
+        .await
+        .is_empty());
+    assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 2);
+}
+
+#[tokio::test]
+async fn with_source_kafka_the_binary_answers_with_partition_and_offset() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "kafka"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    for sample in ["kafka-readings.json", "kafka-self-managed-readings.json"] {
+        assert_eq!(
+            api.invoke(sample),
+            serde_json::json!({"batchItemFailures": []}),
+            "{sample}"
+        );
+    }
+    let mut ids = Vec::new();
+    for k in list_keys(&aws, &bucket, "iot/").await {
+        for line in ndjson_lines(&get_object(&aws, &bucket, &k).await) {
+            ids.push(line["_id"].as_str().unwrap().to_string());
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "iot.readings-3:100:0",
+            "iot.readings-3:101:0",
+            "readings-0:15:0",
+            "readings-0:16:0",
+            "readings-1:7:0"
+        ]
+    );
+    assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 1);
+}
+
 #[test]
 fn an_unknown_source_stops_the_binary_with_the_reason() {
     let out = std::process::Command::new(BINARY)
-        .env("SOURCE", "kafka")
+        .env("SOURCE", "kinesis-v2")
         .env("OUTPUT_BUCKET", "b")
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9/.rt")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("use kinesis, sqs or dynamodb"), "{text}");
+    assert!(
+        text.contains("use kinesis, sqs, dynamodb, firehose or kafka"),
+        "{text}"
+    );
 }

@@ -19,7 +19,7 @@
 use crate::config::{self, ConfigError, Env};
 use crate::records::DecodeLimits;
 use crate::sink::Location;
-use crate::source::{Mode, Redelivery};
+use crate::source::{Delivery, Mode, Redelivery};
 
 use super::processor::ProcessorConfig;
 
@@ -156,6 +156,7 @@ impl StreamConfig {
             concurrency: self.concurrency,
             source_arn: None,
             redelivery: Redelivery::FromCheckpoint,
+            delivery: Delivery::Store,
         }
     }
 }

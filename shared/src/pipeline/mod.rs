@@ -131,6 +131,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let sink = self.parts.into_sink(store, Hourly);
         let mut processor_config = config.processor_config(self.source.default_mode());
         processor_config.redelivery = self.source.redelivery();
+        processor_config.delivery = self.source.delivery();
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
             .dimension("pipeline", config.output.pipeline.clone());

@@ -58,9 +58,11 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::records::{decompress, documents, for_each_document, BadData, DecodeLimits};
+use crate::records::{document_bytes, for_each_document, BadData, DecodeLimits, Place};
 use crate::sink::{daily_partition, Encoder, Location, Ndjson, PutObject, Sink};
-use crate::source::{BatchOutcome, Mode, RecordStatus, Redelivery, SourceRecord};
+use crate::source::{
+    BatchOutcome, Delivery, Mode, RecordStatus, Redelivery, ReturnedOutput, SourceRecord,
+};
 use crate::transform::{RecordContext, Transform};
 
 use super::apply::{self, Scratch};
@@ -82,6 +84,8 @@ pub struct ProcessorConfig {
     pub source_arn: Option<String>,
     /// What the source re-delivers: whether a run may span records.
     pub redelivery: Redelivery,
+    /// Whether curated output is written or handed back in the response.
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +162,10 @@ impl<T: Transform> Processor<T> {
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let prepared = self.prepare(records, &mut outcome);
-        let failed = self.write(records, &prepared, mode, &mut outcome).await;
+        let failed = match self.config.delivery {
+            Delivery::Store => self.write(records, &prepared, mode, &mut outcome).await,
+            Delivery::Response => self.hand_back(records, &prepared, &mut outcome).await,
+        };
         outcome.failures = records
             .iter()
             .zip(&failed)
@@ -188,11 +195,20 @@ impl<T: Transform> Processor<T> {
                 rec.data,
                 self.config.limits,
                 &check,
-                |index, doc| {
+                |place, doc| {
+                    // A KPL user record's documents sit at `<sequence>:<user record>`.
+                    let sub_position;
+                    let position = match place.sub_record {
+                        Some(j) => {
+                            sub_position = format!("{}:{j}", rec.position);
+                            sub_position.as_str()
+                        }
+                        None => rec.position,
+                    };
                     let ctx = RecordContext {
                         stream: rec.stream,
-                        position: rec.position,
-                        index,
+                        position,
+                        index: place.index,
                         partition_key: rec.partition_key,
                         arrival: rec.arrival,
                     };
@@ -203,7 +219,7 @@ impl<T: Transform> Processor<T> {
                                 &mut prepared,
                                 i,
                                 rec,
-                                Some(index),
+                                Some(place),
                                 &bad.raw,
                                 &bad.reason,
                             );
@@ -213,7 +229,7 @@ impl<T: Transform> Processor<T> {
                     match self.apply(
                         input,
                         &ctx,
-                        i,
+                        (i, place.flat),
                         &mut scratch,
                         &mut last_partition,
                         &mut prepared,
@@ -231,8 +247,9 @@ impl<T: Transform> Processor<T> {
                         }
                         Err(bad) => {
                             // The transform refused or panicked: quarantine the document as parsed.
-                            let raw = documents_raw(rec.data, self.config.limits, index);
-                            self.quarantine_item(&mut prepared, i, rec, Some(index), &raw, &bad);
+                            let raw = document_bytes(rec.data, self.config.limits, place.flat)
+                                .unwrap_or_else(|| rec.data.to_vec());
+                            self.quarantine_item(&mut prepared, i, rec, Some(place), &raw, &bad);
                             ControlFlow::Continue(())
                         }
                     }
@@ -252,7 +269,7 @@ impl<T: Transform> Processor<T> {
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
-        record: usize,
+        (record, flat): (usize, u32),
         scratch: &mut Scratch<T::Output>,
         last_partition: &mut Option<Arc<str>>,
         prepared: &mut Prepared,
@@ -294,7 +311,7 @@ impl<T: Transform> Processor<T> {
             prepared.lines.push(b'\n');
             prepared.items.push(Item {
                 record,
-                index: ctx.index,
+                index: flat,
                 output: n,
                 dest: Dest::Data(dest),
                 line: start..prepared.lines.len(),
@@ -308,18 +325,24 @@ impl<T: Transform> Processor<T> {
         prepared: &mut Prepared,
         record: usize,
         rec: &SourceRecord<'_>,
-        index: Option<u32>,
+        place: Option<Place>,
         raw: &[u8],
         bad: &BadData,
     ) {
         let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let p = place.unwrap_or_default();
+        let id = match p.sub_record {
+            Some(j) => format!("{}:{}:{j}:{}", rec.stream, rec.position, p.index),
+            None => format!("{}:{}:{}", rec.stream, rec.position, p.index),
+        };
         let entry = QuarantineEntry {
-            id: format!("{}:{}:{}", rec.stream, rec.position, index.unwrap_or(0)),
+            id,
             kind: bad.kind(),
             reason: bad.to_string(),
             stream: rec.stream,
             position: rec.position,
-            document_index: index,
+            sub_record: p.sub_record,
+            document_index: place.map(|p| p.index),
             partition_key: rec.partition_key,
             arrival: rec.arrival,
             source_arn: self.config.source_arn.as_deref(),
@@ -330,7 +353,7 @@ impl<T: Transform> Processor<T> {
         prepared.lines.push(b'\n');
         prepared.items.push(Item {
             record,
-            index: index.unwrap_or(0),
+            index: p.flat,
             output: 0,
             // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
             dest: Dest::Quarantine(daily_partition(arrival)),
@@ -569,6 +592,56 @@ impl<T: Transform> Processor<T> {
     }
 }
 
+impl<T: Transform> Processor<T> {
+    /// [`Delivery::Response`]: every record's output lines go into [`BatchOutcome::returned`];
+    /// quarantine runs are written to the store, concurrently. Returns, per record, whether it
+    /// failed (transiently, or its quarantine entry could not be written).
+    async fn hand_back(
+        &self,
+        records: &[SourceRecord<'_>],
+        prepared: &Prepared,
+        outcome: &mut BatchOutcome,
+    ) -> Vec<bool> {
+        let items = &prepared.items;
+        let mut returned = vec![ReturnedOutput::default(); records.len()];
+        for item in items {
+            if let Dest::Data(partition) = &item.dest {
+                let out = &mut returned[item.record];
+                out.data
+                    .extend_from_slice(&prepared.lines[item.line.clone()]);
+                out.partition
+                    .get_or_insert_with(|| partition.as_ref().to_string());
+                outcome.stats.documents_written += 1;
+            }
+        }
+        outcome.returned = returned;
+        let mut failed = prepared.transient.clone();
+        let runs: Vec<Run> = self
+            .runs(items, &failed, records)
+            .into_iter()
+            .filter(|r| matches!(items[r.items.start].dest, Dest::Quarantine(_)))
+            .collect();
+        let results: Vec<(usize, Result<(), String>)> = stream::iter(runs.iter().enumerate())
+            .map(|(n, run)| async move { (n, self.write_run(run, prepared, records).await) })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        for (n, result) in results {
+            let run = &runs[n];
+            match result {
+                Ok(()) => self.count_written(run, items, outcome),
+                Err(e) => {
+                    outcome.errors.push(e);
+                    for item in &items[run.items.clone()] {
+                        failed[item.record] = true;
+                    }
+                }
+            }
+        }
+        failed
+    }
+}
+
 /// What one lane wrote: its runs up to the first failure, and that failure.
 struct LaneResult {
     written: Vec<usize>,
@@ -648,17 +721,12 @@ struct QuarantineEntry<'a> {
     reason: String,
     stream: &'a str,
     position: &'a str,
+    /// The KPL user record, for an aggregated record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_record: Option<u32>,
     document_index: Option<u32>,
     partition_key: Option<&'a str>,
     arrival: Option<DateTime<Utc>>,
     source_arn: Option<&'a str>,
     data_base64: String,
-}
-
-/// The raw bytes of document `index` of a payload (only needed on the rare rejection path).
-fn documents_raw(data: &[u8], limits: DecodeLimits, index: u32) -> Vec<u8> {
-    decompress(data, limits)
-        .ok()
-        .and_then(|p| documents(&p).get(index as usize).map(|d| d.to_vec()))
-        .unwrap_or_else(|| data.to_vec())
 }

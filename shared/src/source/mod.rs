@@ -14,6 +14,8 @@
 //! happened to each record for them.
 
 pub mod dynamodb;
+pub mod firehose;
+pub mod kafka;
 pub mod kinesis;
 pub mod sqs;
 
@@ -22,6 +24,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use dynamodb::DynamoDb;
+pub use firehose::Firehose;
+pub use kafka::Kafka;
 pub use kinesis::Kinesis;
 pub use sqs::Sqs;
 
@@ -114,6 +118,26 @@ pub struct BatchStats {
     pub bytes_in: usize,
 }
 
+/// What to do with the curated output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Write it to the sink's store (every source but Firehose).
+    #[default]
+    Store,
+    /// Hand it back in the response, one buffer per record (Firehose data transformation,
+    /// which delivers the output itself); quarantine is still written to the store.
+    Response,
+}
+
+/// One record's output handed back in the response ([`Delivery::Response`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReturnedOutput {
+    /// The record's output documents as NDJSON lines, `_id` included.
+    pub data: Vec<u8>,
+    /// The partition of the record's first output document (`dt=…/hour=…`).
+    pub partition: Option<String>,
+}
+
 /// The result of one batch: what to report, what happened to each record, counts, and the
 /// errors behind failures.
 #[derive(Debug, Default)]
@@ -126,6 +150,8 @@ pub struct BatchOutcome {
     pub stats: BatchStats,
     /// Why records failed (for logs).
     pub errors: Vec<String>,
+    /// Per record, the output handed back ([`Delivery::Response`] only; empty otherwise).
+    pub returned: Vec<ReturnedOutput>,
 }
 
 /// Why a response could not be built; the invocation fails and the source retries the batch.
@@ -149,6 +175,11 @@ pub trait BatchSource: Send + Sync + 'static {
     /// What the source re-delivers after reported failures.
     fn redelivery(&self) -> Redelivery {
         Redelivery::FromCheckpoint
+    }
+
+    /// Where the curated output goes.
+    fn delivery(&self) -> Delivery {
+        Delivery::Store
     }
 
     /// The mode of one batch, from the configured one (`None`: the default). Sources whose

@@ -113,6 +113,7 @@ pub fn config(mode: Mode) -> ProcessorConfig {
         concurrency: 4,
         source_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/iot".into()),
         redelivery: Default::default(),
+        delivery: Default::default(),
     }
 }
 

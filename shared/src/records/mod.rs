@@ -4,6 +4,11 @@
 //! JSON document or newline-delimited JSON (several documents). Each document is deserialised into
 //! the user's type and checked by its [`Validate`] rules. A payload-level failure (bad gzip, too
 //! large) fails the whole payload; a document-level failure fails that document only.
+//! CloudWatch Logs subscription payloads are recognised and split into their log events
+//! ([`cloudwatch_logs`]); KPL-aggregated records into their user records ([`kpl`]).
+
+pub mod cloudwatch_logs;
+pub mod kpl;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -231,36 +236,143 @@ pub fn decode_payload<T: DeserializeOwned>(
     Ok(docs)
 }
 
-/// Like [`decode_payload`], handing each document with its index to `visit` as it is decoded
+/// Where a document sits in its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Place {
+    /// The document's index among all documents of the record (unique within it).
+    pub flat: u32,
+    /// The KPL user record it came from, for an aggregated record.
+    pub sub_record: Option<u32>,
+    /// The document's index within its payload (the user record's, for an aggregate).
+    pub index: u32,
+}
+
+/// One document's bytes, or why its payload (a KPL user record) is bad data, with that payload.
+pub type RawDocument<'a> = Result<&'a [u8], (BadData, &'a [u8])>;
+
+/// Walks the documents of a record's bytes: a KPL aggregate's user records one after another
+/// (each decoded like a record: gzip, CloudWatch Logs, JSON / NDJSON), otherwise the record's own
+/// payload. The outer `Err` is a failure of the whole record; a user record that fails is handed
+/// to `visit` as one bad document, so its neighbours still land.
+pub fn for_each_raw(
+    data: &[u8],
+    limits: DecodeLimits,
+    mut visit: impl FnMut(Place, RawDocument<'_>) -> ControlFlow<()>,
+) -> Result<(), BadData> {
+    let Some(aggregate) = kpl::deaggregate(data) else {
+        let mut flat = 0;
+        return split_payload(data, limits, &mut |index, raw| {
+            let place = Place {
+                flat,
+                sub_record: None,
+                index,
+            };
+            flat += 1;
+            visit(place, Ok(raw))
+        })
+        .map(|_| ());
+    };
+    let mut flat = 0;
+    for (j, sub) in aggregate.records.iter().enumerate() {
+        let sub_record = Some(j as u32);
+        let split = split_payload(&sub.data, limits, &mut |index, raw| {
+            let place = Place {
+                flat,
+                sub_record,
+                index,
+            };
+            flat += 1;
+            visit(place, Ok(raw))
+        });
+        let flow = match split {
+            Ok(flow) => flow,
+            Err(bad) => {
+                let place = Place {
+                    flat,
+                    sub_record,
+                    index: 0,
+                };
+                flat += 1;
+                visit(place, Err((bad, &sub.data)))
+            }
+        };
+        if flow.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Splits one payload (decompressed when gzip) into documents: a CloudWatch Logs payload's log
+/// events, one document, or its NDJSON lines.
+fn split_payload(
+    data: &[u8],
+    limits: DecodeLimits,
+    visit: &mut dyn FnMut(u32, &[u8]) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, BadData> {
+    let payload = decompress(data, limits)?;
+    let single = trim_ascii(&payload);
+    if single.is_empty() {
+        return Err(BadData::Empty);
+    }
+    if let Some(events) = cloudwatch_logs::documents(single) {
+        for (index, d) in events.iter().enumerate() {
+            if visit(index as u32, d).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        return Ok(ControlFlow::Continue(()));
+    }
+    if !single.contains(&b'\n') {
+        // The common case: one document per record.
+        return Ok(visit(0, single));
+    }
+    for (index, d) in documents(&payload).into_iter().enumerate() {
+        if visit(index as u32, d).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// Like [`decode_payload`], handing each document with its place to `visit` as it is decoded
 /// (no list per payload: this runs once per stream record). `visit` may stop early.
 pub fn for_each_document<T: DeserializeOwned>(
     data: &[u8],
     limits: DecodeLimits,
     check: Check<'_, T>,
-    mut visit: impl FnMut(u32, Document<T>) -> ControlFlow<()>,
+    mut visit: impl FnMut(Place, Document<T>) -> ControlFlow<()>,
 ) -> Result<(), BadData> {
-    let payload = decompress(data, limits)?;
-    let decode = |d: &[u8]| {
-        parse_document(d, check).map_err(|reason| BadDocument {
-            reason,
-            raw: d.to_vec(),
-        })
-    };
-    let single = trim_ascii(&payload);
-    if single.is_empty() {
-        return Err(BadData::Empty);
-    }
-    if !single.contains(&b'\n') {
-        // The common case: one document per record.
-        let _ = visit(0, decode(single));
-        return Ok(());
-    }
-    for (index, d) in documents(&payload).into_iter().enumerate() {
-        if visit(index as u32, decode(d)).is_break() {
-            break;
+    for_each_raw(data, limits, |place, raw| {
+        let doc = match raw {
+            Ok(d) => parse_document(d, check).map_err(|reason| BadDocument {
+                reason,
+                raw: d.to_vec(),
+            }),
+            Err((reason, payload)) => Err(BadDocument {
+                reason,
+                raw: payload.to_vec(),
+            }),
+        };
+        visit(place, doc)
+    })
+}
+
+/// The bytes of the document at `flat` of a record, as [`for_each_document`] decodes them (for
+/// quarantining a document the transform refused).
+pub fn document_bytes(data: &[u8], limits: DecodeLimits, flat: u32) -> Option<Vec<u8>> {
+    let mut found = None;
+    let _ = for_each_raw(data, limits, |place, raw| {
+        if place.flat != flat {
+            return ControlFlow::Continue(());
         }
-    }
-    Ok(())
+        found = Some(match raw {
+            Ok(d) => d.to_vec(),
+            Err((_, payload)) => payload.to_vec(),
+        });
+        ControlFlow::Break(())
+    });
+    found
 }
 
 #[cfg(test)]
@@ -402,6 +514,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind(), "too_large");
+    }
+
+    #[test]
+    fn cloudwatch_logs_payloads_are_one_document_per_log_event() {
+        use super::cloudwatch_logs::LogEvent;
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/kinesis-cloudwatch-logs.json"))
+                .unwrap();
+        let payloads: Vec<Vec<u8>> = sample["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(r["kinesis"]["data"].as_str().unwrap())
+                    .unwrap()
+            })
+            .collect();
+        let none = |_: &LogEvent| Ok(());
+        let docs =
+            decode_payload::<LogEvent>(&payloads[0], DecodeLimits::default(), &none).unwrap();
+        let ids: Vec<String> = docs.into_iter().map(|d| d.unwrap().id).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0].ends_with("00") && ids[2].ends_with("02"), "{ids:?}");
+        let second: LogEvent = serde_json::from_slice(
+            &document_bytes(&payloads[0], DecodeLimits::default(), 1).unwrap(),
+        )
+        .unwrap();
+        assert!(second.message.contains("sensor-0041"));
+        // The control message decodes to nothing at all (not an empty-payload error).
+        let control = decode_payload::<LogEvent>(&payloads[1], DecodeLimits::default(), &none);
+        assert_eq!(control.unwrap().len(), 0);
     }
 
     #[test]
