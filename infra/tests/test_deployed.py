@@ -100,7 +100,7 @@ class DeployedStack(unittest.TestCase):
         self.assertIn(":table/runnel-emu-readings/stream/", m["EventSourceArn"])
         self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
         self.assertTrue(m["BisectBatchOnFunctionError"])
-        self.assertEqual((m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"]), (10, 21600))
+        self.assertEqual((m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"], m["ParallelizationFactor"]), (10, 21600, 1))
         self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
         table = client("dynamodb").describe_table(TableName=self.outputs["ReadingsTableName"])["Table"]
         self.assertEqual(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES")

@@ -307,14 +307,15 @@ async fn cloudwatch_logs_sample() {
 }
 
 /// A KPL-aggregated record: its user records land with ids `shard:sequence:user record:index`,
-/// the bad one is quarantined alone; the plain record beside it is unaffected.
+/// the bad one is quarantined alone; the plain record beside it is unaffected; a copy of the
+/// aggregate with a broken digest is quarantined whole, with the reason.
 #[tokio::test]
 async fn kpl_aggregated_sample() {
     let (out, store) = run("kinesis-kpl-aggregated.json").await;
     assert!(out.failures.is_empty());
     assert_eq!(
         (out.stats.documents_written, out.stats.documents_quarantined),
-        (4, 1)
+        (4, 2)
     );
     let objects = store.objects();
     let mut ids: Vec<String> = objects
@@ -341,7 +342,10 @@ async fn kpl_aggregated_sample() {
         .filter(|((_, k), _)| k.starts_with("quarantine/"))
         .flat_map(|(_, b)| ndjson_lines(b))
         .collect();
-    assert_eq!(q[0]["_id"], format!("{}:2:0", seq(1)));
-    assert_eq!(q[0]["sub_record"], 2);
-    assert_eq!(q[0]["kind"], "validation");
+    let user = q.iter().find(|e| e["kind"] == "validation").unwrap();
+    assert_eq!(user["_id"], format!("{}:2:0", seq(1)));
+    assert_eq!(user["sub_record"], 2);
+    let corrupt = q.iter().find(|e| e["kind"] == "kpl").unwrap();
+    assert_eq!(corrupt["_id"], format!("{}:0", seq(3)));
+    assert_eq!(corrupt["reason"], "KPL aggregate fails its MD5 check");
 }

@@ -3,8 +3,8 @@
 //!
 //! Format (the KPL's aggregation format): the magic bytes `F3 89 9A C2`, a protobuf
 //! `AggregatedRecord`, then the MD5 digest of the protobuf bytes. A record that has the magic but
-//! is too short, fails the digest or does not decode is a plain record (as the KPL's own
-//! de-aggregators treat it), so a payload that merely starts with those bytes is not lost.
+//! is too short, fails the digest or does not decode is not an aggregate ([`Aggregate::Corrupt`]):
+//! it is quarantined whole, with what is wrong as the reason.
 
 use md5::{Digest, Md5};
 use prost::Message;
@@ -55,17 +55,46 @@ pub struct Tag {
     pub value: Option<String>,
 }
 
-/// The user records of an aggregated record, or `None` when `data` is a plain record.
-pub fn deaggregate(data: &[u8]) -> Option<AggregatedRecord> {
-    let body = data.strip_prefix(&MAGIC)?;
+/// What a record's bytes are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregate {
+    /// Not an aggregate: no magic bytes.
+    Plain,
+    /// An aggregate and its user records.
+    Records(AggregatedRecord),
+    /// The magic bytes, but the rest does not check (why). No JSON or gzip payload starts with
+    /// those bytes, so the record could only be quarantined as a plain record: the reason says
+    /// what is wrong with the aggregate instead.
+    Corrupt(String),
+}
+
+/// Reads a record's bytes as a KPL aggregate.
+pub fn read(data: &[u8]) -> Aggregate {
+    let Some(body) = data.strip_prefix(&MAGIC) else {
+        return Aggregate::Plain;
+    };
     if body.len() < DIGEST_LEN {
-        return None;
+        return Aggregate::Corrupt(format!(
+            "KPL aggregate of {} bytes is shorter than its MD5 digest",
+            data.len()
+        ));
     }
     let (message, digest) = body.split_at(body.len() - DIGEST_LEN);
     if Md5::digest(message).as_slice() != digest {
-        return None;
+        return Aggregate::Corrupt("KPL aggregate fails its MD5 check".into());
     }
-    AggregatedRecord::decode(message).ok()
+    match AggregatedRecord::decode(message) {
+        Ok(records) => Aggregate::Records(records),
+        Err(e) => Aggregate::Corrupt(format!("KPL aggregate body does not decode: {e}")),
+    }
+}
+
+/// The user records of an aggregated record, or `None` when `data` is not a sound aggregate.
+pub fn deaggregate(data: &[u8]) -> Option<AggregatedRecord> {
+    match read(data) {
+        Aggregate::Records(records) => Some(records),
+        _ => None,
+    }
 }
 
 /// Builds an aggregated record of `(partition key, data)` user records, as the KPL does (for
@@ -116,7 +145,19 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_digest_or_body_makes_a_plain_record() {
+    fn a_bad_digest_or_body_is_corrupt_with_a_reason() {
+        let mut data = aggregate(&[("a", b"{}")]);
+        *data.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            read(&data),
+            Aggregate::Corrupt("KPL aggregate fails its MD5 check".into())
+        );
+        assert!(matches!(read(&MAGIC), Aggregate::Corrupt(r) if r.contains("shorter")));
+        assert_eq!(read(b"{}"), Aggregate::Plain);
+    }
+
+    #[test]
+    fn only_sound_aggregates_deaggregate() {
         let mut data = aggregate(&[("a", b"{}")]);
         *data.last_mut().unwrap() ^= 1;
         assert!(deaggregate(&data).is_none());

@@ -74,6 +74,9 @@ pub enum BadData {
     /// The payload carries the gzip magic bytes but does not decompress (the decoder's message).
     #[error("payload starts like gzip but does not decompress: {0}")]
     Gzip(String),
+    /// The record starts like a KPL aggregate but is not a sound one (what is wrong).
+    #[error("{0}")]
+    Aggregate(String),
     /// The payload or row holds nothing but whitespace.
     #[error("payload is empty")]
     Empty,
@@ -109,6 +112,7 @@ impl BadData {
         match self {
             BadData::TooLarge { .. } => "too_large",
             BadData::Gzip(_) => "gzip",
+            BadData::Aggregate(_) => "kpl",
             BadData::Empty => "empty",
             BadData::Json(_) => "json",
             BadData::Csv(_) => "csv",
@@ -259,18 +263,22 @@ pub fn for_each_raw(
     limits: DecodeLimits,
     mut visit: impl FnMut(Place, RawDocument<'_>) -> ControlFlow<()>,
 ) -> Result<(), BadData> {
-    let Some(aggregate) = kpl::deaggregate(data) else {
-        let mut flat = 0;
-        return split_payload(data, limits, &mut |index, raw| {
-            let place = Place {
-                flat,
-                sub_record: None,
-                index,
-            };
-            flat += 1;
-            visit(place, Ok(raw))
-        })
-        .map(|_| ());
+    let aggregate = match kpl::read(data) {
+        kpl::Aggregate::Records(records) => records,
+        kpl::Aggregate::Corrupt(reason) => return Err(BadData::Aggregate(reason)),
+        kpl::Aggregate::Plain => {
+            let mut flat = 0;
+            return split_payload(data, limits, &mut |index, raw| {
+                let place = Place {
+                    flat,
+                    sub_record: None,
+                    index,
+                };
+                flat += 1;
+                visit(place, Ok(raw))
+            })
+            .map(|_| ());
+        }
     };
     let mut flat = 0;
     for (j, sub) in aggregate.records.iter().enumerate() {
