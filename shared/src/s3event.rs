@@ -2,6 +2,8 @@
 //! (`Records[].s3`, keys URL-encoded with `+` for spaces) and the EventBridge form
 //! (`detail-type: Object Created`, keys not encoded).
 
+use aws_lambda_events::event::sns::SnsMessage;
+use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 
 /// One created object an event names.
@@ -37,6 +39,9 @@ pub enum S3EventError {
         /// The missing field's path (`s3.object.key`).
         field: &'static str,
     },
+    /// A queued message's body is not JSON (the parser's message).
+    #[error("message body is not JSON: {0}")]
+    Body(String),
     /// A notification's key does not decode (bad `%XX`, or not UTF-8).
     #[error("object key {key:?} is not valid URL encoding: {reason}")]
     BadKey {
@@ -129,6 +134,50 @@ pub fn objects(event: &Value) -> Result<Vec<ObjectRef>, S3EventError> {
     Err(S3EventError::Unrecognised)
 }
 
+/// One message of an SQS event that carries S3 notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// The message's id: what a partial batch response reports.
+    pub message_id: String,
+    /// The objects its notification names, or why it names none.
+    pub objects: Result<Vec<ObjectRef>, S3EventError>,
+}
+
+/// The messages of an SQS event whose bodies are S3 notifications — sent by the bucket to the
+/// queue, or by a topic (an SNS envelope, when the subscription has no raw message delivery).
+/// `None`: the event is not an SQS event.
+pub fn queued_objects(event: &Value) -> Option<Vec<QueuedMessage>> {
+    if event
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        != Some("aws:sqs")
+    {
+        return None;
+    }
+    let sqs: SqsEvent = serde_json::from_value(event.clone()).ok()?;
+    Some(
+        sqs.records
+            .into_iter()
+            .map(|m| QueuedMessage {
+                message_id: m.message_id.unwrap_or_default(),
+                objects: message_objects(m.body.as_deref().unwrap_or("")),
+            })
+            .collect(),
+    )
+}
+
+fn message_objects(body: &str) -> Result<Vec<ObjectRef>, S3EventError> {
+    let value: Value = serde_json::from_str(body).map_err(|e| S3EventError::Body(e.to_string()))?;
+    match serde_json::from_value::<SnsMessage>(value.clone()) {
+        Ok(sns) if sns.sns_message_type == "Notification" => {
+            let inner: Value = serde_json::from_str(&sns.message)
+                .map_err(|e| S3EventError::Body(format!("SNS Message: {e}")))?;
+            objects(&inner)
+        }
+        _ => objects(&value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +215,33 @@ mod tests {
         );
         let del = json!({"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"raw"},"object":{"key":"k"}}}]});
         assert_eq!(objects(&del).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn queued_notifications_are_read_per_message_through_sns_envelopes() {
+        let event: Value =
+            serde_json::from_str(include_str!("../../events/sqs-s3-notifications.json")).unwrap();
+        let messages = queued_objects(&event).unwrap();
+        let keys: Vec<Vec<String>> = messages
+            .iter()
+            .map(|m| {
+                m.objects
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .map(|o| o.key)
+                    .collect()
+            })
+            .collect();
+        let export = "transactions/dt=2026-11-22/daily export Zürich café.csv.gz".to_string();
+        // Direct, inside an SNS envelope, and the test event that names nothing.
+        assert_eq!(keys, [vec![export.clone()], vec![export], vec![]]);
+        assert!(messages[0].message_id.ends_with("0100"));
+        let mut garbled = event.clone();
+        garbled["Records"][1]["body"] = json!("not json");
+        let messages = queued_objects(&garbled).unwrap();
+        assert!(matches!(messages[1].objects, Err(S3EventError::Body(_))));
+        assert!(queued_objects(&json!({"Records": []})).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::aws::Aws;
 use crate::config::Env;
 use crate::pipeline::parts::{sink_setters, SinkParts};
 use crate::pipeline::BuildError;
+use crate::s3event::ObjectRef;
 use crate::sink::{Daily, ObjectStore, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
@@ -190,41 +191,100 @@ pub enum HandleError {
     /// An object must be retried.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// A queued batch cannot be answered per message.
+    #[error("{0}")]
+    Batch(String),
 }
 
 /// Handles one event: every object it names, in order. The first failure fails the invocation
 /// (Lambda retries; objects already ingested are recognised as duplicates then).
+///
+/// An SQS event (S3 → SQS, or S3 → SNS → SQS) is answered per message instead: a message whose
+/// object failed, or whose body names no object, is reported in `batchItemFailures` and comes back
+/// (after `maxReceiveCount` receives, to the queue's dead-letter queue); the others are deleted.
 pub async fn handle<T: Transform>(
     ingest: &Ingest<T>,
     metrics: &mut Metrics,
     event: &Value,
 ) -> Result<Value, HandleError> {
+    if let Some(messages) = crate::s3event::queued_objects(event) {
+        return handle_queued(ingest, metrics, messages).await;
+    }
     let objects = crate::s3event::objects(event)?;
     let mut results = Vec::new();
     for obj in &objects {
-        let (outcome, report) = ingest.ingest(obj).await?;
-        record_metrics(metrics, &outcome, report.as_ref());
-        let mut summary = match &outcome {
-            ObjectOutcome::Ingested(m) | ObjectOutcome::Quarantined(m) => {
-                tracing::info!(source = %format!("s3://{}/{}", obj.bucket, obj.key), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
-                serde_json::json!({"key": obj.key, "status": m.status, "rows_in": m.rows_in, "rows_out": m.rows_out, "rows_quarantined": m.rows_quarantined})
-            }
-            ObjectOutcome::Duplicate { etag } => {
-                serde_json::json!({"key": obj.key, "status": "duplicate", "etag": etag})
-            }
-            ObjectOutcome::Missing => serde_json::json!({"key": obj.key, "status": "missing"}),
-            ObjectOutcome::Marker => serde_json::json!({"key": obj.key, "status": "marker"}),
-        };
-        if let Some(r) = report {
-            summary[r.hook] = r.detail;
-        }
-        results.push(summary);
+        results.push(ingest_object(ingest, metrics, obj).await?);
     }
     Ok(serde_json::json!({"objects": results}))
 }
 
+async fn handle_queued<T: Transform>(
+    ingest: &Ingest<T>,
+    metrics: &mut Metrics,
+    messages: Vec<crate::s3event::QueuedMessage>,
+) -> Result<Value, HandleError> {
+    let mut failures = Vec::new();
+    for m in messages {
+        let failed = match &m.objects {
+            Err(e) => {
+                tracing::error!(message_id = %m.message_id, error = %e, "message names no object; reported, so the queue keeps it (dead-letter queue after maxReceiveCount)");
+                true
+            }
+            Ok(objects) => {
+                let mut failed = false;
+                for obj in objects {
+                    if let Err(e) = ingest_object(ingest, metrics, obj).await {
+                        tracing::error!(message_id = %m.message_id, error = %crate::error::chain(&e), "ingest failed; the message is reported for retry");
+                        metrics.count("IngestFailures", 1);
+                        failed = true;
+                        break;
+                    }
+                }
+                failed
+            }
+        };
+        if failed {
+            if m.message_id.is_empty() {
+                return Err(HandleError::Batch(
+                    "a failed message has no messageId; the whole batch is retried".into(),
+                ));
+            }
+            failures.push(serde_json::json!({"itemIdentifier": m.message_id}));
+        }
+    }
+    Ok(serde_json::json!({"batchItemFailures": failures}))
+}
+
+/// Ingests one object, records its metrics and logs it; returns its summary.
+async fn ingest_object<T: Transform>(
+    ingest: &Ingest<T>,
+    metrics: &mut Metrics,
+    obj: &ObjectRef,
+) -> Result<Value, IngestError> {
+    let (outcome, report) = ingest.ingest(obj).await?;
+    record_metrics(metrics, &outcome, report.as_ref());
+    let mut summary = match &outcome {
+        ObjectOutcome::Ingested(m) | ObjectOutcome::Quarantined(m) => {
+            tracing::info!(source = %format!("s3://{}/{}", obj.bucket, obj.key), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
+            serde_json::json!({"key": obj.key, "status": m.status, "rows_in": m.rows_in, "rows_out": m.rows_out, "rows_quarantined": m.rows_quarantined})
+        }
+        ObjectOutcome::Duplicate { etag } => {
+            serde_json::json!({"key": obj.key, "status": "duplicate", "etag": etag})
+        }
+        ObjectOutcome::Missing => serde_json::json!({"key": obj.key, "status": "missing"}),
+        ObjectOutcome::Marker => serde_json::json!({"key": obj.key, "status": "marker"}),
+    };
+    if let Some(r) = report {
+        summary[r.hook] = r.detail;
+    }
+    Ok(summary)
+}
+
 /// A loose view of an event for logs: the objects it names, or the error.
 pub fn describe(event: &Value) -> String {
+    if let Some(messages) = crate::s3event::queued_objects(event) {
+        return format!("{} queued message(s)", messages.len());
+    }
     match crate::s3event::objects(event) {
         Ok(objs) => objs
             .iter()
