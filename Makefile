@@ -29,7 +29,7 @@ test: tools lint infra-check
 ## deploy-test: deploy the built template (with a FIFO readings queue and a readings table) to a fresh
 ## emulator and check what it created.
 deploy-test: tools
-	scripts/with-emulator bash -c 'RUNNEL_PARAMETERS="ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true" scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
+	scripts/with-emulator bash -c 'RUNNEL_PARAMETERS="ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true IngestTrigger=sqs" scripts/deploy-emulator runnel-emu && $(LAMBDA_VENV)/bin/python -m unittest -v infra/tests/test_deployed.py'
 
 ## local-tools: the built functions under `sam local invoke` / `start-lambda` (in a Docker engine
 ## from scripts/with-docker), `cargo lambda watch` / `invoke` and `cargo lambda deploy`, against
@@ -43,7 +43,7 @@ infra-check: tools
 	cd infra && cfn-lint template.yaml
 	cd infra && BC_SKIP_MAPPING=TRUE ../$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
 	@# checkov drops resources whose condition is false with the defaults: check the optional ones too.
-	mkdir -p infra/.aws-sam && scripts/template-with-options infra/template.yaml infra/.aws-sam/template-all-options.yaml ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true
+	mkdir -p infra/.aws-sam && scripts/template-with-options infra/template.yaml infra/.aws-sam/template-all-options.yaml ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true IngestTrigger=sqs
 	cd infra/.aws-sam && BC_SKIP_MAPPING=TRUE ../../$(CHECKOV_VENV)/bin/checkov -f template-all-options.yaml --framework cloudformation --compact --quiet
 
 ## scaffold-check: `runnel new` projects (kinesis, s3) lint, test, validate and run on the emulator.

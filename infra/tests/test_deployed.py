@@ -161,6 +161,25 @@ class DeployedStack(unittest.TestCase):
         self.assertTrue(any(k.startswith("iot/dt=2026-11-25/hour=05/") for k in keys), keys)
         self.assertEqual(len(quarantined()), 1)
 
+    def test_raw_objects_reach_ingest_through_the_queue(self):
+        # make deploy-test deploys with IngestTrigger=sqs: bucket notification -> queue -> s3-ingest.
+        s3, sqs = client("s3"), client("sqs")
+        attrs = sqs.get_queue_attributes(QueueUrl=self.outputs["IngestQueueUrl"], AttributeNames=["All"])["Attributes"]
+        self.assertTrue(json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":runnel-emu-ingest-dlq"))
+        rule = [r for r in client("events").list_rules()["Rules"] if r["Name"].startswith(STACK) and "aws.s3" in r["EventPattern"]]
+        self.assertEqual([r["State"] for r in rule], ["DISABLED"])
+        day = "2026-11-26"
+        key = f"transactions/dt={day}/queued-{time.time_ns()}.csv"
+        body = ("transaction_id,account_id,amount,currency,timestamp,merchant,category,country\n"
+                f"tx-q1,acc-9,7.25,EUR,{day}T10:00:00Z,Queue Café,food,FR\n")
+        s3.put_object(Bucket=self.outputs["RawBucketName"], Key=key, Body=body.encode())
+        deadline = time.time() + 60
+        rows = []
+        while time.time() < deadline and not rows:
+            rows = [r for r in ndjson_objects(s3, self.outputs["CuratedBucketName"], f"transactions/dt={day}/") if r.get("transaction_id") == "tx-q1"]
+            time.sleep(1)
+        self.assertEqual([r["merchant"] for r in rows], ["Queue Café"])
+
     def test_failure_queues_feed_the_alert_function(self):
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
         sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
