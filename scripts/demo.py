@@ -138,6 +138,8 @@ def main():
                     help="kill the running kinesis-processor process this many times while producing (restart test)")
     ap.add_argument("--rate", type=int, default=0, help="readings per second (0: as fast as possible)")
     ap.add_argument("--json", help="also write the landing figures (objects, latency) to this file")
+    ap.add_argument("--queue-readings", type=int, default=200,
+                    help="readings also sent through the SQS readings queue, when the stack has one (+1 poison message)")
     args = ap.parse_args()
     started = time.time()
     out = outputs(args.stack)
@@ -167,6 +169,20 @@ def main():
     if kills < args.kill_processor:
         sys.exit(f"demo: only {kills} of {args.kill_processor} kills happened before production ended; lower --rate")
 
+    queue_url = out.get("ReadingsQueueUrl")
+    queued = args.queue_readings if queue_url else 0
+    queue_name = queue_url.rsplit("/", 1)[1] if queue_url else ""
+    if queued:
+        progress(f"sending {queued} readings and 1 poison message through {queue_name}")
+        bodies = [json.dumps({"device_id": f"queue-sensor-{i % 7:02d}", "ts": f"{day}T12:{i % 60:02d}:{i // 60 % 60:02d}Z",
+                              "temperature": 20 + i % 5, "unit": "C"}) for i in range(queued)]
+        bodies.append('{"device_id": "queue-sensor-00", "ts":')
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[start:start + 10])]
+            failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
+            if failed:
+                sys.exit(f"demo: SQS refused {failed}")
+
     print(f"2/6 uploading {args.files} transaction files of {args.rows} rows (+{args.bad_rows} bad each) and _SUCCESS")
     folder = f"transactions/dt={day}"
     texts = []
@@ -192,7 +208,8 @@ def main():
         sys.exit(f"failure-alert failed: {answer}")
 
     print(f"4/6 waiting for the pipeline to settle (at most {args.timeout} s)")
-    expected_docs = args.readings
+    expected_docs = args.readings + queued
+    expected_bad = args.poison + (1 if queued else 0)
     deadline = time.time() + args.timeout
     alerts, docs, quarantined, manifests, runs = [], 0, 0, [], []
     while True:
@@ -204,9 +221,9 @@ def main():
                      for k, _ in list_keys(s3, out["CuratedBucketName"], "manifests/transactions/") if k.endswith(".manifest.json")]
         runs = glue.get_job_runs(JobName=out["GlueJobName"])["JobRuns"]
         alerts += sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        progress(f"{time.time() - started:5.0f}s readings landed {docs}/{expected_docs}, quarantined {quarantined}/{args.poison}, "
+        progress(f"{time.time() - started:5.0f}s readings landed {docs}/{expected_docs}, quarantined {quarantined}/{expected_bad}, "
                  f"files {len(manifests)}/{args.files}, Glue runs {len(runs)}, alerts {len(alerts)}")
-        settled = docs >= expected_docs and quarantined >= args.poison and len(manifests) >= args.files and runs and alerts
+        settled = docs >= expected_docs and quarantined >= expected_bad and len(manifests) >= args.files and runs and alerts
         if settled:
             break
         if time.time() > deadline:
@@ -259,6 +276,9 @@ def main():
     print()
     print("Runnel demo summary")
     print(f"  IoT readings     produced {args.readings + args.poison:>7}   landed {docs:>7}   quarantined {quarantined:>3}")
+    from_queue = sum(1 for i in set(ids) if queued and i.startswith(queue_name + ":"))
+    if queued:
+        print(f"  SQS readings     sent {queued + 1:>7}   landed {from_queue:>7}   quarantined   1   (one object per message)")
     print(f"  curated objects  {objects:>7} in {len(partitions)} hourly partition(s)")
     print(f"  transactions     files {len(manifests):>3}   rows landed {rows_out:>7}   rows quarantined {rows_bad:>3}")
     print(f"  Glue runs        started {len(runs):>3}   ({', '.join(r['JobRunState'] for r in runs)})")
@@ -282,26 +302,29 @@ def main():
                        "latency_p99_s": p99, "wall_s": time.time() - started}, f, indent=2)
 
     problems = []
-    if len(set(ids)) != args.readings:
-        problems.append(f"{len(set(ids))} distinct readings landed, expected {args.readings}: something was lost")
-    if docs != args.readings:
-        problems.append(f"landed {docs} readings ({docs - len(set(ids))} duplicated by _id), expected exactly {args.readings}")
-    if quarantined != args.poison:
-        problems.append(f"quarantined {quarantined} poison records, expected {args.poison}")
+    total = args.readings + queued
+    if len(set(ids)) != total:
+        problems.append(f"{len(set(ids))} distinct readings landed, expected {total}: something was lost")
+    if docs != total:
+        problems.append(f"landed {docs} readings ({docs - len(set(ids))} duplicated by _id), expected exactly {total}")
+    if from_queue != queued:
+        problems.append(f"{from_queue} readings landed from {queue_name}, expected {queued}")
+    if quarantined != expected_bad:
+        problems.append(f"quarantined {quarantined} poison records, expected {expected_bad}")
     if rows_out != args.files * args.rows or rows_bad != args.files * args.bad_rows:
         problems.append(f"transactions landed/quarantined {rows_out}/{rows_bad}, expected {args.files * args.rows}/{args.files * args.bad_rows}")
     # Athena against what was produced and landed (read directly from S3 above).
     by_device_hour = collections.Counter((device, hour) for device, hour, _ in landed)
     athena_counts = {(device, int(hour)): int(n) for device, hour, n in per_device_hour}
-    if athena_counts != dict(by_device_hour) or sum(athena_counts.values()) != args.readings:
+    if athena_counts != dict(by_device_hour) or sum(athena_counts.values()) != total:
         problems.append(f"Athena counts {sum(athena_counts.values())} readings in {len(athena_counts)} device-hours; "
-                        f"landed {args.readings} in {len(by_device_hour)}")
+                        f"landed {total} in {len(by_device_hour)}")
     athena_accounts = {a: (int(c), int(t)) for a, c, t in accounts}
     if athena_accounts != expected_accounts(texts):
         problems.append(f"Athena daily_accounts differ from the valid CSV rows ({len(athena_accounts)} accounts, "
                         f"{sum(c for c, _ in athena_accounts.values())} transactions)")
-    if [int(v) for v in compacted[0]] != [args.readings, args.readings]:
-        problems.append(f"compacted_readings holds {compacted[0]} (rows, distinct ids), expected {args.readings} each")
+    if [int(v) for v in compacted[0]] != [total, total]:
+        problems.append(f"compacted_readings holds {compacted[0]} (rows, distinct ids), expected {total} each")
     if compaction["files_after"] >= compaction["files_before"]:
         problems.append(f"compaction left {compaction['files_after']} files from {compaction['files_before']}")
     if len(runs) != 1:
