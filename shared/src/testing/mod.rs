@@ -1,12 +1,13 @@
 //! Test support for users of the framework and for its own tests (feature `testing`): models of
-//! the re-delivery of the Kinesis event source mapping ([`esm`]) and of an SQS queue's
-//! ([`queue`]), a store that fails on demand ([`FaultyStore`]) to reach the failure paths no
-//! emulator produces at will, and readers of what a pipeline wrote ([`documents_under`],
-//! [`ndjson_documents`]).
+//! the re-delivery of the Kinesis event source mapping ([`esm`]), of an SQS queue ([`queue`]) and
+//! of a Kafka mapping's partitions ([`partitions`]), a store that fails on demand
+//! ([`FaultyStore`]) to reach the failure paths no emulator produces at will, and readers of what
+//! a pipeline wrote ([`documents_under`], [`ndjson_documents`]).
 
 mod documents;
 pub mod esm;
 mod faulty_store;
+pub mod partitions;
 pub mod queue;
 
 pub use documents::{documents_under, ndjson_documents, DocumentsError};
