@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use runnel::pipeline::{Processor, ProcessorConfig};
 use runnel::sink::{MemoryStore, Sink, SinkErrorKind};
 use runnel::source::kafka::KafkaBatch;
-use runnel::source::{BatchSource, Kafka, Mode};
+use runnel::source::{BatchSource, Kafka};
 use runnel::testing::partitions::{drive, PartitionInvocation};
 use runnel::testing::FaultyStore;
 
