@@ -58,9 +58,9 @@ def fmt_time(ns):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "bench")
-    k, py, init, init_bundle, mem, ing, ing_py, landing = (load(out, n) for n in (
+    k, py, init, init_bundle, mem, ing, ing_py, landing, sources = (load(out, n) for n in (
         "kinesis.json", "python.json", "init.json", "init-bundle.json", "memory.json", "ingest.json", "ingest-python.json",
-        "landing.json"))
+        "landing.json", "sources.json"))
     md, checks = [], []
 
     def check(name, value, target, ok):
@@ -94,6 +94,18 @@ def main():
         for name, ms in [("kinesis-processor (Rust)", k["handler_ms"])] + ([("Python + Powertools", py["handler_ms"])] if py else []):
             c, billed = cost_per_million(ms, k["records"])
             md.append(f"| {name} | {billed:,} | {c['arm64']:.6f} | {c['x86_64']:.6f} |")
+        md.append("")
+    if sources:
+        md.append("### Every other source's path, same readings one per record, against its own parse floor\n")
+        md.append("The floor is serde_json parsing the event into the source's `aws_lambda_events` model; the handler "
+                  "parses into the source's event type and processes into an in-memory store (Firehose: into its answer, "
+                  "serialised).\n")
+        md.append("| source | event MB | floor ms | handler ms | ratio |")
+        md.append("| --- | ---: | ---: | ---: | ---: |")
+        for name, f in sources.items():
+            ratio = f["handler_ms"] / f["floor_ms"]
+            md.append(f"| {name} | {f['event_bytes'] / 1e6:.2f} | {f['floor_ms']:.2f} | {f['handler_ms']:.2f} | {ratio:.2f} |")
+            check(f"{name} path vs its parse floor", f"{ratio:.2f}×", "≤ 1.0×", ratio <= 1.0)
         md.append("")
     if ing:
         mb = ing["csv_bytes"] / 1e6

@@ -1,0 +1,318 @@
+//! Each batch source's path on an event of the same readings (one per record, ≈ 6 MB), against
+//! its own floor: serde_json parsing the event into the `aws_lambda_events` model of that source
+//! and nothing else. The handler's path is what the runtime does: parse into the source's event
+//! type, then process into an in-memory store (Firehose: into the per-record response). Median of
+//! several runs after two warm-ups, all sources in one run.
+//!
+//! `source-paths [--runs N] [--json FILE]`
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
+use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use base64::Engine as _;
+use runnel::pipeline::StreamConfig;
+use runnel::sink::MemoryStore;
+use runnel::source::dynamodb::DynamoDbBatch;
+use runnel::source::kafka::KafkaBatch;
+use runnel::source::{BatchOutcome, Firehose, Kafka, Sqs};
+use runnel_bench::{median, reading, Xorshift, RECORDS};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+const ARRIVAL_MS: i64 = 1_795_323_300_250;
+
+fn readings() -> Vec<String> {
+    let mut rng = Xorshift::new();
+    (0..RECORDS).map(|i| reading(i, &mut rng)).collect()
+}
+
+fn sqs_event(readings: &[String]) -> Value {
+    let records: Vec<Value> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "messageId": format!("5a1e0000-0000-4000-8000-{i:012}"),
+                "receiptHandle": format!("AQEB{i:040}"),
+                "body": r,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": ARRIVAL_MS.to_string(),
+                               "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": ARRIVAL_MS.to_string()},
+                "messageAttributes": {},
+                "md5OfBody": "0123456789abcdef0123456789abcdef",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:readings",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// A reading as DynamoDB attribute values: strings `S`, numbers `N`, objects `M`, arrays `L`.
+fn attribute(v: &Value) -> Value {
+    match v {
+        Value::String(s) => json!({ "S": s }),
+        Value::Number(n) => json!({ "N": n.to_string() }),
+        Value::Bool(b) => json!({ "BOOL": b }),
+        Value::Null => json!({ "NULL": true }),
+        Value::Array(a) => json!({ "L": a.iter().map(attribute).collect::<Vec<_>>() }),
+        Value::Object(m) => {
+            json!({ "M": m.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<serde_json::Map<_, _>>() })
+        }
+    }
+}
+
+fn dynamodb_event(readings: &[String]) -> Value {
+    let records: Vec<Value> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let item: Value = serde_json::from_str(r).expect("readings are JSON");
+            let image = match attribute(&item) {
+                Value::Object(mut m) => m.remove("M").expect("an object"),
+                _ => unreachable!("readings are objects"),
+            };
+            json!({
+                "eventID": format!("c4ca4238a0b923820dcc509a6f7584{i:06}"),
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/readings/stream/2026-11-22T00:00:00.000",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": ARRIVAL_MS / 1000,
+                    "Keys": {"device_id": image["device_id"], "ts": image["ts"]},
+                    "NewImage": image,
+                    "SequenceNumber": format!("44215845000000000174504{i:07}"),
+                    "SizeBytes": r.len(),
+                    "StreamViewType": "NEW_AND_OLD_IMAGES"
+                }
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn firehose_event(readings: &[String]) -> Value {
+    let records: Vec<Value> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "recordId": format!("49546986683135544286507457936321625675700192471156{i:06}"),
+                "approximateArrivalTimestamp": ARRIVAL_MS,
+                "data": base64::engine::general_purpose::STANDARD.encode(r),
+            })
+        })
+        .collect();
+    json!({
+        "invocationId": "0b4f8b2c-7b1f-4a1e-9c3a-2f5d6e7a8b9c",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/readings",
+        "region": "us-east-1",
+        "records": records
+    })
+}
+
+fn kafka_event(readings: &[String]) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut partitions = serde_json::Map::new();
+    for p in 0..4usize {
+        let list: Vec<Value> = readings
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 == p)
+            .map(|(i, r)| {
+                json!({
+                    "topic": "readings", "partition": p, "offset": i, "timestamp": ARRIVAL_MS,
+                    "timestampType": "CREATE_TIME", "key": b64.encode(format!("sensor-{:06}", i % 5000)),
+                    "value": b64.encode(r), "headers": [{"source": [103, 119]}]
+                })
+            })
+            .collect();
+        partitions.insert(format!("readings-{p}"), list.into());
+    }
+    json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/readings/751d2973-a626-431c-9d4e-d7975eb44dd7-2",
+        "bootstrapServers": "b-1.readings.kafka.us-east-1.amazonaws.com:9098",
+        "records": partitions
+    })
+}
+
+struct Figures {
+    name: &'static str,
+    event_bytes: usize,
+    floor: f64,
+    handler: f64,
+}
+
+/// Times the floor (`F`: parse into the event model) against the handler (`parse`, then
+/// `handle`), alternating, and checks each handled batch landed every reading.
+fn measure<F: DeserializeOwned, E, Fut>(
+    name: &'static str,
+    event: &[u8],
+    runs: usize,
+    rt: &tokio::runtime::Runtime,
+    parse: impl Fn(&[u8]) -> anyhow::Result<E>,
+    handle: impl Fn(E) -> Fut,
+) -> anyhow::Result<Figures>
+where
+    Fut: Future<Output = BatchOutcome>,
+{
+    let (mut floor, mut handler): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    for run in 0..runs + 2 {
+        let t = Instant::now();
+        let parsed: F = serde_json::from_slice(event)?;
+        let f = t.elapsed();
+        drop(parsed);
+        let t = Instant::now();
+        let outcome = rt.block_on(handle(parse(event)?));
+        let h = t.elapsed();
+        if !outcome.failures.is_empty() || outcome.stats.documents_written != RECORDS {
+            bail!(
+                "{name}: the batch did not process cleanly: {:?}",
+                outcome.stats
+            );
+        }
+        if run >= 2 {
+            floor.push(f);
+            handler.push(h);
+        }
+    }
+    Ok(Figures {
+        name,
+        event_bytes: event.len(),
+        floor: median(floor).as_secs_f64(),
+        handler: median(handler).as_secs_f64(),
+    })
+}
+
+fn config() -> StreamConfig {
+    StreamConfig::new("bench", "curated")
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut runs = 9;
+    let mut json_out = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => runs = value()?.parse().context("--runs takes a whole number")?,
+            "--json" => json_out = Some(value()?),
+            other => bail!("unknown argument {other:?}; see the file's documentation"),
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let readings = readings();
+
+    let sqs = serde_json::to_vec(&sqs_event(&readings))?;
+    let (store, cfg) = (MemoryStore::new(), config());
+    let runner = kinesis_processor::pipeline_from(Sqs)
+        .store(store)
+        .config(cfg)
+        .build()?;
+    let sqs_figures = measure::<SqsEvent, SqsEvent, _>(
+        "sqs",
+        &sqs,
+        runs,
+        &rt,
+        |b| Ok(serde_json::from_slice(b)?),
+        |e| {
+            let runner = &runner;
+            async move { runner.handle(&e).await.1 }
+        },
+    )?;
+
+    let ddb = serde_json::to_vec(&dynamodb_event(&readings))?;
+    let (store, cfg) = (MemoryStore::new(), config());
+    let runner = kinesis_processor::table_pipeline()
+        .store(store)
+        .config(cfg)
+        .build()?;
+    let ddb_figures = measure::<DynamoDbEvent, DynamoDbBatch, _>(
+        "dynamodb",
+        &ddb,
+        runs,
+        &rt,
+        |b| Ok(serde_json::from_slice(b)?),
+        |e| {
+            let runner = &runner;
+            async move { runner.handle(&e).await.1 }
+        },
+    )?;
+
+    let firehose = serde_json::to_vec(&firehose_event(&readings))?;
+    let (store, cfg) = (MemoryStore::new(), config());
+    let runner = kinesis_processor::pipeline_from(Firehose)
+        .store(store)
+        .config(cfg)
+        .build()?;
+    let firehose_figures = measure::<KinesisFirehoseEvent, KinesisFirehoseEvent, _>(
+        "firehose",
+        &firehose,
+        runs,
+        &rt,
+        |b| Ok(serde_json::from_slice(b)?),
+        |e| {
+            let runner = &runner;
+            async move {
+                let (response, outcome) = runner.handle(&e).await;
+                // The answer is part of Firehose's path: it carries the output.
+                let bytes = serde_json::to_vec(&response.expect("every record is answered"));
+                assert!(bytes.is_ok_and(|b| !b.is_empty()));
+                outcome
+            }
+        },
+    )?;
+
+    let kafka = serde_json::to_vec(&kafka_event(&readings))?;
+    let (store, cfg) = (MemoryStore::new(), config());
+    let runner = kinesis_processor::pipeline_from(Kafka)
+        .store(store)
+        .config(cfg)
+        .build()?;
+    let kafka_figures = measure::<KafkaEvent, KafkaBatch, _>(
+        "kafka",
+        &kafka,
+        runs,
+        &rt,
+        |b| Ok(serde_json::from_slice(b)?),
+        |e| {
+            let runner = &runner;
+            async move { runner.handle(&e).await.1 }
+        },
+    )?;
+
+    println!("{RECORDS} readings, one per record, in each source's event; median of {runs} runs");
+    let all = [sqs_figures, ddb_figures, firehose_figures, kafka_figures];
+    for f in &all {
+        println!(
+            "{:<9} {:>6.2} MB event   floor (parse into its aws_lambda_events model) {:>7.2} ms   handler {:>7.2} ms   ratio {:.2}",
+            f.name,
+            f.event_bytes as f64 / 1e6,
+            f.floor * 1e3,
+            f.handler * 1e3,
+            f.handler / f.floor
+        );
+    }
+    if let Some(path) = &json_out {
+        let figures: serde_json::Map<String, Value> = all
+            .iter()
+            .map(|f| {
+                (
+                    f.name.to_string(),
+                    json!({"event_bytes": f.event_bytes, "floor_ms": f.floor * 1e3, "handler_ms": f.handler * 1e3}),
+                )
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+            .with_context(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
