@@ -441,3 +441,35 @@ async fn per_group_mode_holds_back_only_the_failed_group() {
         assert!(keys.iter().any(|k| k.contains(&seq(i))), "{keys:?}");
     }
 }
+
+/// CloudWatch Logs payloads: one document per log event, each under the log event's id.
+#[tokio::test]
+async fn log_events_land_under_their_own_ids() {
+    use runnel::records::cloudwatch_logs::LogEvent;
+    use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
+    struct Logs;
+    impl Transform for Logs {
+        type Input = LogEvent;
+        type Output = LogEvent;
+        fn apply(
+            &self,
+            input: LogEvent,
+            _: &RecordContext<'_>,
+            out: &mut Outputs<LogEvent>,
+        ) -> Result<(), TransformError> {
+            out.push(input);
+            Ok(())
+        }
+    }
+    let payload = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"e-1","timestamp":1,"message":"a"},{"id":"e-2","timestamp":2,"message":"b"}]}"#;
+    let store = MemoryStore::new();
+    let p = runnel::pipeline::Processor::new(
+        Logs,
+        runnel::sink::Sink::new(Arc::new(store.clone())),
+        config(Mode::Ordered),
+    );
+    let recs = records(vec![gzip(payload.as_bytes())]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty());
+    assert_eq!(ids(&lines_under(&store.objects(), "iot/")), ["e-1", "e-2"]);
+}

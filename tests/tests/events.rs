@@ -302,6 +302,21 @@ async fn cloudwatch_logs_sample() {
         })
         .collect();
     assert_eq!(raws.len(), 3);
+    // Each entry is the log event's, under its own id.
+    let mut ids: Vec<String> = store
+        .objects()
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("quarantine/"))
+        .flat_map(|(_, b)| ndjson_lines(b))
+        .map(|q| q["_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut event_ids: Vec<String> = raws
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    event_ids.sort();
+    assert_eq!(ids, event_ids);
     assert_eq!(raws[1]["logGroup"], "/iot/gateway");
     assert!(raws[1]["message"].as_str().unwrap().contains("sensor-0041"));
 }

@@ -229,7 +229,7 @@ impl<T: Transform> Processor<T> {
                     match self.apply(
                         input,
                         &ctx,
-                        (i, place.flat),
+                        (i, place.flat, place.id),
                         &mut scratch,
                         &mut last_partition,
                         &mut prepared,
@@ -269,7 +269,7 @@ impl<T: Transform> Processor<T> {
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
-        (record, flat): (usize, u32),
+        (record, flat, own_id): (usize, u32, Option<&str>),
         scratch: &mut Scratch<T::Output>,
         last_partition: &mut Option<Arc<str>>,
         prepared: &mut Prepared,
@@ -291,9 +291,19 @@ impl<T: Transform> Processor<T> {
             self.sink.partitioner.write(&output, time, path);
             let dest = shared_partition(path, last_partition);
             let custom = self.transform.document_id(&output);
-            let id = match &custom {
-                Some(id) => id.as_str(),
-                None => {
+            let id = match (&custom, own_id) {
+                (Some(id), _) => id.as_str(),
+                // The payload's own id (a log event's), with the fan-out index after it.
+                (None, Some(own)) => {
+                    id.clear();
+                    id.push_str(own);
+                    if n > 0 {
+                        use std::fmt::Write as _;
+                        let _ = write!(id, ":{n}");
+                    }
+                    id.as_str()
+                }
+                (None, None) => {
                     crate::transform::default_document_id(id, ctx, n);
                     id.as_str()
                 }
@@ -325,15 +335,16 @@ impl<T: Transform> Processor<T> {
         prepared: &mut Prepared,
         record: usize,
         rec: &SourceRecord<'_>,
-        place: Option<Place>,
+        place: Option<Place<'_>>,
         raw: &[u8],
         bad: &BadData,
     ) {
         let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let p = place.unwrap_or_default();
-        let id = match p.sub_record {
-            Some(j) => format!("{}:{}:{j}:{}", rec.stream, rec.position, p.index),
-            None => format!("{}:{}:{}", rec.stream, rec.position, p.index),
+        let id = match (p.id, p.sub_record) {
+            (Some(own), _) => own.to_string(),
+            (None, Some(j)) => format!("{}:{}:{j}:{}", rec.stream, rec.position, p.index),
+            (None, None) => format!("{}:{}:{}", rec.stream, rec.position, p.index),
         };
         let entry = QuarantineEntry {
             id,

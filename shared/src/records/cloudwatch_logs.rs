@@ -2,7 +2,8 @@
 //! a Firehose delivery stream), gzip-compressed JSON holding a batch of log events.
 //!
 //! A `DATA_MESSAGE` becomes one JSON document per log event ([`LogEvent`]: the event's `id`,
-//! `timestamp` and `message` with the log group, stream and owning account), in order; a
+//! `timestamp` and `message` with the log group, stream and owning account), in order, and the
+//! log event's id is the document's id (`_id`, quarantine entries); a
 //! `CONTROL_MESSAGE` (CloudWatch Logs checking that the destination is reachable) holds no
 //! documents, so its record is neither written nor quarantined. The payload is recognised by its
 //! first key, `messageType`, which CloudWatch Logs writes first.
@@ -47,9 +48,10 @@ struct Event {
     message: String,
 }
 
-/// The documents of a decompressed payload if it is a subscription payload: one per log event
-/// (none for a control message). `None`: not a subscription payload, decode it as JSON / NDJSON.
-pub fn documents(payload: &[u8]) -> Option<Vec<Vec<u8>>> {
+/// The documents of a decompressed payload if it is a subscription payload: one per log event,
+/// with the log event's id (none for a control message). `None`: not a subscription payload,
+/// decode it as JSON / NDJSON.
+pub fn documents(payload: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     if !payload.starts_with(br#"{"messageType""#) {
         return None;
     }
@@ -63,14 +65,15 @@ pub fn documents(payload: &[u8]) -> Option<Vec<Vec<u8>>> {
             .into_iter()
             .map(|e| {
                 let event = LogEvent {
-                    id: e.id,
+                    id: e.id.clone(),
                     timestamp: e.timestamp,
                     message: e.message,
                     log_group: envelope.log_group.clone(),
                     log_stream: envelope.log_stream.clone(),
                     owner: envelope.owner.clone(),
                 };
-                serde_json::to_vec(&event).expect("a log event serialises")
+                let doc = serde_json::to_vec(&event).expect("a log event serialises");
+                (e.id, doc)
             })
             .collect(),
     )
@@ -86,11 +89,12 @@ mod tests {
     fn a_data_message_is_one_document_per_log_event() {
         let docs = documents(DATA.as_bytes()).unwrap();
         assert_eq!(docs.len(), 2);
-        let first: LogEvent = serde_json::from_slice(&docs[0]).unwrap();
+        assert_eq!(docs[0].0, "3719");
+        let first: LogEvent = serde_json::from_slice(&docs[0].1).unwrap();
         assert_eq!(first.id, "3719");
         assert_eq!(first.log_group, "/iot/gateway");
         assert_eq!(first.message, r#"{"device_id":"sensor-0042"}"#);
-        let second: LogEvent = serde_json::from_slice(&docs[1]).unwrap();
+        let second: LogEvent = serde_json::from_slice(&docs[1].1).unwrap();
         assert_eq!(
             (second.id.as_str(), second.timestamp),
             ("3720", 1795331700124)

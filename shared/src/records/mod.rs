@@ -242,13 +242,15 @@ pub fn decode_payload<T: DeserializeOwned>(
 
 /// Where a document sits in its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Place {
+pub struct Place<'a> {
     /// The document's index among all documents of the record (unique within it).
     pub flat: u32,
     /// The KPL user record it came from, for an aggregated record.
     pub sub_record: Option<u32>,
     /// The document's index within its payload (the user record's, for an aggregate).
     pub index: u32,
+    /// The document's own id when its payload gives one (a CloudWatch Logs event's id).
+    pub id: Option<&'a str>,
 }
 
 /// One document's bytes, or why its payload (a KPL user record) is bad data, with that payload.
@@ -261,18 +263,19 @@ pub type RawDocument<'a> = Result<&'a [u8], (BadData, &'a [u8])>;
 pub fn for_each_raw(
     data: &[u8],
     limits: DecodeLimits,
-    mut visit: impl FnMut(Place, RawDocument<'_>) -> ControlFlow<()>,
+    mut visit: impl FnMut(Place<'_>, RawDocument<'_>) -> ControlFlow<()>,
 ) -> Result<(), BadData> {
     let aggregate = match kpl::read(data) {
         kpl::Aggregate::Records(records) => records,
         kpl::Aggregate::Corrupt(reason) => return Err(BadData::Aggregate(reason)),
         kpl::Aggregate::Plain => {
             let mut flat = 0;
-            return split_payload(data, limits, &mut |index, raw| {
+            return split_payload(data, limits, &mut |index, id, raw| {
                 let place = Place {
                     flat,
                     sub_record: None,
                     index,
+                    id,
                 };
                 flat += 1;
                 visit(place, Ok(raw))
@@ -283,11 +286,12 @@ pub fn for_each_raw(
     let mut flat = 0;
     for (j, sub) in aggregate.records.iter().enumerate() {
         let sub_record = Some(j as u32);
-        let split = split_payload(&sub.data, limits, &mut |index, raw| {
+        let split = split_payload(&sub.data, limits, &mut |index, id, raw| {
             let place = Place {
                 flat,
                 sub_record,
                 index,
+                id,
             };
             flat += 1;
             visit(place, Ok(raw))
@@ -299,6 +303,7 @@ pub fn for_each_raw(
                     flat,
                     sub_record,
                     index: 0,
+                    id: None,
                 };
                 flat += 1;
                 visit(place, Err((bad, &sub.data)))
@@ -311,12 +316,15 @@ pub fn for_each_raw(
     Ok(())
 }
 
+/// Receives each document of a payload: its index, its own id if the payload gives one, its bytes.
+type PayloadVisitor<'v> = dyn FnMut(u32, Option<&str>, &[u8]) -> ControlFlow<()> + 'v;
+
 /// Splits one payload (decompressed when gzip) into documents: a CloudWatch Logs payload's log
 /// events, one document, or its NDJSON lines.
 fn split_payload(
     data: &[u8],
     limits: DecodeLimits,
-    visit: &mut dyn FnMut(u32, &[u8]) -> ControlFlow<()>,
+    visit: &mut PayloadVisitor<'_>,
 ) -> Result<ControlFlow<()>, BadData> {
     let payload = decompress(data, limits)?;
     let single = trim_ascii(&payload);
@@ -324,8 +332,8 @@ fn split_payload(
         return Err(BadData::Empty);
     }
     if let Some(events) = cloudwatch_logs::documents(single) {
-        for (index, d) in events.iter().enumerate() {
-            if visit(index as u32, d).is_break() {
+        for (index, (id, d)) in events.iter().enumerate() {
+            if visit(index as u32, Some(id), d).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }
@@ -333,10 +341,10 @@ fn split_payload(
     }
     if !single.contains(&b'\n') {
         // The common case: one document per record.
-        return Ok(visit(0, single));
+        return Ok(visit(0, None, single));
     }
     for (index, d) in documents(&payload).into_iter().enumerate() {
-        if visit(index as u32, d).is_break() {
+        if visit(index as u32, None, d).is_break() {
             return Ok(ControlFlow::Break(()));
         }
     }
@@ -349,7 +357,7 @@ pub fn for_each_document<T: DeserializeOwned>(
     data: &[u8],
     limits: DecodeLimits,
     check: Check<'_, T>,
-    mut visit: impl FnMut(Place, Document<T>) -> ControlFlow<()>,
+    mut visit: impl FnMut(Place<'_>, Document<T>) -> ControlFlow<()>,
 ) -> Result<(), BadData> {
     for_each_raw(data, limits, |place, raw| {
         let doc = match raw {
