@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
@@ -19,20 +19,6 @@ use runnel::sink::{MemoryStore, SinkErrorKind};
 use runnel::source::Mode;
 use runnel::testing::esm::{drive, EsmConfig, Invocation};
 use runnel::testing::FaultyStore;
-
-#[derive(Debug, Clone)]
-enum Doc {
-    Good {
-        hour: u32,
-    },
-    Bad,
-    /// The transform makes no output.
-    Filtered,
-    /// The transform makes two outputs, an hour apart (possibly in two partitions).
-    FanOut {
-        hour: u32,
-    },
-}
 
 #[derive(Debug, Clone)]
 enum Rec {
@@ -48,12 +34,7 @@ enum Rec {
 }
 
 fn rec_strategy() -> impl Strategy<Value = Rec> {
-    let doc = prop_oneof![
-        8 => (7u32..10).prop_map(|hour| Doc::Good { hour }),
-        2 => Just(Doc::Bad),
-        1 => Just(Doc::Filtered),
-        1 => (7u32..10).prop_map(|hour| Doc::FanOut { hour }),
-    ];
+    let doc = doc_strategy();
     prop_oneof![
         8 => (prop::collection::vec(doc.clone(), 1..4), any::<bool>()).prop_map(|(docs, gzip)| Rec::Docs { docs, gzip }),
         1 => Just(Rec::Undecodable),
@@ -110,67 +91,6 @@ fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>)
         shard.push(ShardRecord { seq: s, data });
     }
     (shard, good, bad)
-}
-
-/// The NDJSON of one payload's documents; records the ids (`<prefix>:<index>`) they must produce.
-fn ndjson(
-    docs: &[Doc],
-    prefix: &str,
-    name: &str,
-    good: &mut BTreeSet<String>,
-    bad: &mut BTreeSet<String>,
-) -> String {
-    let mut text = String::new();
-    for (j, d) in docs.iter().enumerate() {
-        match d {
-            Doc::Good { hour } => {
-                good.insert(format!("{prefix}:{j}"));
-                text.push_str(&reading_json(&format!("dev-{name}-{j}"), *hour, j as i64));
-            }
-            Doc::Bad => {
-                bad.insert(format!("{prefix}:{j}"));
-                text.push_str(r#"{"device":"","hour":1,"value":0}"#);
-            }
-            Doc::Filtered => {
-                text.push_str(&reading_json(&format!("skip-{name}-{j}"), 8, 0));
-            }
-            Doc::FanOut { hour } => {
-                good.insert(format!("{prefix}:{j}"));
-                good.insert(format!("{prefix}:{j}:1"));
-                text.push_str(&reading_json(&format!("fan-{name}-{j}"), *hour, 0));
-            }
-        }
-        text.push('\n');
-    }
-    text
-}
-
-/// The fault schedule of a run: a put fails when the seeded schedule says so, and after a crash
-/// point every put of the invocation fails (a dead process writes nothing more).
-struct Faults {
-    fault_rate: u64,
-    seed: u64,
-    counter: AtomicU64,
-    crash_after: Mutex<Option<usize>>,
-    puts_this_invocation: AtomicUsize,
-}
-
-impl Faults {
-    fn fails_next_put(&self) -> bool {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let crashed = self
-            .crash_after
-            .lock()
-            .unwrap()
-            .is_some_and(|k| self.puts_this_invocation.load(Ordering::Relaxed) >= k);
-        let faulty = self.fault_rate > 0
-            && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed) % 100 < self.fault_rate;
-        if !(crashed || faulty) {
-            // The put goes through to the in-memory store, which always takes it.
-            self.puts_this_invocation.fetch_add(1, Ordering::Relaxed);
-        }
-        crashed || faulty
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -232,13 +152,7 @@ fn run(
 ) {
     let (shard, good, bad) = build(&s.recs);
     let inner = MemoryStore::new();
-    let faults = Arc::new(Faults {
-        fault_rate: s.fault_rate,
-        seed: s.seed,
-        counter: AtomicU64::new(0),
-        crash_after: Mutex::new(None),
-        puts_this_invocation: AtomicUsize::new(0),
-    });
+    let faults = Faults::new(s.fault_rate, s.seed);
     let schedule = faults.clone();
     let store = Arc::new(FaultyStore::new(inner.clone(), move |_| {
         schedule
@@ -283,8 +197,7 @@ fn run(
             } else {
                 None
             };
-            *faults.crash_after.lock().unwrap() = crash;
-            faults.puts_this_invocation.store(0, Ordering::Relaxed);
+            faults.begin_invocation(crash);
             let batch = source_records(&shard[range]);
             let p = &p;
             async move {
@@ -310,17 +223,6 @@ fn run(
 
 fn ids_of(lines: &[serde_json::Value]) -> Vec<String> {
     ids(lines)
-}
-
-fn duplicates(ids: &[String]) -> Vec<String> {
-    let mut seen = HashMap::new();
-    for id in ids {
-        *seen.entry(id.clone()).or_insert(0) += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(id, _)| id)
-        .collect()
 }
 
 proptest! {

@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use common::*;
@@ -24,14 +24,6 @@ use runnel::testing::partitions::{drive, PartitionInvocation};
 use runnel::testing::FaultyStore;
 
 #[derive(Debug, Clone)]
-enum Doc {
-    Good,
-    Bad,
-    Filtered,
-    FanOut,
-}
-
-#[derive(Debug, Clone)]
 struct Scenario {
     partitions: Vec<Vec<Vec<Doc>>>,
     max_per_partition: usize,
@@ -42,13 +34,7 @@ struct Scenario {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    let doc = prop_oneof![
-        8 => Just(Doc::Good),
-        2 => Just(Doc::Bad),
-        1 => Just(Doc::Filtered),
-        1 => Just(Doc::FanOut),
-    ];
-    let record = prop::collection::vec(doc, 1..3);
+    let record = prop::collection::vec(doc_strategy(), 1..3);
     (
         prop::collection::vec(prop::collection::vec(record, 1..15), 1..4),
         1usize..8,
@@ -89,27 +75,7 @@ fn build(s: &Scenario) -> (Vec<Vec<String>>, BTreeSet<String>, BTreeSet<String>)
                 .enumerate()
                 .map(|(i, docs)| {
                     let id = format!("readings-{p}:{}", offset(p, i));
-                    let mut text = String::new();
-                    for (j, d) in docs.iter().enumerate() {
-                        let line = match d {
-                            Doc::Good => {
-                                good.insert(format!("{id}:{j}"));
-                                reading_json(&format!("dev-{p}-{i}-{j}"), 7, j as i64)
-                            }
-                            Doc::Bad => {
-                                bad.insert(format!("{id}:{j}"));
-                                r#"{"device":"","hour":1,"value":0}"#.to_string()
-                            }
-                            Doc::Filtered => reading_json(&format!("skip-{p}-{i}-{j}"), 8, 0),
-                            Doc::FanOut => {
-                                good.insert(format!("{id}:{j}"));
-                                good.insert(format!("{id}:{j}:1"));
-                                reading_json(&format!("fan-{p}-{i}-{j}"), 8, 0)
-                            }
-                        };
-                        text.push_str(&line);
-                        text.push('\n');
-                    }
+                    let text = ndjson(docs, &id, &format!("{p}-{i}"), &mut good, &mut bad);
                     base64::engine::general_purpose::STANDARD.encode(text)
                 })
                 .collect()
@@ -149,25 +115,11 @@ fn run(
 ) {
     let (values, good, bad) = build(s);
     let inner = MemoryStore::new();
-    let counter = AtomicU64::new(0);
-    let crash_after: Arc<Mutex<Option<usize>>> = Arc::default();
-    let puts_now = Arc::new(AtomicUsize::new(0));
-    let (fault_rate, seed) = (s.fault_rate, s.seed);
+    let faults = Faults::new(s.fault_rate, s.seed);
     let store = {
-        let (crash_after, puts_now) = (crash_after.clone(), puts_now.clone());
+        let faults = faults.clone();
         Arc::new(FaultyStore::new(inner.clone(), move |_| {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            let crashed = crash_after
-                .lock()
-                .unwrap()
-                .is_some_and(|k| puts_now.load(Ordering::Relaxed) >= k);
-            let faulty =
-                fault_rate > 0 && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed) % 100 < fault_rate;
-            if crashed || faulty {
-                return Some(SinkErrorKind::Throttled);
-            }
-            puts_now.fetch_add(1, Ordering::Relaxed);
-            None
+            faults.fails_next_put().then_some(SinkErrorKind::Throttled)
         }))
     };
     let transform = TestTransform::default();
@@ -198,12 +150,7 @@ fn run(
         &lengths,
         5_000,
         s.max_per_partition,
-        |n| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            (rng % n as u64) as usize
-        },
+        |n| xorshift(&mut rng, n),
         |batch| {
             let k = invocation.fetch_add(1, Ordering::Relaxed);
             let crash = if k < 20 {
@@ -211,8 +158,7 @@ fn run(
             } else {
                 None
             };
-            *crash_after.lock().unwrap() = crash;
-            puts_now.store(0, Ordering::Relaxed);
+            faults.begin_invocation(crash);
             let e = event(&values, &batch);
             let p = &p;
             async move {
@@ -251,17 +197,6 @@ fn run(
         good,
         bad,
     )
-}
-
-fn duplicates(ids: &[String]) -> Vec<String> {
-    let mut seen = HashMap::new();
-    for id in ids {
-        *seen.entry(id.clone()).or_insert(0) += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(id, _)| id)
-        .collect()
 }
 
 proptest! {

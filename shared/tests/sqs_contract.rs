@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
@@ -24,14 +24,6 @@ use runnel::testing::queue::{drive, Invocation, QueueConfig};
 use runnel::testing::FaultyStore;
 
 #[derive(Debug, Clone)]
-enum Doc {
-    Good,
-    Bad,
-    Filtered,
-    FanOut,
-}
-
-#[derive(Debug, Clone)]
 struct Msg {
     docs: Option<Vec<Doc>>,
     gzip: bool,
@@ -39,14 +31,8 @@ struct Msg {
 }
 
 fn msg() -> impl Strategy<Value = Msg> {
-    let doc = prop_oneof![
-        8 => Just(Doc::Good),
-        2 => Just(Doc::Bad),
-        1 => Just(Doc::Filtered),
-        1 => Just(Doc::FanOut),
-    ];
     (
-        prop_oneof![8 => prop::collection::vec(doc, 1..4).prop_map(Some), 1 => Just(None)],
+        prop_oneof![8 => prop::collection::vec(doc_strategy(), 1..4).prop_map(Some), 1 => Just(None)],
         any::<bool>(),
         0u8..3,
     )
@@ -115,27 +101,13 @@ fn build(s: &Scenario, queue: &str) -> (Vec<Message>, BTreeSet<String>, BTreeSet
                 vec![0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad]
             }
             Some(docs) => {
-                let mut text = String::new();
-                for (j, d) in docs.iter().enumerate() {
-                    let line = match d {
-                        Doc::Good => {
-                            good.insert(format!("{queue}:{id}:{j}"));
-                            reading_json(&format!("dev-{i}-{j}"), 7, j as i64)
-                        }
-                        Doc::Bad => {
-                            bad.insert(format!("{queue}:{id}:{j}"));
-                            r#"{"device":"","hour":1,"value":0}"#.to_string()
-                        }
-                        Doc::Filtered => reading_json(&format!("skip-{i}-{j}"), 8, 0),
-                        Doc::FanOut => {
-                            good.insert(format!("{queue}:{id}:{j}"));
-                            good.insert(format!("{queue}:{id}:{j}:1"));
-                            reading_json(&format!("fan-{i}-{j}"), 8, 0)
-                        }
-                    };
-                    text.push_str(&line);
-                    text.push('\n');
-                }
+                let text = ndjson(
+                    docs,
+                    &format!("{queue}:{id}"),
+                    &i.to_string(),
+                    &mut good,
+                    &mut bad,
+                );
                 if m.gzip {
                     gzip(text.as_bytes())
                 } else {
@@ -191,31 +163,15 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
         .map(|(i, m)| (m.id.clone(), i))
         .collect();
     let inner = MemoryStore::new();
-    let counter = Arc::new(AtomicU64::new(0));
-    let crash_after: Arc<Mutex<Option<usize>>> = Arc::default();
-    let puts_now = Arc::new(AtomicUsize::new(0));
+    let faults = Faults::new(s.fault_rate, s.seed);
     let first_puts: Arc<Mutex<Vec<usize>>> = Arc::default();
     let store = {
-        let (counter, crash_after, puts_now, first_puts) = (
-            counter.clone(),
-            crash_after.clone(),
-            puts_now.clone(),
-            first_puts.clone(),
-        );
-        let (fault_rate, seed) = (s.fault_rate, s.seed);
+        let (faults, first_puts) = (faults.clone(), first_puts.clone());
         let prefix = format!("{queue}-");
         Arc::new(FaultyStore::new(inner.clone(), move |put| {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            let crashed = crash_after
-                .lock()
-                .unwrap()
-                .is_some_and(|k| puts_now.load(Ordering::Relaxed) >= k);
-            let faulty =
-                fault_rate > 0 && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed) % 100 < fault_rate;
-            if crashed || faulty {
+            if faults.fails_next_put() {
                 return Some(SinkErrorKind::Throttled);
             }
-            puts_now.fetch_add(1, Ordering::Relaxed);
             if put.key.starts_with("iot/") {
                 let name = put.key.rsplit('/').next().unwrap();
                 let id = name
@@ -265,13 +221,7 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
             max_receives: None,
             max_invocations: 5_000,
         },
-        |n| {
-            // xorshift64: reproducible from the scenario's seed.
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            (rng % n as u64) as usize
-        },
+        |n| xorshift(&mut rng, n),
         |batch| {
             let k = invocation.fetch_add(1, Ordering::Relaxed);
             let crash = if k < 20 {
@@ -279,8 +229,7 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
             } else {
                 None
             };
-            *crash_after.lock().unwrap() = crash;
-            puts_now.store(0, Ordering::Relaxed);
+            faults.begin_invocation(crash);
             let batch = records(&msgs, &batch, queue, s.fifo);
             let p = &p;
             async move {
@@ -306,17 +255,6 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
 
 fn ids_of(lines: &[serde_json::Value]) -> Vec<String> {
     ids(lines)
-}
-
-fn duplicates(ids: &[String]) -> Vec<String> {
-    let mut seen = HashMap::new();
-    for id in ids {
-        *seen.entry(id.clone()).or_insert(0) += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(id, _)| id)
-        .collect()
 }
 
 proptest! {

@@ -178,3 +178,128 @@ pub fn ids(lines: &[serde_json::Value]) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// One document of a generated payload, for the re-delivery property tests.
+#[derive(Debug, Clone)]
+pub enum Doc {
+    Good {
+        hour: u32,
+    },
+    Bad,
+    /// The transform makes no output.
+    Filtered,
+    /// The transform makes two outputs, an hour apart (possibly in two partitions).
+    FanOut {
+        hour: u32,
+    },
+}
+
+/// Documents in the proportions the property tests use.
+pub fn doc_strategy() -> impl proptest::strategy::Strategy<Value = Doc> + Clone {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (7u32..10).prop_map(|hour| Doc::Good { hour }),
+        2 => Just(Doc::Bad),
+        1 => Just(Doc::Filtered),
+        1 => (7u32..10).prop_map(|hour| Doc::FanOut { hour }),
+    ]
+}
+
+/// The NDJSON of one payload's documents; records the ids (`<prefix>:<index>`) they must produce.
+pub fn ndjson(
+    docs: &[Doc],
+    prefix: &str,
+    name: &str,
+    good: &mut std::collections::BTreeSet<String>,
+    bad: &mut std::collections::BTreeSet<String>,
+) -> String {
+    let mut text = String::new();
+    for (j, d) in docs.iter().enumerate() {
+        match d {
+            Doc::Good { hour } => {
+                good.insert(format!("{prefix}:{j}"));
+                text.push_str(&reading_json(&format!("dev-{name}-{j}"), *hour, j as i64));
+            }
+            Doc::Bad => {
+                bad.insert(format!("{prefix}:{j}"));
+                text.push_str(r#"{"device":"","hour":1,"value":0}"#);
+            }
+            Doc::Filtered => {
+                text.push_str(&reading_json(&format!("skip-{name}-{j}"), 8, 0));
+            }
+            Doc::FanOut { hour } => {
+                good.insert(format!("{prefix}:{j}"));
+                good.insert(format!("{prefix}:{j}:1"));
+                text.push_str(&reading_json(&format!("fan-{name}-{j}"), *hour, 0));
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// The fault schedule of a run: a put fails when the seeded schedule says so, and after a crash
+/// point every put of the invocation fails (a dead process writes nothing more).
+pub struct Faults {
+    fault_rate: u64,
+    seed: u64,
+    counter: std::sync::atomic::AtomicU64,
+    crash_after: Mutex<Option<usize>>,
+    puts_this_invocation: AtomicUsize,
+}
+
+impl Faults {
+    /// `fault_rate` puts in 100 fail, picked by `seed`; no crash until an invocation sets one.
+    pub fn new(fault_rate: u64, seed: u64) -> Arc<Self> {
+        Arc::new(Faults {
+            fault_rate,
+            seed,
+            counter: Default::default(),
+            crash_after: Mutex::new(None),
+            puts_this_invocation: AtomicUsize::new(0),
+        })
+    }
+
+    /// Starts an invocation that crashes after `crash` successful puts (`None`: no crash).
+    pub fn begin_invocation(&self, crash: Option<usize>) {
+        *self.crash_after.lock().unwrap() = crash;
+        self.puts_this_invocation.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the next put fails; a put that does not goes through to the store.
+    pub fn fails_next_put(&self) -> bool {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let crashed = self
+            .crash_after
+            .lock()
+            .unwrap()
+            .is_some_and(|k| self.puts_this_invocation.load(Ordering::Relaxed) >= k);
+        let faulty = self.fault_rate > 0
+            && (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed) % 100 < self.fault_rate;
+        if !(crashed || faulty) {
+            // The put goes through to the in-memory store, which always takes it.
+            self.puts_this_invocation.fetch_add(1, Ordering::Relaxed);
+        }
+        crashed || faulty
+    }
+}
+
+/// The ids that appear more than once.
+pub fn duplicates(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::new();
+    for id in ids {
+        *seen.entry(id.clone()).or_insert(0) += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// A number in `0..n` from a xorshift64 state (reproducible from a scenario's seed).
+pub fn xorshift(state: &mut u64, n: usize) -> usize {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % n as u64) as usize
+}
