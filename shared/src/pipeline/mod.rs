@@ -47,7 +47,9 @@ use lambda_runtime::LambdaEvent;
 use crate::aws::Aws;
 use crate::config::ConfigError;
 use crate::sink::{Hourly, ObjectStore, S3Store};
-use crate::source::{BatchOutcome, BatchSource, BatchStats, Mode, Redelivery, ResponseError};
+use crate::source::{
+    BatchOutcome, BatchSource, BatchStats, Mode, Redelivery, ResponseError, SourceRecord,
+};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 use parts::SinkParts;
@@ -211,12 +213,17 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         event: &S::Event,
     ) -> (Result<S::Response, ResponseError>, BatchOutcome) {
         let records = self.source.records(event);
-        if let Err(e) = self.source.check(&records) {
-            return (Err(e), BatchOutcome::default());
+        match self.process(&records).await {
+            Ok(outcome) => (self.source.response(event, &outcome), outcome),
+            Err(e) => (Err(e), BatchOutcome::default()),
         }
-        let mode = self.source.mode(&records, self.configured_mode);
-        let outcome = self.processor.process_in(&records, mode).await;
-        (self.source.response(event, &outcome), outcome)
+    }
+
+    /// Checks the batch, then processes it in the mode the source picks for it.
+    async fn process(&self, records: &[SourceRecord<'_>]) -> Result<BatchOutcome, ResponseError> {
+        self.source.check(records)?;
+        let mode = self.source.mode(records, self.configured_mode);
+        Ok(self.processor.process_in(records, mode).await)
     }
 
     /// Handles one invocation: log context, processing, metrics, a summary log line, response.
@@ -229,13 +236,11 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         let records = self.source.records(&event);
         let cold_start =
             telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
-        if let Err(e) = self.source.check(&records) {
-            tracing::error!(error = %e, "batch refused");
-            return Err(e.into());
-        }
         let lag = self.source.lag_ms(&records, Utc::now());
-        let mode = self.source.mode(&records, self.configured_mode);
-        let outcome = self.processor.process_in(&records, mode).await;
+        let outcome = self
+            .process(&records)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "batch refused"))?;
         drop(records);
         let response = self.source.response(&event, &outcome);
         let latency = started.elapsed().as_secs_f64() * 1000.0;
