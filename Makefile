@@ -6,6 +6,10 @@ EMULATOR_VENV := $(TOOLS)/emulator
 LAMBDA_VENV := $(TOOLS)/lambda
 CHECKOV_VENV := $(TOOLS)/checkov
 BENCH_VENV := $(TOOLS)/bench
+CARGO_FUZZ := $(TOOLS)/cargo-fuzz/bin/cargo-fuzz
+CARGO_FUZZ_VERSION := 0.13.2
+# make fuzz: seconds per target.
+FUZZ_SECONDS ?= 300
 SPARK_VENV := $(TOOLS)/spark
 # Glue 5.0 runs Python 3.11 (and Spark 3.5.4, pinned in tools/spark.txt).
 SPARK_PYTHON ?= python3.11
@@ -14,11 +18,12 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench tools lint unit glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
+.PHONY: demo test bench tools lint unit fuzz fuzz-smoke glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
+	$(MAKE) fuzz-smoke
 	$(MAKE) glue-check
 	$(MAKE) scaffold-check
 	$(MAKE) sam-build
@@ -65,6 +70,17 @@ glue-check: tools $(SPARK_VENV)/.installed
 $(SPARK_VENV)/.installed: tools/spark.txt
 	@command -v $(SPARK_PYTHON) >/dev/null || { echo "glue-check: $(SPARK_PYTHON) not found; install Python 3.11 or set SPARK_PYTHON" >&2; exit 1; }
 	PYTHON=$(SPARK_PYTHON) scripts/venv $(SPARK_VENV) tools/spark.txt
+
+## fuzz-smoke: every fuzz target for 6 s (about a minute in all) from the seeds and saved crashes.
+fuzz-smoke: $(CARGO_FUZZ)
+	CARGO_FUZZ=$(CURDIR)/$(CARGO_FUZZ) scripts/fuzz 6
+
+## fuzz: long runs, FUZZ_SECONDS per target (default 300); the corpus grows in fuzz/corpus/.
+fuzz: $(CARGO_FUZZ)
+	CARGO_FUZZ=$(CURDIR)/$(CARGO_FUZZ) scripts/fuzz $(FUZZ_SECONDS)
+
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS)/cargo-fuzz
 
 ## test-big: the streaming ingest test on a 500 MB input (slow).
 test-big: tools

@@ -18,6 +18,7 @@ use base64::Engine as _;
 use runnel::pipeline::StreamConfig;
 use runnel::sink::MemoryStore;
 use runnel::source::dynamodb::DynamoDbBatch;
+use runnel::source::firehose::FirehoseBatch;
 use runnel::source::kafka::KafkaBatch;
 use runnel::source::{BatchOutcome, Firehose, Kafka, Sqs};
 use runnel_bench::{median, reading, Xorshift, RECORDS};
@@ -253,7 +254,7 @@ fn main() -> anyhow::Result<()> {
         .store(store)
         .config(cfg)
         .build()?;
-    let firehose_figures = measure::<KinesisFirehoseEvent, KinesisFirehoseEvent, _>(
+    let firehose_figures = measure::<KinesisFirehoseEvent, FirehoseBatch, _>(
         "firehose",
         &firehose,
         runs,

@@ -84,8 +84,7 @@ impl BatchSource for DynamoDb {
 
 /// A DynamoDB Streams event as the handler reads it: Lambda's event, parsed with the
 /// `aws_lambda_events` model, each record turned into its JSON document once.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(from = "Event")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DynamoDbBatch {
     /// The batch's records, in stream order.
     pub records: Vec<ChangeRecord>,
@@ -102,6 +101,12 @@ pub struct ChangeRecord {
     pub arrival: Option<DateTime<Utc>>,
     /// The JSON document the transform reads (see the module docs).
     pub document: Vec<u8>,
+}
+
+impl<'de> Deserialize<'de> for DynamoDbBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::deserialize_guarded::<Event, D>(deserializer).map(DynamoDbBatch::from)
+    }
 }
 
 impl From<Event> for DynamoDbBatch {

@@ -31,12 +31,30 @@ use super::{
 /// Lambda's limit on a synchronous response (6 MB), less room for the JSON around the records.
 pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024 - 64 * 1024;
 
+/// A Firehose transformation event: `aws_lambda_events`' model, parsed so that a malformed
+/// arrival time is an error rather than a panic (see `deserialize_guarded`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FirehoseBatch(pub KinesisFirehoseEvent);
+
+impl std::ops::Deref for FirehoseBatch {
+    type Target = KinesisFirehoseEvent;
+    fn deref(&self) -> &KinesisFirehoseEvent {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FirehoseBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::deserialize_guarded(deserializer).map(FirehoseBatch)
+    }
+}
+
 /// The Firehose source. `Pipeline::new(..).source(Firehose)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Firehose;
 
 impl BatchSource for Firehose {
-    type Event = KinesisFirehoseEvent;
+    type Event = FirehoseBatch;
     type Response = KinesisFirehoseResponse;
 
     fn name(&self) -> &'static str {
@@ -55,7 +73,7 @@ impl BatchSource for Firehose {
         Delivery::Response
     }
 
-    fn records<'e>(&self, event: &'e KinesisFirehoseEvent) -> Vec<SourceRecord<'e>> {
+    fn records<'e>(&self, event: &'e FirehoseBatch) -> Vec<SourceRecord<'e>> {
         let stream = stream_name(event.delivery_stream_arn.as_deref());
         event
             .records
@@ -79,7 +97,7 @@ impl BatchSource for Firehose {
 
     fn response(
         &self,
-        event: &KinesisFirehoseEvent,
+        event: &FirehoseBatch,
         outcome: &BatchOutcome,
     ) -> Result<KinesisFirehoseResponse, ResponseError> {
         response(event, outcome, RESPONSE_LIMIT)
@@ -202,7 +220,7 @@ mod tests {
     use super::*;
     use crate::source::ReturnedOutput;
 
-    fn event() -> KinesisFirehoseEvent {
+    fn event() -> FirehoseBatch {
         serde_json::from_str(include_str!("../../../events/firehose-readings.json")).unwrap()
     }
 

@@ -82,8 +82,7 @@ impl BatchSource for Kafka {
 
 /// A Kafka event as the handler reads it: Lambda's event, parsed with the `aws_lambda_events`
 /// model, its records in one list ordered by topic-partition and offset, keys and values decoded.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(from = "KafkaEvent")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KafkaBatch {
     /// The records, by topic-partition then offset.
     pub records: Vec<KafkaMessage>,
@@ -106,6 +105,12 @@ pub struct KafkaMessage {
     pub timestamp: Option<DateTime<Utc>>,
     /// Header names and values (values as bytes).
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl<'de> Deserialize<'de> for KafkaBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::deserialize_guarded::<KafkaEvent, D>(deserializer).map(KafkaBatch::from)
+    }
 }
 
 impl From<KafkaEvent> for KafkaBatch {

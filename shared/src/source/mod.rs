@@ -193,14 +193,24 @@ pub trait BatchSource: Send + Sync + 'static {
 
     /// Refuses, before anything is written, a batch that could not be answered: a record
     /// without an item identifier could never be reported (Lambda fails the whole batch on an
-    /// empty one) and would share its output keys with any other such record. The invocation
-    /// then fails and the source retries the batch (and finally sets it aside: on-failure
-    /// destination, dead-letter queue).
+    /// empty one) and would share its output keys with any other such record; two records at the
+    /// same place of the same stream would overwrite each other's output. The invocation then
+    /// fails and the source retries the batch (and finally sets it aside: on-failure
+    /// destination, dead-letter queue). No source delivers such a batch; a hand-made or corrupted
+    /// event can.
     fn check(&self, records: &[SourceRecord<'_>]) -> Result<(), ResponseError> {
-        match records.iter().position(|r| r.item_identifier.is_empty()) {
-            Some(i) => Err(ResponseError(format!(
+        if let Some(i) = records.iter().position(|r| r.item_identifier.is_empty()) {
+            return Err(ResponseError(format!(
                 "record {i} of the {} batch has no identifier (position)",
                 self.name()
+            )));
+        }
+        match repeated_place(records) {
+            Some(i) => Err(ResponseError(format!(
+                "record {i} of the {} batch repeats an earlier record's place ({}:{})",
+                self.name(),
+                records[i].stream,
+                records[i].position
             ))),
             None => Ok(()),
         }
@@ -235,6 +245,42 @@ pub trait BatchSource: Send + Sync + 'static {
     }
 }
 
+/// Deserialises a model of `aws_lambda_events` that may panic on a malformed value, as an error
+/// instead: its timestamp decoding asserts that a millisecond time has no fraction (Firehose,
+/// Kafka) and overflows on a long fraction of seconds (DynamoDB Streams), in version 1.2. A panic
+/// there would end the process on the event's bytes alone, before the batch is even seen.
+pub(crate) fn deserialize_guarded<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        T::deserialize(deserializer)
+    }))
+    .unwrap_or_else(|_| {
+        Err(serde::de::Error::custom(
+            "a field's value is malformed (the event model panicked on it)",
+        ))
+    })
+}
+
+/// The first record whose (stream, position) an earlier record of the batch has. Stream sources
+/// deliver positions in increasing order, checked without a set; others fall back to one.
+fn repeated_place(records: &[SourceRecord<'_>]) -> Option<usize> {
+    // Decimal positions of any length: shorter is smaller.
+    let increasing = records.windows(2).all(|w| {
+        let (a, b) = (&w[0], &w[1]);
+        a.stream == b.stream && (a.position.len(), a.position) < (b.position.len(), b.position)
+    });
+    if increasing {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    records
+        .iter()
+        .position(|r| !seen.insert((r.stream, r.position)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +292,42 @@ mod tests {
         assert_eq!("report_all".parse::<Mode>(), Ok(Mode::ReportAll));
         assert_eq!("Per-Group".parse::<Mode>(), Ok(Mode::PerGroup));
         assert!("fast".parse::<Mode>().unwrap_err().contains("ordered"));
+    }
+
+    fn at<'a>(stream: &'a str, position: &'a str) -> SourceRecord<'a> {
+        SourceRecord {
+            item_identifier: position,
+            stream,
+            position,
+            partition_key: None,
+            arrival: None,
+            data: b"",
+        }
+    }
+
+    #[test]
+    fn a_batch_repeating_a_place_is_found_in_either_order() {
+        let shard = |ps: &[&'static str]| ps.iter().map(|p| at("s", p)).collect::<Vec<_>>();
+        assert_eq!(repeated_place(&shard(&["9", "10", "11"])), None);
+        assert_eq!(repeated_place(&shard(&["9", "10", "10", "11"])), Some(2));
+        // Message ids come in no order: the set finds the repeat.
+        assert_eq!(repeated_place(&shard(&["b", "a", "c"])), None);
+        assert_eq!(repeated_place(&shard(&["b", "a", "c", "a"])), Some(3));
+        // The same position in two streams is two places.
+        assert_eq!(repeated_place(&[at("s1", "7"), at("s2", "7")]), None);
+        assert_eq!(repeated_place(&[]), None);
+    }
+
+    #[test]
+    fn a_panicking_event_model_is_an_error() {
+        // aws_lambda_events 1.2 asserts that a millisecond time has no fraction.
+        let event = r#"{"records":{"t-0":[{"topic":"t","partition":0,"offset":1,
+            "timestamp":1795331700123.5,"timestampType":"CREATE_TIME","value":"e30="}]}}"#;
+        let parsed = serde_json::from_str::<kafka::KafkaBatch>(event);
+        assert!(parsed.unwrap_err().to_string().contains("malformed"));
+        let firehose =
+            r#"{"records":[{"recordId":"1","approximateArrivalTimestamp":1.5,"data":"e30="}]}"#;
+        let parsed = serde_json::from_str::<firehose::FirehoseBatch>(firehose);
+        assert!(parsed.unwrap_err().to_string().contains("malformed"));
     }
 }

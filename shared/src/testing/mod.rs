@@ -2,11 +2,13 @@
 //! the re-delivery of the Kinesis event source mapping ([`esm`]), of an SQS queue ([`queue`]) and
 //! of a Kafka mapping's partitions ([`partitions`]), a store that fails on demand
 //! ([`FaultyStore`]) to reach the failure paths no emulator produces at will, and readers of what
-//! a pipeline wrote ([`documents_under`], [`ndjson_documents`]).
+//! a pipeline wrote ([`documents_under`], [`ndjson_documents`]), and the fuzz harnesses
+//! ([`fuzz`]).
 
 mod documents;
 pub mod esm;
 mod faulty_store;
+pub mod fuzz;
 pub mod partitions;
 pub mod queue;
 
