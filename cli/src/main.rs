@@ -1,8 +1,10 @@
 //! `runnel produce`: sends IoT readings to a Kinesis stream — from an NDJSON or CSV file, or
 //! generated at a given count and rate — with PutRecords batching and retry of failed records.
 //! `runnel new`: writes a new pipeline function crate (see [`new`]).
+//! `runnel replay`: invokes a function again with a batch its event source mapping gave up on.
 
 mod new;
+mod replay;
 
 use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, Instant};
@@ -25,6 +27,9 @@ enum Command {
     /// Create a new pipeline function: a crate with a sample transform, tests, events and a SAM
     /// template.
     New(new::NewArgs),
+    /// Invoke a function again with a batch its event source mapping gave up on, from the
+    /// on-failure record (S3 object, SQS/SNS message body) or the Kinesis range an alert names.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -244,6 +249,7 @@ async fn main() {
     let result = match Cli::parse().command {
         Command::Produce(args) => produce(args).await,
         Command::New(args) => new::run(args),
+        Command::Replay(args) => replay::run(args).await,
     };
     // The message and its causes; a backtrace would bury them and says nothing to a user.
     if let Err(e) = result {

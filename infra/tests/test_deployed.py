@@ -10,14 +10,16 @@ template the emulator's CloudFormation holds.
 import base64
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from support import ndjson_objects  # noqa: E402
+from support import ndjson_objects, run  # noqa: E402
 
 STACK = os.environ.get("RUNNEL_STACK", "runnel-emu")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,6 +93,77 @@ class DeployedStack(unittest.TestCase):
             time.sleep(1)
         self.assertEqual(ids(curated, "iot/dt=2026-11-23/", sent), want)
         self.assertEqual(ids(quarantine, "quarantine/iot/", [poison]), [f"runnel-emu-readings.fifo:{poison}:0"])
+
+    def test_replay_lands_a_given_up_batch_exactly_once_after_a_partial_write(self):
+        """`runnel replay` from a Kinesis on-failure record (SQS form: the range, read again from the
+        stream) and from an S3 one (the payload), against the deployed function; between the two,
+        half of what the first replay wrote is deleted, as a partial write leaves it."""
+        kinesis, s3 = client("kinesis"), client("s3")
+        build = run(["cargo", "build", "-q", "-p", "runnel-cli"], timeout=1200)
+        self.assertEqual(build.returncode, 0, build.stderr)
+        runnel = os.path.join(ROOT, "target", "debug", "runnel")
+        stream = f"replay-{time.time_ns()}"
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+        day = "2026-10-05"  # this test's own partition
+        entries = [{"Data": json.dumps({"device_id": f"sensor-{i:04d}", "ts": f"{day}T08:{i:02d}:00Z", "temperature": 20.5}).encode(), "PartitionKey": f"sensor-{i:04d}"} for i in range(20)]
+        entries[7] = {"Data": b'{"device_id": "sensor-0007", "ts":', "PartitionKey": "poison"}
+        entries[13] = {"Data": json.dumps({"device_id": "sensor-0013", "ts": f"{day}T08:13:00Z", "temperature": 900}).encode(), "PartitionKey": "poison"}
+        put = kinesis.put_records(StreamName=stream, Records=entries)
+        self.assertEqual(put["FailedRecordCount"], 0)
+        seqs = [r["SequenceNumber"] for r in put["Records"]]
+        shard = put["Records"][0]["ShardId"]
+        function = self.outputs["KinesisProcessorFunctionName"]
+        record = {
+            "requestContext": {"requestId": "r-1", "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{function}", "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0", "timestamp": "2026-10-05T08:30:00.000Z",
+            "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": seqs[0], "endSequenceNumber": seqs[-1], "batchSize": len(seqs), "streamArn": arn},
+        }
+        curated, quarantine = self.outputs["CuratedBucketName"], self.outputs["QuarantineBucketName"]
+        good = sorted(f"{shard}:{s}:0" for i, s in enumerate(seqs) if i not in (7, 13))
+        bad = sorted(f"{shard}:{seqs[i]}:0" for i in (7, 13))
+
+        def landed():
+            docs = ndjson_objects(s3, curated, f"iot/dt={day}/")
+            entries = [d for d in ndjson_objects(s3, quarantine, "quarantine/iot/") if d["_id"] in bad]
+            return sorted(d["_id"] for d in docs), sorted(d["_id"] for d in entries)
+
+        def replay(*args, stdin=None):
+            out = subprocess.run([runnel, "replay", *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=ROOT)
+            self.assertEqual(out.returncode, 0, out.stderr + out.stdout)
+            return out
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(record, f)
+            f.flush()
+            first = replay("--record", f.name)  # the function named by the record
+        self.assertIn("20 records", first.stdout)
+        self.assertEqual(landed(), (good, bad))
+
+        # A partial write: half of the batch's output objects are gone.
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=curated, Prefix=f"iot/dt={day}/").get("Contents", []))
+        self.assertGreater(len(keys), 1)
+        for key in keys[::2]:
+            s3.delete_object(Bucket=curated, Key=key)
+        self.assertNotEqual(landed()[0], good)
+        # The SQS destination's message body on standard input, the function given explicitly.
+        replay("--record", "-", "--function", function, stdin=json.dumps(record))
+        self.assertEqual(landed(), (good, bad))
+
+        # The S3 destination's object carries the batch as `payload`: replayed as it was.
+        event = replay("--record", "-", "--print-event", stdin=json.dumps(record)).stdout
+        key = f"aws/lambda/esm-uuid/{shard}/2026/10/05/2026-10-05T08.30.00-replay"
+        s3.put_object(Bucket=quarantine, Key=key, Body=json.dumps({**record, "payload": event}).encode())
+        replay("--record", f"s3://{quarantine}/{key}")
+        self.assertEqual(landed(), (good, bad))
+
+        # Past the stream's retention (here: a range the shard never held), nothing is replayed.
+        gone = {**record, "KinesisBatchInfo": {**record["KinesisBatchInfo"], "startSequenceNumber": "1" + seqs[0]}}
+        out = subprocess.run([runnel, "replay", "--record", "-"], input=json.dumps(gone), capture_output=True, text=True, timeout=120, cwd=ROOT)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("no longer holds", out.stderr)
 
     def test_table_stream_mapping_cannot_be_blocked_by_bad_data(self):
         # make deploy-test deploys with ReadingsTableStream=true.

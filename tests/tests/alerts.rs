@@ -186,6 +186,20 @@ async fn every_event_kind_is_delivered_readable_and_filterable() {
             m.body.starts_with(doc["summary"].as_str().unwrap()),
             "{file}: body starts with the summary"
         );
+        // A skipped batch says how to replay it.
+        let replay = doc["details"]["replay"].as_str().unwrap_or_default();
+        assert_eq!(
+            severity == "CRITICAL",
+            replay.starts_with("runnel replay"),
+            "{file}"
+        );
+        if source == "kinesis" {
+            assert!(replay.contains("--stream-arn arn:aws:kinesis:"), "{replay}");
+            assert!(
+                replay.contains("--shard shardId-000000000001 --from "),
+                "{replay}"
+            );
+        }
     }
     // The asynchronous failure's original event is never in the message: only its size.
     let service2 = f.service(f.config(false));

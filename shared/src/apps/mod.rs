@@ -3,7 +3,8 @@
 //! - `alert`: failure reports → alerts on SNS, with duplicate suppression;
 //! - `glue`: `glue_trigger`, the ingest hook that starts the day's Glue job run once its input
 //!   is complete;
-//! - `producer`: PutRecords batching with retry of failed records.
+//! - `producer`: PutRecords batching with retry of failed records;
+//! - `replay`: replaying a batch an event source mapping gave up on.
 //!
 //! Apps sit at the edge: they use the rest of the crate, nothing else uses them, and they do not
 //! use each other.
@@ -14,3 +15,5 @@ pub mod alert;
 pub mod glue_trigger;
 #[cfg(feature = "producer")]
 pub mod producer;
+#[cfg(feature = "replay")]
+pub mod replay;

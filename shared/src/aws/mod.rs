@@ -177,8 +177,8 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(self.s3_config())
     }
 
-    /// The Kinesis client, for the producer.
-    #[cfg(feature = "producer")]
+    /// The Kinesis client, for the producer and replays.
+    #[cfg(any(feature = "producer", feature = "replay"))]
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
         let mut builder = aws_sdk_kinesis::config::Builder::from(&self.sdk);
         builder.set_endpoint_url(
@@ -187,6 +187,14 @@ impl Aws {
                 .map(str::to_owned),
         );
         aws_sdk_kinesis::Client::from_conf(builder.build())
+    }
+
+    /// The Lambda client, for replays.
+    #[cfg(feature = "replay")]
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let mut builder = aws_sdk_lambda::config::Builder::from(&self.sdk);
+        builder.set_endpoint_url(self.endpoints.service_endpoint("LAMBDA").map(str::to_owned));
+        aws_sdk_lambda::Client::from_conf(builder.build())
     }
 
     /// The SNS client, for alerts.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord};
+use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord, StreamBatch};
 use super::model::{Alert, Link, Severity};
 use crate::aws::glue::JobRunDetails;
 use crate::util::hash::fnv1a;
@@ -205,6 +205,7 @@ pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
                 b.first_arrival.clone(),
             );
             put(&mut details, "last_record_arrival", b.last_arrival.clone());
+            details.insert("replay".into(), json!(replay_hint(name, b)));
             let size = b
                 .batch_size
                 .map(|n| format!("{n} records"))
@@ -246,6 +247,23 @@ pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
             ),
             occurred_at: r.timestamp,
         },
+    }
+}
+
+/// How to replay a skipped batch: for Kinesis the command with the batch's range (the stream holds
+/// the records for its retention period); for the others, from the S3 on-failure object, whose
+/// payload is the batch.
+fn replay_hint(function: &str, b: &StreamBatch) -> String {
+    match (b.source.as_str(), &b.stream_arn) {
+        ("kinesis", Some(arn)) => format!(
+            "runnel replay --function {function} --stream-arn {arn} --shard {} --from {} --to {} \
+             (within the stream's retention)",
+            b.shard_id, b.start_sequence_number, b.end_sequence_number
+        ),
+        _ => format!(
+            "runnel replay --function {function} --record s3://<on-failure bucket>/<object> \
+             (needs an S3 on-failure destination: its object carries the batch)"
+        ),
     }
 }
 
