@@ -65,6 +65,11 @@ def seeds():
             yield "alert_event", name, raw
         for i, data in enumerate(data_fields(json.loads(raw))):
             yield "record_data", f"{name}-{i}", data
+    # A redrive request, as `runnel quarantine redrive` sends it to a stream function.
+    entry = {"_id": "shardId-000000000000:1:2", "kind": "rejected", "reason": "old rule", "stream": "shardId-000000000000",
+             "position": "1", "document_index": 2, "partition_key": "p", "arrival": "2026-11-30T10:00:00Z", "source_arn": None,
+             "data_base64": base64.b64encode(b'{"device_id":"sensor-0001","ts":"2026-11-30T10:00:00Z","temperature":20}').decode()}
+    yield "kinesis_event", "redrive-request", json.dumps({"runnelRedrive": {"entries": [entry, {**entry, "sub_record": 1}]}}).encode()
     for selector, body in ((0, ROWS_CSV), (1, ROWS_NDJSON)):
         yield "object_rows", f"plain-{selector}", bytes([selector]) + body
         yield "object_rows", f"gzip-{selector}", bytes([selector | 2]) + gzip.compress(body)

@@ -2,8 +2,10 @@
 //! generated at a given count and rate — with PutRecords batching and retry of failed records.
 //! `runnel new`: writes a new pipeline function crate (see [`new`]).
 //! `runnel replay`: invokes a function again with a batch its event source mapping gave up on.
+//! `runnel quarantine`: lists, shows and redrives quarantined entries.
 
 mod new;
+mod quarantine;
 mod replay;
 
 use std::io::{BufRead, IsTerminal};
@@ -30,6 +32,8 @@ enum Command {
     /// Invoke a function again with a batch its event source mapping gave up on, from the
     /// on-failure record (S3 object, SQS/SNS message body) or the Kinesis range an alert names.
     Replay(replay::ReplayArgs),
+    /// List, show and redrive quarantined entries (through the function's current transform).
+    Quarantine(quarantine::QuarantineArgs),
 }
 
 #[derive(clap::Args)]
@@ -250,6 +254,7 @@ async fn main() {
         Command::Produce(args) => produce(args).await,
         Command::New(args) => new::run(args),
         Command::Replay(args) => replay::run(args).await,
+        Command::Quarantine(args) => quarantine::run(args).await,
     };
     // The message and its causes; a backtrace would bury them and says nothing to a user.
     if let Err(e) = result {

@@ -29,14 +29,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// The services whose `AWS_ENDPOINT_URL_<SERVICE>` variable is read.
-const SERVICES: [&str; 4] = ["S3", "SNS", "GLUE", "KINESIS"];
+const SERVICES: [&str; 5] = ["S3", "SNS", "GLUE", "KINESIS", "LAMBDA"];
 
 /// What the environment says about endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
     /// `AWS_ENDPOINT_URL`: every service.
     pub endpoint_url: Option<String>,
-    /// `AWS_ENDPOINT_URL_<SERVICE>` (`S3`, `SNS`, `GLUE`, `KINESIS`): that service only.
+    /// `AWS_ENDPOINT_URL_<SERVICE>` (`S3`, `SNS`, `GLUE`, `KINESIS`, `LAMBDA`): that service only.
     pub service_endpoint_urls: Vec<(String, String)>,
     /// `RUNNEL_S3_PATH_STYLE=true|false` overrides the choice made from the endpoints.
     pub s3_path_style: Option<bool>,

@@ -35,6 +35,7 @@ pub mod config;
 pub mod ingest;
 mod parts;
 pub mod processor;
+pub mod redrive;
 
 pub use config::{OutputConfig, StreamConfig};
 pub use processor::{Processor, ProcessorConfig};
@@ -173,7 +174,30 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let runner = self
             .runner(store, config)
             .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-        lambda_runtime::run(lambda_runtime::service_fn(|event| runner.invoke(event))).await
+        lambda_runtime::run(lambda_runtime::service_fn(
+            |event: LambdaEvent<redrive::Incoming<S::Event>>| {
+                let runner = &runner;
+                async move {
+                    let (incoming, context) = event.into_parts();
+                    match incoming {
+                        redrive::Incoming::Batch(e) => runner
+                            .invoke(LambdaEvent::new(e, context))
+                            .await
+                            .map(redrive::Answer::Batch),
+                        redrive::Incoming::Redrive(request) => {
+                            let answer = runner.redrive(&request).await;
+                            tracing::info!(
+                                entries = request.entries.len(),
+                                landed = answer.as_ref().map_or(0, |a| a.landed.len()),
+                                "redrive"
+                            );
+                            Ok(redrive::Answer::Redrive(answer?))
+                        }
+                    }
+                }
+            },
+        ))
+        .await
     }
 }
 
@@ -224,6 +248,27 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         self.source.check(records)?;
         let mode = self.source.mode(records, self.configured_mode);
         Ok(self.processor.process_in(records, mode).await)
+    }
+
+    /// Processes quarantine entries again through the transform (see [`redrive`]). Refused for a
+    /// source whose output goes back in its response (Firehose): there is no response to carry
+    /// it.
+    pub async fn redrive(
+        &self,
+        request: &redrive::RedriveRequest,
+    ) -> Result<redrive::RedriveAnswer, ResponseError> {
+        if self.source.delivery() == crate::source::Delivery::Response {
+            return Err(ResponseError(format!(
+                "the {} source hands its output back to the caller: redrive its quarantine \
+                 through the delivery stream",
+                self.source.name()
+            )));
+        }
+        let prepared = redrive::prepare(request);
+        let (records, places) = redrive::records(request, &prepared);
+        let (outcome, reasons) = self.processor.redrive(&records, &places).await;
+        drop(records);
+        Ok(redrive::answer(request, prepared, &outcome, reasons))
     }
 
     /// Handles one invocation: log context, processing, metrics, a summary log line, response.

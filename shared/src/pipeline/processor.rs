@@ -58,7 +58,10 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::records::{document_bytes, for_each_document, BadData, DecodeLimits, Place};
+use crate::records::{
+    document_bytes, for_each_document, parse_document, BadData, BadDocument, DecodeLimits,
+    Document, Place,
+};
 use crate::sink::{daily_partition, Encoder, Location, Ndjson, PutObject, Sink};
 use crate::source::{
     BatchOutcome, Delivery, Mode, RecordStatus, Redelivery, ReturnedOutput, SourceRecord,
@@ -161,25 +164,27 @@ impl<T: Transform> Processor<T> {
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
-        let prepared = self.prepare(records, &mut outcome);
+        let prepared = self.prepare(records, None, &mut outcome);
         let failed = match self.config.delivery {
-            Delivery::Store => self.write(records, &prepared, mode, &mut outcome).await,
+            Delivery::Store => {
+                self.write(records, &prepared, mode, Pass::Batch, &mut outcome)
+                    .await
+            }
             Delivery::Response => self.hand_back(records, &prepared, &mut outcome).await,
         };
-        outcome.failures = records
-            .iter()
-            .zip(&failed)
-            .filter(|(_, f)| **f)
-            .map(|(r, _)| r.item_identifier.to_string())
-            .collect();
-        outcome.records = statuses(&prepared, &failed);
-        outcome.stats.records_failed = outcome.failures.len();
+        conclude(records, &prepared, &failed, &mut outcome);
         outcome
     }
 
-    /// Decodes and transforms every record. Returns the items, their lines and, per record,
-    /// whether it failed transiently (its items are then dropped).
-    fn prepare(&self, records: &[SourceRecord<'_>], outcome: &mut BatchOutcome) -> Prepared {
+    /// Decodes and transforms every record — or, where `places` gives a record's place, its
+    /// bytes as that one document (a redriven quarantine entry). Returns the items, their lines
+    /// and, per record, whether it failed transiently (its items are then dropped).
+    fn prepare(
+        &self,
+        records: &[SourceRecord<'_>],
+        places: Option<&[Option<Place<'_>>]>,
+        outcome: &mut BatchOutcome,
+    ) -> Prepared {
         let mut prepared = Prepared {
             items: Vec::with_capacity(records.len()),
             // Output lines are a few hundred bytes, typically smaller than the input record.
@@ -191,70 +196,80 @@ impl<T: Transform> Processor<T> {
         let check = |input: &T::Input| self.transform.validate(input);
         for (i, rec) in records.iter().enumerate() {
             let (items_start, lines_start) = (prepared.items.len(), prepared.lines.len());
-            let decoded = for_each_document::<T::Input>(
-                rec.data,
-                self.config.limits,
-                &check,
-                |place, doc| {
-                    // A KPL user record's documents sit at `<sequence>:<user record>`.
-                    let sub_position;
-                    let position = match place.sub_record {
-                        Some(j) => {
-                            sub_position = format!("{}:{j}", rec.position);
-                            sub_position.as_str()
-                        }
-                        None => rec.position,
-                    };
-                    let ctx = RecordContext {
-                        stream: rec.stream,
-                        position,
-                        index: place.index,
-                        partition_key: rec.partition_key,
-                        arrival: rec.arrival,
-                    };
-                    let input = match doc {
-                        Ok(input) => input,
-                        Err(bad) => {
-                            self.quarantine_item(
-                                &mut prepared,
-                                i,
-                                rec,
-                                Some(place),
-                                &bad.raw,
-                                &bad.reason,
-                            );
-                            return ControlFlow::Continue(());
-                        }
-                    };
-                    match self.apply(
-                        input,
-                        &ctx,
-                        (i, place.flat, place.id),
-                        &mut scratch,
-                        &mut last_partition,
-                        &mut prepared,
-                    ) {
-                        Ok(Ok(())) => ControlFlow::Continue(()),
-                        Ok(Err(reason)) => {
-                            prepared.transient[i] = true;
-                            outcome.errors.push(format!(
-                                "{}:{} transform failed transiently: {reason}",
-                                rec.stream, rec.position
-                            ));
-                            prepared.items.truncate(items_start);
-                            prepared.lines.truncate(lines_start);
-                            ControlFlow::Break(())
-                        }
-                        Err(bad) => {
-                            // The transform refused or panicked: quarantine the document as parsed.
-                            let raw = document_bytes(rec.data, self.config.limits, place.flat)
-                                .unwrap_or_else(|| rec.data.to_vec());
-                            self.quarantine_item(&mut prepared, i, rec, Some(place), &raw, &bad);
-                            ControlFlow::Continue(())
-                        }
+            let mut visit = |place: Place<'_>, doc: Document<T::Input>| {
+                // A KPL user record's documents sit at `<sequence>:<user record>`.
+                let sub_position;
+                let position = match place.sub_record {
+                    Some(j) => {
+                        sub_position = format!("{}:{j}", rec.position);
+                        sub_position.as_str()
                     }
-                },
-            );
+                    None => rec.position,
+                };
+                let ctx = RecordContext {
+                    stream: rec.stream,
+                    position,
+                    index: place.index,
+                    partition_key: rec.partition_key,
+                    arrival: rec.arrival,
+                };
+                let input = match doc {
+                    Ok(input) => input,
+                    Err(bad) => {
+                        self.quarantine_item(
+                            &mut prepared,
+                            i,
+                            rec,
+                            Some(place),
+                            &bad.raw,
+                            &bad.reason,
+                        );
+                        return ControlFlow::Continue(());
+                    }
+                };
+                match self.apply(
+                    input,
+                    &ctx,
+                    (i, place.flat, place.id),
+                    &mut scratch,
+                    &mut last_partition,
+                    &mut prepared,
+                ) {
+                    Ok(Ok(())) => ControlFlow::Continue(()),
+                    Ok(Err(reason)) => {
+                        prepared.transient[i] = true;
+                        outcome.errors.push(format!(
+                            "{}:{} transform failed transiently: {reason}",
+                            rec.stream, rec.position
+                        ));
+                        prepared.items.truncate(items_start);
+                        prepared.lines.truncate(lines_start);
+                        ControlFlow::Break(())
+                    }
+                    Err(bad) => {
+                        // The transform refused or panicked: quarantine the document as parsed.
+                        let raw = document_bytes(rec.data, self.config.limits, place.flat)
+                            .unwrap_or_else(|| rec.data.to_vec());
+                        self.quarantine_item(&mut prepared, i, rec, Some(place), &raw, &bad);
+                        ControlFlow::Continue(())
+                    }
+                }
+            };
+            let decoded = match places.and_then(|p| p[i]) {
+                Some(place) => {
+                    let doc = parse_document::<T::Input>(rec.data, &check).map_err(|reason| {
+                        BadDocument {
+                            reason,
+                            raw: rec.data.to_vec(),
+                        }
+                    });
+                    let _ = visit(place, doc);
+                    Ok(())
+                }
+                None => {
+                    for_each_document::<T::Input>(rec.data, self.config.limits, &check, &mut visit)
+                }
+            };
             if let Err(bad) = decoded {
                 self.quarantine_item(&mut prepared, i, rec, None, rec.data, &bad);
             }
@@ -379,8 +394,14 @@ impl<T: Transform> Processor<T> {
     /// and after it, so each of its runs starts at a key of its own: when one of them fails and
     /// the record is re-delivered, its other runs overwrite their objects instead of repeating
     /// their documents under a new key.
-    fn runs(&self, items: &[Item], blocked: &[bool], records: &[SourceRecord<'_>]) -> Vec<Run> {
-        let per_record = self.config.redelivery == Redelivery::Regrouped;
+    fn runs(
+        &self,
+        items: &[Item],
+        blocked: &[bool],
+        records: &[SourceRecord<'_>],
+        pass: Pass,
+    ) -> Vec<Run> {
+        let per_record = pass == Pass::Redrive || self.config.redelivery == Redelivery::Regrouped;
         let mut mixed = vec![false; records.len()];
         for pair in items.windows(2) {
             if pair[0].record == pair[1].record && pair[0].dest != pair[1].dest {
@@ -511,11 +532,16 @@ impl<T: Transform> Processor<T> {
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
         mode: Mode,
+        pass: Pass,
         outcome: &mut BatchOutcome,
     ) -> Vec<bool> {
         let items = &prepared.items;
         let blocked = blocked(records, &prepared.transient, mode);
-        let runs = self.runs(items, &blocked, records);
+        let mut runs = self.runs(items, &blocked, records, pass);
+        if pass == Pass::Redrive {
+            // Still-bad entries are in quarantine already.
+            runs.retain(|r| matches!(items[r.items.start].dest, Dest::Data(_)));
+        }
         // The lane of each record (ordered, per group) or of each run (report-all).
         let lane_of_record: Vec<usize> = match mode {
             Mode::Ordered => vec![0; records.len()],
@@ -628,7 +654,7 @@ impl<T: Transform> Processor<T> {
         outcome.returned = returned;
         let mut failed = prepared.transient.clone();
         let runs: Vec<Run> = self
-            .runs(items, &failed, records)
+            .runs(items, &failed, records, Pass::Batch)
             .into_iter()
             .filter(|r| matches!(items[r.items.start].dest, Dest::Quarantine(_)))
             .collect();
@@ -650,6 +676,51 @@ impl<T: Transform> Processor<T> {
             }
         }
         failed
+    }
+}
+
+/// Which kind of processing a write belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A source's batch.
+    Batch,
+    /// Quarantine entries processed again: each record its own runs, nothing quarantined again.
+    Redrive,
+}
+
+impl<T: Transform> Processor<T> {
+    /// Processes quarantine entries again (see [`crate::pipeline::redrive`]): `places` gives
+    /// each record's place in its original record (`None`: the whole record). Report-all; every
+    /// record's output under keys of its own; still-bad documents are not written again. Returns
+    /// the outcome and, per record, why it is still bad.
+    pub(crate) async fn redrive(
+        &self,
+        records: &[SourceRecord<'_>],
+        places: &[Option<Place<'_>>],
+    ) -> (BatchOutcome, Vec<Option<String>>) {
+        let mut outcome = BatchOutcome::default();
+        outcome.stats.records_in = records.len();
+        outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
+        let prepared = self.prepare(records, Some(places), &mut outcome);
+        let mut reasons = vec![None; records.len()];
+        for item in &prepared.items {
+            if let (Dest::Quarantine(_), None) = (&item.dest, &reasons[item.record]) {
+                let entry: Result<super::redrive::QuarantinedEntry, _> =
+                    serde_json::from_slice(&prepared.lines[item.line.clone()]);
+                reasons[item.record] = entry.ok().map(|e| e.reason);
+            }
+        }
+        let failed = self
+            .write(
+                records,
+                &prepared,
+                Mode::ReportAll,
+                Pass::Redrive,
+                &mut outcome,
+            )
+            .await;
+        conclude(records, &prepared, &failed, &mut outcome);
+        (outcome, reasons)
     }
 }
 
@@ -697,6 +768,23 @@ fn shared_partition(path: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
             p
         }
     }
+}
+
+/// Fills in what to report and each record's status once the batch is written.
+fn conclude(
+    records: &[SourceRecord<'_>],
+    prepared: &Prepared,
+    failed: &[bool],
+    outcome: &mut BatchOutcome,
+) {
+    outcome.failures = records
+        .iter()
+        .zip(failed)
+        .filter(|(_, f)| **f)
+        .map(|(r, _)| r.item_identifier.to_string())
+        .collect();
+    outcome.records = statuses(prepared, failed);
+    outcome.stats.records_failed = outcome.failures.len();
 }
 
 /// What happened to each record, from its items and whether it is reported.

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 
 use crate::ingest::{read_rows, ObjectFormat, ReadError, RowFormat};
+use crate::pipeline::redrive::Incoming;
 use crate::pipeline::{Pipeline, StreamConfig};
 use crate::records::{document_bytes, for_each_raw, Check, DecodeLimits};
 use crate::sink::MemoryStore;
@@ -53,7 +54,8 @@ where
     S::Event: DeserializeOwned,
     T: Transform,
 {
-    let Ok(event) = quietly(|| serde_json::from_slice::<S::Event>(data)) else {
+    // As the Lambda loop reads it: the source's event, or a redrive request.
+    let Ok(incoming) = quietly(|| serde_json::from_slice::<Incoming<S::Event>>(data)) else {
         return;
     };
     let store = MemoryStore::new();
@@ -64,6 +66,20 @@ where
         .store(store.clone())
         .build()
         .expect("the pipeline builds");
+    let event = match incoming {
+        Incoming::Batch(event) => event,
+        Incoming::Redrive(request) => {
+            // Every entry is answered once; nothing is quarantined again.
+            if let Ok(answer) = runtime().block_on(runner.redrive(&request)) {
+                let answered = answer.landed.len() + answer.still_bad.len() + answer.failed.len();
+                assert_eq!(answered, request.entries.len());
+                assert!(answer.failed.is_empty(), "{answer:?}");
+                let requarantined = documents_under(&store, "fuzz-bucket", "quarantine/");
+                assert_eq!(requarantined.map(|d| d.len()).ok(), Some(0));
+            }
+            return;
+        }
+    };
     let (response, outcome) = runtime().block_on(runner.handle(&event));
     if response.is_err() {
         // Refused before anything was written (an empty identifier).
