@@ -18,7 +18,7 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench tools lint unit fuzz fuzz-smoke glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
+.PHONY: demo test bench tools lint unit fuzz fuzz-smoke faults glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 test: tools lint infra-check
@@ -29,6 +29,7 @@ test: tools lint infra-check
 	$(MAKE) sam-build
 	$(MAKE) deploy-test
 	$(MAKE) local-tools
+	scripts/faults 3
 	scripts/e2e
 
 ## deploy-test: deploy the built template (with a FIFO readings queue and a readings table) to a fresh
@@ -81,6 +82,12 @@ fuzz: $(CARGO_FUZZ)
 
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS)/cargo-fuzz
+
+## faults: the fault campaign, FAULTS_RUNS seeded runs (default 100; FAULTS_SEED picks them): S3
+## faults through a proxy and the function killed mid-run; prints "N runs, L lost, D duplicated".
+FAULTS_RUNS ?= 100
+faults: tools sam-build
+	scripts/faults $(FAULTS_RUNS)
 
 ## test-big: the streaming ingest test on a 500 MB input (slow).
 test-big: tools

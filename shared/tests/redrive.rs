@@ -46,13 +46,7 @@ fn runner(
 }
 
 fn output_ids(store: &MemoryStore) -> Vec<String> {
-    let docs = documents_under(store, "curated", "iot/").unwrap();
-    let mut ids: Vec<String> = docs
-        .iter()
-        .map(|d| d["_id"].as_str().unwrap().into())
-        .collect();
-    ids.sort();
-    ids
+    ids(&documents_under(store, "curated", "iot/").unwrap())
 }
 
 fn entries(store: &MemoryStore) -> Vec<QuarantinedEntry> {
@@ -88,7 +82,7 @@ async fn valid_entries_land_with_their_ids_once_and_bad_ones_stay() {
     assert!(response.unwrap().batch_item_failures.is_empty());
     let before = output_ids(&store);
     let quarantined = entries(&store);
-    let ids = |es: &[QuarantinedEntry]| {
+    let entry_ids = |es: &[QuarantinedEntry]| {
         let mut v: Vec<String> = es.iter().map(|e| e.id.clone()).collect();
         v.sort();
         v
@@ -98,7 +92,7 @@ async fn valid_entries_land_with_their_ids_once_and_bad_ones_stay() {
         format!("{SHARD}:{}:0", seq(1)),
         format!("{SHARD}:{}:0", seq(2)),
     );
-    assert_eq!(ids(&quarantined), {
+    assert_eq!(entry_ids(&quarantined), {
         let mut v = vec![blocked.clone(), buggy.clone(), invalid.clone()];
         v.sort();
         v
