@@ -173,6 +173,7 @@ pub async fn read_kinesis_batch(
             .await
             .map_err(|e| read_error(Box::new(aws_sdk_kinesis::Error::from(e))))?;
         let got = out.records.len();
+        let before = records.len();
         records.extend(
             out.records
                 .into_iter()
@@ -181,7 +182,8 @@ pub async fn read_kinesis_batch(
         let reached = records
             .last()
             .is_some_and(|r| position_key(&r.sequence_number) >= end);
-        if reached || records.len() < got {
+        // Past the end (a record beyond it was read): the range is all there is.
+        if reached || records.len() - before < got {
             break;
         }
         // Nothing new at the shard's tip: the rest of the range is not there.
