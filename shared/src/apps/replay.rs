@@ -123,15 +123,8 @@ impl OnFailureRecord {
 
     /// The failed function's name (the last part of its ARN), if the record names it.
     pub fn function_name(&self) -> Option<&str> {
-        let arn = &self.request_context.function_arn;
-        // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
-        arn.split(':').nth(6).filter(|n| !n.is_empty())
+        crate::aws::arn::function_name(&self.request_context.function_arn)
     }
-}
-
-/// The region of an ARN (`arn:aws:kinesis:<region>:…`).
-fn arn_region(arn: &str) -> &str {
-    arn.split(':').nth(3).unwrap_or_default()
 }
 
 /// Reads the records of `batch` again from its stream — from the first sequence number to the
@@ -216,7 +209,9 @@ pub async fn read_kinesis_batch(
             )))
         }
     }
-    let region = arn_region(&batch.stream_arn).to_string();
+    let region = crate::aws::arn::region(&batch.stream_arn)
+        .unwrap_or_default()
+        .to_string();
     // The models are non-exhaustive: built from their defaults, field by field.
     let mut event = KinesisEvent::default();
     for r in records {
@@ -331,7 +326,10 @@ mod tests {
             (&*batch.start_sequence_number, &*batch.end_sequence_number),
             ("4960", "4970")
         );
-        assert_eq!(arn_region(&batch.stream_arn), "us-east-2");
+        assert_eq!(
+            crate::aws::arn::region(&batch.stream_arn),
+            Some("us-east-2")
+        );
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //! HTTPS client) is most of an SDK configuration's load time: about 1 ms of a 5 ms cold start here
 //! (BENCHMARKS.md).
 //!
-//! [`s3`] holds the S3 helpers several modules share; `glue` reads Glue job runs (features
-//! `alert` or `glue`). The Kinesis, SNS and Glue clients exist only with the features that use them.
+//! [`s3`] holds the S3 helpers several modules share, [`arn`] reads parts of ARNs; `glue` reads
+//! Glue job runs (features `alert` or `glue`). The Kinesis, SNS and Glue clients exist only with the features that use them.
 
+pub mod arn;
 #[cfg(any(feature = "alert", feature = "glue"))]
 pub mod glue;
 pub mod s3;

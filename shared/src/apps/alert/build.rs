@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord, StreamBatch};
 use super::model::{Alert, Link, Severity};
+use crate::aws::arn;
 use crate::aws::glue::JobRunDetails;
 use crate::util::hash::fnv1a;
 
@@ -145,19 +146,10 @@ pub fn glue_alert(
     })
 }
 
-fn function_name(arn: &str) -> &str {
-    // arn:aws:lambda:region:account:function:name[:qualifier]
-    arn.split(':').nth(6).unwrap_or(arn)
-}
-
-fn arn_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
-}
-
 /// The alert for an invocation record (always alerts: something was not processed).
 pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
-    let name = function_name(&r.function_arn);
-    let region = arn_region(&r.function_arn)
+    let name = arn::function_name(&r.function_arn).unwrap_or(&r.function_arn);
+    let region = arn::region(&r.function_arn)
         .unwrap_or(&rules.region)
         .to_string();
     let mut details = BTreeMap::new();
