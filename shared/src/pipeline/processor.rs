@@ -56,7 +56,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 
 use crate::records::{
     document_bytes, for_each_document, parse_document, BadData, BadDocument, DecodeLimits,
@@ -69,6 +68,7 @@ use crate::source::{
 use crate::transform::{RecordContext, Transform};
 
 use super::apply::{self, Scratch};
+use super::redrive::{entry_id, QuarantinedEntry};
 
 /// Where output goes and how failures are reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,22 +356,18 @@ impl<T: Transform> Processor<T> {
     ) {
         let arrival = rec.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let p = place.unwrap_or_default();
-        let id = match (p.id, p.sub_record) {
-            (Some(own), _) => own.to_string(),
-            (None, Some(j)) => format!("{}:{}:{j}:{}", rec.stream, rec.position, p.index),
-            (None, None) => format!("{}:{}:{}", rec.stream, rec.position, p.index),
-        };
-        let entry = QuarantineEntry {
-            id,
-            kind: bad.kind(),
+        // The entry type redrive reads back; its allocations are on the bad-data path only.
+        let entry = QuarantinedEntry {
+            id: entry_id(rec.stream, rec.position, &p),
+            kind: bad.kind().to_string(),
             reason: bad.to_string(),
-            stream: rec.stream,
-            position: rec.position,
+            stream: rec.stream.to_string(),
+            position: rec.position.to_string(),
             sub_record: p.sub_record,
             document_index: place.map(|p| p.index),
-            partition_key: rec.partition_key,
+            partition_key: rec.partition_key.map(str::to_string),
             arrival: rec.arrival,
-            source_arn: self.config.source_arn.as_deref(),
+            source_arn: self.config.source_arn.clone(),
             data_base64: base64::engine::general_purpose::STANDARD.encode(raw),
         };
         let start = prepared.lines.len();
@@ -705,7 +701,7 @@ impl<T: Transform> Processor<T> {
         let mut reasons = vec![None; records.len()];
         for item in &prepared.items {
             if let (Dest::Quarantine(_), None) = (&item.dest, &reasons[item.record]) {
-                let entry: Result<super::redrive::QuarantinedEntry, _> =
+                let entry: Result<QuarantinedEntry, _> =
                     serde_json::from_slice(&prepared.lines[item.line.clone()]);
                 reasons[item.record] = entry.ok().map(|e| e.reason);
             }
@@ -810,22 +806,4 @@ fn statuses(prepared: &Prepared, failed: &[bool]) -> Vec<RecordStatus> {
             }
         })
         .collect()
-}
-
-#[derive(Serialize)]
-struct QuarantineEntry<'a> {
-    #[serde(rename = "_id")]
-    id: String,
-    kind: &'static str,
-    reason: String,
-    stream: &'a str,
-    position: &'a str,
-    /// The KPL user record, for an aggregated record.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sub_record: Option<u32>,
-    document_index: Option<u32>,
-    partition_key: Option<&'a str>,
-    arrival: Option<DateTime<Utc>>,
-    source_arn: Option<&'a str>,
-    data_base64: String,
 }

@@ -22,7 +22,8 @@ use crate::source::{BatchOutcome, RecordStatus, SourceRecord};
 /// The first key of a redrive request.
 pub const REDRIVE_KEY: &str = "runnelRedrive";
 
-/// One quarantine entry as stored (one NDJSON line under the quarantine prefix).
+/// One quarantine entry as stored (one NDJSON line under the quarantine prefix): what the
+/// processor writes and what a redrive reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantinedEntry {
     /// The id the document's output would have had.
@@ -76,17 +77,27 @@ impl QuarantinedEntry {
                 .saturating_add(index),
             None => index,
         };
-        // An id other than the default one was the payload's own (a log event's).
-        let default = match self.sub_record {
-            Some(j) => format!("{}:{}:{j}:{index}", self.stream, self.position),
-            None => format!("{}:{}:{index}", self.stream, self.position),
-        };
-        Some(Place {
+        let mut place = Place {
             flat,
             sub_record: self.sub_record,
             index,
-            id: (self.id != default).then_some(self.id.as_str()),
-        })
+            id: None,
+        };
+        // An id other than the one its place gives was the payload's own (a log event's).
+        if self.id != entry_id(&self.stream, &self.position, &place) {
+            place.id = Some(&self.id);
+        }
+        Some(place)
+    }
+}
+
+/// The `_id` of a quarantine entry: the document's own id when its payload gives one, else
+/// `stream:position[:user record]:index`.
+pub(crate) fn entry_id(stream: &str, position: &str, place: &Place<'_>) -> String {
+    match (place.id, place.sub_record) {
+        (Some(own), _) => own.to_string(),
+        (None, Some(j)) => format!("{stream}:{position}:{j}:{}", place.index),
+        (None, None) => format!("{stream}:{position}:{}", place.index),
     }
 }
 
