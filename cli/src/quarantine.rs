@@ -71,10 +71,11 @@ struct Stored {
     entry: QuarantinedEntry,
 }
 
-/// One quarantine object: its version and its lines.
+/// One quarantine object: its version and its lines, each with its entry's `_id` (`None`: not
+/// an entry, kept as it is).
 struct Object {
     etag: Option<String>,
-    lines: Vec<String>,
+    lines: Vec<(Option<String>, String)>,
 }
 
 pub async fn run(args: QuarantineArgs) -> anyhow::Result<()> {
@@ -208,10 +209,8 @@ async fn remove_landed(
         let keep: Vec<&String> = object
             .lines
             .iter()
-            .filter(|line| {
-                serde_json::from_str::<QuarantinedEntry>(line)
-                    .map_or(true, |e| !landed.contains(e.id.as_str()))
-            })
+            .filter(|(id, _)| id.as_deref().is_none_or(|id| !landed.contains(id)))
+            .map(|(_, line)| line)
             .collect();
         if keep.len() == object.lines.len() {
             continue;
@@ -294,17 +293,15 @@ async fn read(
         let etag = object.e_tag().map(str::to_string);
         let body = object.body.collect().await?.into_bytes();
         let text = String::from_utf8_lossy(&body);
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect();
+        let mut lines = Vec::new();
         let mut selected = false;
-        for line in &lines {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let Ok(entry) = serde_json::from_str::<QuarantinedEntry>(line) else {
                 unreadable += 1;
+                lines.push((None, line.to_string()));
                 continue;
             };
+            lines.push((Some(entry.id.clone()), line.to_string()));
             let wanted = (ids.is_empty() || ids.contains(entry.id.as_str()))
                 && select.kind.as_ref().is_none_or(|k| *k == entry.kind);
             if wanted {
