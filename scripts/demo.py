@@ -20,16 +20,13 @@ import time
 import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "infra", "tests"))
+from support import function_processes, stack_outputs as outputs  # noqa: E402
 HEADER = "transaction_id,account_id,amount,currency,timestamp,merchant,category,country"
 
 
 def client(name):
     return boto3.client(name, region_name="us-east-1")
-
-
-def outputs(stack):
-    s = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
 
 
 def transactions_file(day, part, rows, bad, rng):
@@ -102,22 +99,6 @@ def expected_accounts(texts):
                 totals[fields[1]][0] += 1
                 totals[fields[1]][1] += int(decimal.Decimal(fields[2]) * 100)
     return {account: tuple(v) for account, v in totals.items()}
-
-
-def function_processes(function_name):
-    """PIDs of the emulator's local processes running a function (found by their environment)."""
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in env:
-            pids.append(int(pid))
-    return pids
 
 
 def progress(msg):

@@ -28,7 +28,7 @@ import boto3
 import botocore.config
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra", "tests"))
-from support import ndjson_objects  # noqa: E402
+from support import function_processes, ndjson_objects, stack_outputs as outputs  # noqa: E402
 
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 MAX_ATTEMPTS = 40  # per batch; far beyond what the fault rates here need
@@ -37,23 +37,6 @@ MAX_ATTEMPTS = 40  # per batch; far beyond what the fault rates here need
 def client(name, **kw):
     # Straight to the emulator: only the function's S3 traffic goes through the proxy.
     return boto3.client(name, region_name="us-east-1", endpoint_url=ENDPOINT, **kw)
-
-
-def outputs(stack):
-    s = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
-
-
-def function_processes(name):
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if f"AWS_LAMBDA_FUNCTION_NAME={name}".encode() in f.read().split(b"\0"):
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
 
 
 def readings(rng, day, count, poison):

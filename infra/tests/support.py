@@ -24,6 +24,26 @@ def client(name, **kwargs):
     return boto3.client(name, region_name="us-east-1", **kwargs)
 
 
+def stack_outputs(stack):
+    """A deployed stack's outputs by key."""
+    st = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}
+
+
+def function_processes(function_name):
+    """PIDs of the emulator's local processes running a function (found by their environment)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in env:
+            pids.append(int(pid))
+    return pids
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
