@@ -18,10 +18,13 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench tools lint unit fuzz fuzz-smoke faults glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
+.PHONY: demo test disk-check bench tools lint unit fuzz fuzz-smoke faults glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
-test: tools lint infra-check
+## Builds are not incremental here: one pass needs no incremental cache, and it would double the
+## disk a fresh clone uses (about 15 GB free are needed).
+test: export CARGO_INCREMENTAL := 0
+test: disk-check tools lint infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
 	$(MAKE) fuzz-smoke
 	$(MAKE) glue-check
@@ -31,6 +34,9 @@ test: tools lint infra-check
 	$(MAKE) local-tools
 	scripts/faults 3
 	scripts/e2e
+
+disk-check:
+	@avail=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); if [ "$$avail" -lt 15 ]; then echo "make test: warning: only $${avail} GB free here; a fresh clone's builds need about 15 GB" >&2; fi
 
 ## deploy-test: deploy the built template (with a FIFO readings queue and a readings table) to a fresh
 ## emulator and check what it created.
