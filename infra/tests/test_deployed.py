@@ -10,6 +10,7 @@ template the emulator's CloudFormation holds.
 import base64
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,26 @@ class DeployedStack(unittest.TestCase):
         cls.template = body if isinstance(body, dict) else json.loads(body)
         cls.resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
 
+    def inbox(self):
+        """A new queue subscribed to the alert topic."""
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName=f"{STACK}-test-inbox-{time.time_ns()}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        client("sns").subscribe(TopicArn=self.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+        return url
+
+    def alert(self, inbox, wanted, timeout=90):
+        """The first alert (its JSON part) in `inbox` for which `wanted` holds."""
+        sqs = client("sqs")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for m in sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+                body = json.loads(m["Body"])["Message"]
+                doc = json.loads(body.split("--- alert (JSON) ---\n")[1])
+                if wanted(doc):
+                    return doc
+        self.fail(f"no such alert within {timeout} s")
+
     def test_stack_is_complete_with_outputs(self):
         self.assertIn(self.status, ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
         for key in ["StreamName", "RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AlertTopicArn", "GlueJobName"]:
@@ -55,7 +76,22 @@ class DeployedStack(unittest.TestCase):
         self.assertTrue(m["BisectBatchOnFunctionError"])
         self.assertEqual((m["BatchSize"], m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"], m["ParallelizationFactor"]), (500, 10, 21600, 1))
         self.assertEqual(m["MaximumBatchingWindowInSeconds"], 5)
-        self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
+        self.assertEqual(m["DestinationConfig"]["OnFailure"]["Destination"], self.failed_batches_arn())
+
+    def failed_batches_arn(self):
+        return f"arn:aws:s3:::{self.outputs['FailedBatchesBucketName']}"
+
+    def test_mapping_roles_may_write_to_the_failed_batches_bucket(self):
+        """SAM grants each stream mapping's role what an S3 on-failure destination needs (the
+        emulator does not enforce IAM: checked in the processed template)."""
+        roles = {"KinesisProcessorFunctionRole", "TableProcessorFunctionRole"}
+        for name in roles:
+            statements = [st for policy in self.template["Resources"][name]["Properties"]["Policies"]
+                          for st in policy["PolicyDocument"]["Statement"]]
+            with self.subTest(role=name):
+                granted = {(st["Action"], "*" in json.dumps(st["Resource"])) for st in statements
+                           if "FailedBatchesBucket" in json.dumps(st["Resource"])}
+                self.assertEqual(granted, {("s3:PutObject", True), ("s3:ListBucket", False)})
 
     def test_readings_queue_is_fifo_with_a_dead_letter_queue(self):
         # make deploy-test deploys with ReadingsQueueType=fifo.
@@ -96,8 +132,9 @@ class DeployedStack(unittest.TestCase):
 
     def test_replay_lands_a_given_up_batch_exactly_once_after_a_partial_write(self):
         """`runnel replay` from a Kinesis on-failure record (SQS form: the range, read again from the
-        stream) and from an S3 one (the payload), against the deployed function; between the two,
-        half of what the first replay wrote is deleted, as a partial write leaves it."""
+        stream) and from an S3 one (the payload, stored in the failed-batches bucket, alerted on),
+        against the deployed function; before each replay after the first, half of what was
+        written is deleted, as a partial write leaves it."""
         kinesis, s3 = client("kinesis"), client("s3")
         build = run(["cargo", "build", "-q", "-p", "runnel-cli"], timeout=1200)
         self.assertEqual(build.returncode, 0, build.stderr)
@@ -152,11 +189,23 @@ class DeployedStack(unittest.TestCase):
         replay("--record", "-", "--function", function, stdin=json.dumps(record))
         self.assertEqual(landed(), (good, bad))
 
-        # The S3 destination's object carries the batch as `payload`: replayed as it was.
+        # The S3 destination's object carries the batch as `payload`. Written to the template's
+        # failed-batches bucket (as Lambda writes it; the emulator's mappings never give up), it
+        # reaches failure-alert through EventBridge; the alert's replay command, run as it is
+        # after another partial write, replays the batch as it was.
+        inbox = self.inbox()
         event = replay("--record", "-", "--print-event", stdin=json.dumps(record)).stdout
+        failed = self.outputs["FailedBatchesBucketName"]
         key = f"aws/lambda/esm-uuid/{shard}/2026/10/05/2026-10-05T08.30.00-replay"
-        s3.put_object(Bucket=quarantine, Key=key, Body=json.dumps({**record, "payload": event}).encode())
-        replay("--record", f"s3://{quarantine}/{key}")
+        s3.put_object(Bucket=failed, Key=key, Body=json.dumps({**record, "payload": event}).encode())
+        alert = self.alert(inbox, lambda a: a["details"].get("stored_at") == f"s3://{failed}/{key}")
+        self.assertEqual((alert["severity"], alert["source"]), ("CRITICAL", "kinesis"))
+        self.assertEqual(alert["details"]["replay"], f"runnel replay --function {function} --record s3://{failed}/{key}")
+        self.assertNotIn("sensor-0000", json.dumps(alert), "the batch is not in the alert")
+        for gone in sorted(o["Key"] for o in s3.list_objects_v2(Bucket=curated, Prefix=f"iot/dt={day}/").get("Contents", []))[1::2]:
+            s3.delete_object(Bucket=curated, Key=gone)
+        self.assertNotEqual(landed()[0], good)
+        replay(*shlex.split(alert["details"]["replay"])[2:])
         self.assertEqual(landed(), (good, bad))
 
         # Past the stream's retention (here: a range the shard never held), nothing is replayed.
@@ -223,7 +272,7 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
         self.assertTrue(m["BisectBatchOnFunctionError"])
         self.assertEqual((m["MaximumRetryAttempts"], m["MaximumRecordAgeInSeconds"], m["ParallelizationFactor"]), (10, 21600, 1))
-        self.assertTrue(m["DestinationConfig"]["OnFailure"]["Destination"].endswith(":runnel-emu-esm-failures"))
+        self.assertEqual(m["DestinationConfig"]["OnFailure"]["Destination"], self.failed_batches_arn())
         table = client("dynamodb").describe_table(TableName=self.outputs["ReadingsTableName"])["Table"]
         self.assertEqual(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES")
 
@@ -288,7 +337,8 @@ class DeployedStack(unittest.TestCase):
         s3, sqs = client("s3"), client("sqs")
         attrs = sqs.get_queue_attributes(QueueUrl=self.outputs["IngestQueueUrl"], AttributeNames=["All"])["Attributes"]
         self.assertTrue(json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":runnel-emu-ingest-dlq"))
-        rule = [r for r in client("events").list_rules()["Rules"] if r["Name"].startswith(STACK) and "aws.s3" in r["EventPattern"]]
+        raw = self.outputs["RawBucketName"]
+        rule = [r for r in client("events").list_rules()["Rules"] if r["Name"].startswith(STACK) and raw in r["EventPattern"]]
         self.assertEqual([r["State"] for r in rule], ["DISABLED"])
         day = "2026-11-26"
         key = f"transactions/dt={day}/queued-{time.time_ns()}.csv"
@@ -302,15 +352,15 @@ class DeployedStack(unittest.TestCase):
             time.sleep(1)
         self.assertEqual([r["merchant"] for r in rows], ["Queue Café"])
 
-    def test_failure_queues_feed_the_alert_function(self):
+    def test_failure_queue_feeds_the_alert_function(self):
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["FailureAlertFunctionName"])["EventSourceMappings"]
         sources = sorted(m["EventSourceArn"].rsplit(":", 1)[1] for m in maps)
-        self.assertEqual(sources, ["runnel-emu-esm-failures", "runnel-emu-function-failures"])
+        self.assertEqual(sources, ["runnel-emu-function-failures"])
         self.assertTrue(all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in maps))
 
     def test_buckets_are_private_tls_only_and_versioned(self):
         s3 = client("s3")
-        for key in ["RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AnalyticsBucketName"]:
+        for key in ["RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AnalyticsBucketName", "FailedBatchesBucketName"]:
             bucket = self.outputs[key]
             with self.subTest(bucket=bucket):
                 block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
@@ -319,36 +369,44 @@ class DeployedStack(unittest.TestCase):
                 deny = [st for st in policy["Statement"] if st["Effect"] == "Deny"]
                 self.assertEqual(deny[0]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
                 self.assertEqual(s3.get_bucket_versioning(Bucket=bucket).get("Status"), "Enabled")
-        self.assertIn("EventBridgeConfiguration", s3.get_bucket_notification_configuration(Bucket=self.outputs["RawBucketName"]))
+        for key in ["RawBucketName", "FailedBatchesBucketName"]:
+            self.assertIn("EventBridgeConfiguration", s3.get_bucket_notification_configuration(Bucket=self.outputs[key]))
         # Lifecycle rules are accepted but not modelled by the emulator: checked as declared.
         rules = self.template["Resources"]["QuarantineBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
         self.assertEqual(rules[0]["ExpirationInDays"], 90)
+        rules = self.template["Resources"]["FailedBatchesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        self.assertEqual(rules[0]["ExpirationInDays"], {"Ref": "FailedBatchRetentionDays"})
 
     def test_encryption_at_rest_is_declared_with_the_data_key(self):
         r = self.template["Resources"]
         self.assertEqual(r["ReadingsStream"]["Properties"]["StreamEncryption"]["EncryptionType"], "KMS")
         self.assertIn("KmsMasterKeyId", r["AlertTopic"]["Properties"])
-        for name in ["RawBucket", "CuratedBucket", "QuarantineBucket", "AnalyticsBucket"]:
+        for name in ["RawBucket", "CuratedBucket", "QuarantineBucket", "AnalyticsBucket", "FailedBatchesBucket"]:
             sse = r[name]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
             self.assertEqual(sse["SSEAlgorithm"], "aws:kms", name)
-        for name in ["EsmFailureQueue", "FunctionFailureQueue", "RuleDeadLetterQueue", "AlertDeadLetterQueue", "ReadingsQueue", "ReadingsDeadLetterQueue"]:
+        for name in ["FunctionFailureQueue", "RuleDeadLetterQueue", "AlertDeadLetterQueue", "ReadingsQueue", "ReadingsDeadLetterQueue"]:
             self.assertIn("KmsMasterKeyId", r[name]["Properties"], name)
         self.assertTrue(r["DataKey"]["Properties"]["EnableKeyRotation"])
 
     def test_rules_route_to_functions_with_dead_letter_queues(self):
         events = client("events")
-        routes = {}
+        routes = set()
         for rule in events.list_rules()["Rules"]:
             if not rule["Name"].startswith(STACK):
                 continue
             pattern = json.loads(rule["EventPattern"])
+            bucket = pattern.get("detail", {}).get("bucket", {}).get("name", [None])[0]
             for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-                routes[(pattern["source"][0], pattern["detail-type"][0])] = t
+                routes.add((pattern["source"][0], pattern["detail-type"][0], bucket, t["Arn"].rsplit(":", 1)[1]))
                 self.assertTrue(t["DeadLetterConfig"]["Arn"].endswith(":runnel-emu-rule-dlq"), rule["Name"])
-        self.assertTrue(routes[("aws.s3", "Object Created")]["Arn"].endswith(":function:runnel-emu-s3-ingest"))
-        self.assertTrue(routes[("aws.glue", "Glue Job State Change")]["Arn"].endswith(":function:runnel-emu-failure-alert"))
-        self.assertTrue(routes[("aws.states", "Step Functions Execution Status Change")]["Arn"].endswith(":function:runnel-emu-failure-alert"))
-        self.assertIn(("aws.glue", "Glue Job Run Status"), routes)
+        expected = {
+            ("aws.s3", "Object Created", self.outputs["RawBucketName"], "runnel-emu-s3-ingest"),
+            ("aws.s3", "Object Created", self.outputs["FailedBatchesBucketName"], "runnel-emu-failure-alert"),
+            ("aws.glue", "Glue Job State Change", None, "runnel-emu-failure-alert"),
+            ("aws.glue", "Glue Job Run Status", None, "runnel-emu-failure-alert"),
+            ("aws.states", "Step Functions Execution Status Change", None, "runnel-emu-failure-alert"),
+        }
+        self.assertEqual(routes, expected)
 
     def test_functions_are_configured_from_the_template(self):
         lam = client("lambda")
@@ -395,10 +453,8 @@ class DeployedStack(unittest.TestCase):
             self.assertIn(f"{STACK}-{name}", alarms)
 
     def test_deployed_alert_function_runs_and_publishes(self):
-        sqs, sns = client("sqs"), client("sns")
-        url = sqs.create_queue(QueueName=f"{STACK}-test-inbox-{int(time.time())}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=self.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+        sqs = client("sqs")
+        url = self.inbox()
         with open(os.path.join(ROOT, "events", "alert-sfn-failed.json")) as f:
             event = json.load(f)
         event["detail"]["executionArn"] += f"-{time.time()}"

@@ -231,6 +231,80 @@ async fn every_event_kind_is_delivered_readable_and_filterable() {
         .contains("GetJobRun"));
 }
 
+/// An S3 on-failure destination's object, announced by EventBridge: the alert reads the record
+/// in it (never showing the batch) and says how to replay from it; an object that cannot be read
+/// or is no record still alerts, with where it is.
+#[tokio::test]
+async fn stored_on_failure_records_are_read_and_replayable_from_their_object() {
+    let f = Fixture::new().await;
+    let service = f.service(f.config(false));
+    let sqs: Value = event("alert-kinesis-esm-failure-sqs.json");
+    let mut record: Value =
+        serde_json::from_str(sqs["Records"][0]["body"].as_str().unwrap()).unwrap();
+    record["payload"] =
+        json!(json!({"Records": [{"kinesis": {"data": "c2VjcmV0LXJlYWRpbmc="}}]}).to_string());
+    let key = "aws/lambda/4e2b7f1c/shardId-000000000001/2026/11/22/2026-11-22T03.12.06-a";
+    put_object(&f.aws, &f.bucket, key, record.to_string().into_bytes()).await;
+    let announce = |key: &str| {
+        let mut e = event("alert-esm-failure-stored-eventbridge.json");
+        e["detail"]["bucket"]["name"] = json!(f.bucket);
+        e["detail"]["object"]["key"] = json!(key);
+        e["detail"]["object"]
+            .as_object_mut()
+            .unwrap()
+            .remove("version-id");
+        e
+    };
+    let outcome = service.handle(&announce(key)).await.unwrap();
+    assert_eq!((outcome.published, outcome.unread_records), (1, 0));
+    let m = f.receive(1).await.remove(0);
+    assert_eq!(
+        m.subject,
+        "[CRITICAL] runnel-test: runnel-dev-kinesis-processor skipped 500 records of shardId-000000000001 ..."
+    );
+    let doc = alert_json(&m);
+    let location = format!("s3://{}/{key}", f.bucket);
+    assert_eq!(
+        doc["details"]["replay"],
+        format!("runnel replay --function runnel-dev-kinesis-processor --record {location}")
+    );
+    assert_eq!(doc["details"]["stored_at"], location);
+    assert_eq!(
+        doc["details"]["request_payload_bytes"],
+        record["payload"].as_str().unwrap().len()
+    );
+    assert!(!m.body.contains("c2VjcmV0LXJlYWRpbmc"), "the batch leaked");
+
+    // Not a record, and not there at all: alerted on unread, with the object's place.
+    put_object(
+        &f.aws,
+        &f.bucket,
+        "aws/lambda/x/notes.txt",
+        b"hello".to_vec(),
+    )
+    .await;
+    for (key, why) in [
+        ("aws/lambda/x/notes.txt", "not JSON"),
+        ("aws/lambda/x/gone", "GetObject"),
+    ] {
+        let outcome = service.handle(&announce(key)).await.unwrap();
+        assert_eq!((outcome.published, outcome.unread_records), (1, 1), "{key}");
+        let doc = alert_json(&f.receive(1).await.remove(0));
+        assert_eq!(doc["severity"], "CRITICAL");
+        assert!(
+            doc["details"]["record_error"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{doc}"
+        );
+        assert_eq!(
+            doc["details"]["replay"],
+            format!("runnel replay --record s3://{}/{key}", f.bucket)
+        );
+    }
+}
+
 #[tokio::test]
 async fn succeeded_runs_are_ignored_unless_configured() {
     let f = Fixture::new().await;

@@ -72,6 +72,7 @@ fn every_event_file_round_trips() {
                     Incoming::Invocation(r) if r.batch.is_some() => "esm",
                     Incoming::Invocation(_) => "lambda",
                     Incoming::StepFunctions(_) => "sfn",
+                    Incoming::StoredRecord(_) => "stored",
                     Incoming::Unknown(_) => "unknown",
                 })
                 .collect();
@@ -81,6 +82,7 @@ fn every_event_file_round_trips() {
                 "alert-kinesis-esm-duplicate-sqs.json" => vec!["esm", "esm"],
                 n if n.starts_with("alert-kinesis-esm-") => vec!["esm"],
                 n if n.starts_with("alert-kafka-esm-") => vec!["esm"],
+                n if n.starts_with("alert-esm-failure-stored") => vec!["stored"],
                 n if n.starts_with("alert-lambda-") => vec!["lambda"],
                 n if n.starts_with("alert-sfn-") => vec!["sfn"],
                 "alert-unknown.json" => vec!["unknown"],

@@ -8,6 +8,7 @@ use super::classify::{ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord, 
 use super::model::{Alert, Link, Severity};
 use crate::aws::arn;
 use crate::aws::glue::JobRunDetails;
+use crate::s3event::ObjectRef;
 use crate::util::hash::fnv1a;
 
 /// How much of an unrecognised event is shown.
@@ -169,6 +170,7 @@ pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
         "request_payload_bytes",
         r.request_payload_bytes,
     );
+    put(&mut details, "stored_at", r.stored_at.clone());
     let links = vec![
         Link {
             label: "Function".into(),
@@ -197,7 +199,10 @@ pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
                 b.first_arrival.clone(),
             );
             put(&mut details, "last_record_arrival", b.last_arrival.clone());
-            details.insert("replay".into(), json!(replay_hint(name, b)));
+            details.insert(
+                "replay".into(),
+                json!(replay_hint(name, b, r.stored_at.as_deref())),
+            );
             let size = b
                 .batch_size
                 .map(|n| format!("{n} records"))
@@ -242,12 +247,15 @@ pub fn invocation_alert(rules: &AlertRules, r: &InvocationRecord) -> Alert {
     }
 }
 
-/// How to replay a skipped batch: for Kinesis the command with the batch's range (the stream holds
-/// the records for its retention period); for the others, from the S3 on-failure object, whose
-/// payload is the batch.
-fn replay_hint(function: &str, b: &StreamBatch) -> String {
-    match (b.source.as_str(), &b.stream_arn) {
-        ("kinesis", Some(arn)) => format!(
+/// How to replay a skipped batch: from the stored record when an S3 destination kept it (its
+/// payload is the batch, for every source); else for Kinesis the command with the batch's range
+/// (the stream holds the records for its retention period); else what it takes.
+fn replay_hint(function: &str, b: &StreamBatch, stored_at: Option<&str>) -> String {
+    match (stored_at, b.source.as_str(), &b.stream_arn) {
+        (Some(location), _, _) => {
+            format!("runnel replay --function {function} --record {location}")
+        }
+        (None, "kinesis", Some(arn)) => format!(
             "runnel replay --function {function} --stream-arn {arn} --shard {} --from {} --to {} \
              (within the stream's retention)",
             b.shard_id, b.start_sequence_number, b.end_sequence_number
@@ -256,6 +264,33 @@ fn replay_hint(function: &str, b: &StreamBatch) -> String {
             "runnel replay --function {function} --record s3://<on-failure bucket>/<object> \
              (needs an S3 on-failure destination: its object carries the batch)"
         ),
+    }
+}
+
+/// The alert for an object in an S3 on-failure destination whose record could not be used
+/// (`why`): a batch was given up on, and the object is where it is kept.
+pub fn stored_record_alert(rules: &AlertRules, object: &ObjectRef, why: &str) -> Alert {
+    let location = format!("s3://{}/{}", object.bucket, object.key);
+    let mut details = BTreeMap::new();
+    details.insert("stored_at".into(), json!(location));
+    details.insert("record_error".into(), json!(why));
+    put(&mut details, "object_bytes", object.size);
+    put(&mut details, "version_id", object.version_id.clone());
+    details.insert(
+        "replay".into(),
+        json!(format!("runnel replay --record {location}")),
+    );
+    Alert {
+        // Stored there only when a mapping gave a batch up: data is missing downstream.
+        severity: Severity::Critical,
+        pipeline: rules.pipeline.clone(),
+        source: "lambda".into(),
+        resource: format!("arn:aws:s3:::{}", object.bucket),
+        summary: format!("A failed batch was stored at {location}; its record was not read"),
+        details,
+        links: Vec::new(),
+        fingerprint: format!("stored:{location}"),
+        occurred_at: None,
     }
 }
 
@@ -338,6 +373,7 @@ pub fn alert_for(rules: &AlertRules, event: &Incoming) -> Option<Alert> {
         Incoming::GlueJobStateChange(e) => glue_alert(rules, e, false, Err("not enriched")),
         Incoming::GlueJobRunStatus(e) => glue_alert(rules, e, true, Err("not enriched")),
         Incoming::Invocation(r) => Some(invocation_alert(rules, r)),
+        Incoming::StoredRecord(o) => Some(stored_record_alert(rules, o, "not read")),
         Incoming::StepFunctions(e) => execution_alert(rules, e),
         Incoming::Unknown(raw) => Some(unknown_alert(rules, raw)),
     }
@@ -404,6 +440,53 @@ mod tests {
         };
         let a = glue_alert(&AlertRules::default(), &e, false, Err("AccessDenied")).unwrap();
         assert_eq!(a.details["enrichment_error"], "AccessDenied");
+    }
+
+    #[test]
+    fn a_stored_record_is_replayed_from_its_object() {
+        let record = json!({"requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:us-east-1:1:function:f","condition":"RecordAgeExceeded"},
+            "version":"1.0","timestamp":"2026-11-22T00:38:06.021Z","payload":"{\"Records\":[]}",
+            "DDBStreamBatchInfo":{"shardId":"shardId-1","startSequenceNumber":"1","endSequenceNumber":"9","batchSize":2,"streamArn":"arn:aws:dynamodb:us-east-1:1:table/t/stream/x"}});
+        let Incoming::Invocation(mut r) = classify(&record) else {
+            panic!()
+        };
+        assert_eq!(r.request_payload_bytes, Some(14));
+        let without = invocation_alert(&AlertRules::default(), &r);
+        assert!(without.details["replay"]
+            .as_str()
+            .unwrap()
+            .contains("needs an S3 on-failure destination"));
+        r.stored_at = Some("s3://failed/aws/lambda/u/shardId-1/x".into());
+        let a = invocation_alert(&AlertRules::default(), &r);
+        assert_eq!(
+            a.details["replay"],
+            "runnel replay --function f --record s3://failed/aws/lambda/u/shardId-1/x"
+        );
+        assert_eq!(
+            a.details["stored_at"],
+            "s3://failed/aws/lambda/u/shardId-1/x"
+        );
+        assert_eq!(
+            (&a.severity, &a.fingerprint),
+            (&without.severity, &without.fingerprint)
+        );
+        assert!(!a.sns_message().body.contains("Records"), "payload leaked");
+
+        let object = ObjectRef {
+            bucket: "failed".into(),
+            key: "aws/lambda/u/k".into(),
+            etag: None,
+            size: Some(10),
+            version_id: None,
+            sequencer: None,
+        };
+        let unread = stored_record_alert(&AlertRules::default(), &object, "AccessDenied");
+        assert_eq!(unread.severity, Severity::Critical);
+        assert_eq!(
+            unread.details["replay"],
+            "runnel replay --record s3://failed/aws/lambda/u/k"
+        );
+        assert_eq!(unread.details["record_error"], "AccessDenied");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Telling incoming failure events apart: EventBridge events (Glue, Step Functions), Lambda
 //! invocation records (asynchronous and event-source on-failure destinations), delivered directly,
-//! through SQS, or through SNS — and anything else.
+//! through SQS, or through SNS; objects an S3 on-failure destination stored (announced by S3) —
+//! and anything else.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use crate::s3event::{self, ObjectRef};
 
 /// A failure report as it arrived, with the SQS message it came in (for partial batch failures).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +24,11 @@ pub enum Incoming {
     GlueJobStateChange(GlueJobEvent),
     /// "Glue Job Run Status": a run still RUNNING/STARTING past its notify delay.
     GlueJobRunStatus(GlueJobEvent),
-    /// A Lambda invocation record from an on-failure destination.
-    Invocation(InvocationRecord),
+    /// A Lambda invocation record from an on-failure destination (boxed: the largest kind).
+    Invocation(Box<InvocationRecord>),
+    /// An object created in an S3 on-failure destination: the invocation record is in the object
+    /// (read by the alert service), the event only names it.
+    StoredRecord(ObjectRef),
     /// "Step Functions Execution Status Change".
     StepFunctions(ExecutionEvent),
     /// Anything else, kept as it arrived so the alert can show it.
@@ -95,6 +101,9 @@ pub struct InvocationRecord {
     pub request_payload_bytes: Option<usize>,
     /// When Lambda wrote the record.
     pub timestamp: Option<DateTime<Utc>>,
+    /// Where an S3 on-failure destination stored the record (`s3://bucket/key`): the object
+    /// carries the batch itself, so a replay from it needs nothing else.
+    pub stored_at: Option<String>,
 }
 
 /// A Step Functions execution event from EventBridge.
@@ -174,6 +183,22 @@ pub fn deliveries(event: &Value) -> Vec<Delivery> {
             event: classify(event),
         }];
     };
+    // A bucket notification straight to the function: one report per object it names.
+    if !records.is_empty()
+        && records
+            .iter()
+            .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:s3"))
+    {
+        if let Ok(objects) = s3event::objects(event) {
+            return objects
+                .into_iter()
+                .map(|o| Delivery {
+                    sqs_message_id: None,
+                    event: Incoming::StoredRecord(o),
+                })
+                .collect();
+        }
+    }
     let is_wrapper = |r: &Value| {
         r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")
             || r.get("EventSource").and_then(Value::as_str) == Some("aws:sns")
@@ -259,9 +284,23 @@ pub fn classify(v: &Value) -> Incoming {
             None => Incoming::Unknown(v.clone()),
         },
         _ => match invocation_record(v) {
-            Some(r) => Incoming::Invocation(r),
-            None => Incoming::Unknown(v.clone()),
+            Some(r) => Incoming::Invocation(Box::new(r)),
+            None => stored_record(v).unwrap_or_else(|| Incoming::Unknown(v.clone())),
         },
+    }
+}
+
+/// An S3 "Object Created" event naming one object (EventBridge, or a notification of one record
+/// queued or published): the object is an on-failure record to read.
+fn stored_record(v: &Value) -> Option<Incoming> {
+    let from_s3 = v.get("source").and_then(Value::as_str) == Some("aws.s3")
+        || v.pointer("/Records/0/eventSource").and_then(Value::as_str) == Some("aws:s3");
+    if !from_s3 {
+        return None;
+    }
+    match s3event::objects(v) {
+        Ok(mut objects) if objects.len() == 1 => objects.pop().map(Incoming::StoredRecord),
+        _ => None,
     }
 }
 
@@ -299,8 +338,14 @@ fn invocation_record(v: &Value) -> Option<InvocationRecord> {
         error_message: s(payload, "errorMessage"),
         error_type: s(payload, "errorType"),
         batch,
-        request_payload_bytes: v.get("requestPayload").map(|p| p.to_string().len()),
+        // `requestPayload` (asynchronous invocations) is the event as JSON, `payload` (S3
+        // on-failure destinations) the event as JSON text.
+        request_payload_bytes: v
+            .get("requestPayload")
+            .map(|p| p.to_string().len())
+            .or_else(|| v.get("payload").and_then(Value::as_str).map(str::len)),
         timestamp: time(v, "timestamp"),
+        stored_at: None,
     })
 }
 
@@ -397,6 +442,38 @@ mod tests {
             d[1].event,
             Incoming::Unknown(Value::String("not json at all".into()))
         );
+    }
+
+    #[test]
+    fn objects_stored_by_an_s3_destination_are_named_not_read() {
+        let eventbridge = json!({"version":"0","id":"e","detail-type":"Object Created","source":"aws.s3","account":"1",
+            "time":"2026-11-22T00:38:07Z","region":"us-east-1","resources":["arn:aws:s3:::failed"],
+            "detail":{"version":"0","bucket":{"name":"failed"},"object":{"key":"aws/lambda/u/shardId-000000000001/2026/11/22/2026-11-22T00.38.06-x","size":900,"version-id":"v1"}}});
+        let notification = json!({"Records":[
+            {"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"failed"},"object":{"key":"aws/lambda/a"}}},
+            {"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"failed"},"object":{"key":"aws/lambda/b"}}}]});
+        let queued = json!({"Records":[{"eventSource":"aws:sqs","messageId":"m-1","body": eventbridge.to_string()}]});
+        let keys = |event: &Value| {
+            deliveries(event)
+                .into_iter()
+                .map(|d| match d.event {
+                    Incoming::StoredRecord(o) => format!("{}/{}", o.bucket, o.key),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&eventbridge),
+            ["failed/aws/lambda/u/shardId-000000000001/2026/11/22/2026-11-22T00.38.06-x"]
+        );
+        assert_eq!(
+            keys(&notification),
+            ["failed/aws/lambda/a", "failed/aws/lambda/b"]
+        );
+        assert_eq!(keys(&queued).len(), 1);
+        // Another service's "Object Created"-looking event is not taken for one.
+        let other = json!({"detail-type":"Object Created","source":"custom.app","detail":{"bucket":{"name":"b"},"object":{"key":"k"}}});
+        assert!(matches!(classify(&other), Incoming::Unknown(_)));
     }
 
     #[test]

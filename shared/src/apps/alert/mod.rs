@@ -7,8 +7,8 @@ mod dedupe;
 mod model;
 
 pub use build::{
-    alert_for, execution_alert, glue_alert, invocation_alert, state_severity, unknown_alert,
-    AlertRules, MAX_RAW_EVENT_CHARS,
+    alert_for, execution_alert, glue_alert, invocation_alert, state_severity, stored_record_alert,
+    unknown_alert, AlertRules, MAX_RAW_EVENT_CHARS,
 };
 pub use classify::{
     classify, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord,
@@ -27,7 +27,12 @@ use serde_json::{json, Value};
 use crate::aws::glue::job_run_details;
 use crate::aws::Aws;
 use crate::config::{self, ConfigError};
+use crate::s3event::ObjectRef;
 use crate::telemetry::{self, Metrics};
+
+/// The largest on-failure record the alert reads (a batch of at most 6 MB, escaped once, and its
+/// metadata); a larger object is alerted on unread.
+pub const MAX_STORED_RECORD_BYTES: i64 = 32 * 1024 * 1024;
 
 /// Configuration of the alert handler, read from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +152,8 @@ pub struct AlertOutcome {
     pub ignored: usize,
     /// Glue alerts sent without job run details because `GetJobRun` failed.
     pub enrichment_failures: usize,
+    /// Stored on-failure records alerted on without their content (unreadable or not a record).
+    pub unread_records: usize,
     /// Alerts whose publish failed.
     pub publish_failures: usize,
     /// SQS message ids whose alert failed (reported as batch item failures).
@@ -160,13 +167,15 @@ pub struct AlertService {
     /// The configuration it was built with.
     pub config: AlertConfig,
     sns: aws_sdk_sns::Client,
+    s3: aws_sdk_s3::Client,
     dedupe: Option<S3Dedupe>,
     glue: Option<aws_sdk_glue::Client>,
 }
 
 impl AlertService {
-    /// The service around its clients: `s3` holds dedupe markers (when configured), `glue`
-    /// enriches Glue alerts (when `enrich_glue` is on).
+    /// The service around its clients: `s3` reads the records S3 on-failure destinations store
+    /// and holds dedupe markers (when configured), `glue` enriches Glue alerts (when
+    /// `enrich_glue` is on).
     pub fn new(
         config: AlertConfig,
         sns: aws_sdk_sns::Client,
@@ -174,12 +183,18 @@ impl AlertService {
         glue: Option<aws_sdk_glue::Client>,
     ) -> Self {
         let dedupe = config.dedupe.as_ref().map(|(bucket, prefix)| {
-            S3Dedupe::new(s3, bucket.clone(), prefix.clone(), config.dedupe_window)
+            S3Dedupe::new(
+                s3.clone(),
+                bucket.clone(),
+                prefix.clone(),
+                config.dedupe_window,
+            )
         });
         let glue = if config.enrich_glue { glue } else { None };
         AlertService {
             config,
             sns,
+            s3,
             dedupe,
             glue,
         }
@@ -208,6 +223,11 @@ impl AlertService {
         let (glue_event, stuck) = match event {
             Incoming::GlueJobStateChange(e) => (e, false),
             Incoming::GlueJobRunStatus(e) => (e, true),
+            // Boxed: the S3 read's future nested in place is deep enough to overflow the
+            // compiler's layout query in the binary.
+            Incoming::StoredRecord(object) => {
+                return Some(Box::pin(self.stored(object, outcome)).await)
+            }
             other => return alert_for(rules, other),
         };
         // Decided before GetJobRun: an ignored state costs no API call.
@@ -232,6 +252,54 @@ impl AlertService {
             stuck,
             details.as_ref().map_err(String::as_str),
         )
+    }
+
+    /// The alert for an object an S3 on-failure destination stored: the record's own alert, with
+    /// where it is kept; when it cannot be read, an alert naming the object all the same.
+    async fn stored(&self, object: &ObjectRef, outcome: &mut AlertOutcome) -> Alert {
+        let rules = &self.config.rules;
+        match self.read_record(object).await {
+            Ok(Incoming::Invocation(mut record)) => {
+                record.stored_at = Some(format!("s3://{}/{}", object.bucket, object.key));
+                invocation_alert(rules, &record)
+            }
+            Ok(_) => {
+                outcome.unread_records += 1;
+                stored_record_alert(rules, object, "not a Lambda on-failure record")
+            }
+            Err(why) => {
+                outcome.unread_records += 1;
+                tracing::warn!(error = %why, bucket = %object.bucket, key = %object.key, "stored on-failure record not read; alerting with its location");
+                stored_record_alert(rules, object, &why)
+            }
+        }
+    }
+
+    /// Reads and classifies a stored record; the batch it carries is dropped once measured.
+    async fn read_record(&self, object: &ObjectRef) -> Result<Incoming, String> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| format!("GetObject: {}", crate::error::chain(&e)))?;
+        let size = out.content_length().unwrap_or_default();
+        if size > MAX_STORED_RECORD_BYTES {
+            return Err(format!(
+                "{size} bytes, more than the {MAX_STORED_RECORD_BYTES} read"
+            ));
+        }
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("reading the object: {e}"))?
+            .into_bytes();
+        let record: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+        Ok(classify(&record))
     }
 
     async fn deliver(
@@ -316,6 +384,7 @@ pub fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
     metrics.count("AlertsSuppressed", outcome.suppressed as u64);
     metrics.count("AlertsIgnored", outcome.ignored as u64);
     metrics.count("EnrichmentFailures", outcome.enrichment_failures as u64);
+    metrics.count("UnreadRecords", outcome.unread_records as u64);
     metrics.count("PublishFailures", outcome.publish_failures as u64);
 }
 
