@@ -7,6 +7,9 @@ pub enum Lead<'a> {
     Str(&'a str),
     /// A JSON number.
     Int(u64),
+    /// A value already encoded as JSON (e.g. a string escaped once for every line of an
+    /// object), written as it is.
+    Json(&'a str),
 }
 
 /// Serialises `value` as one JSON object line with `lead` fields first (e.g. `_id`). A value
@@ -46,11 +49,20 @@ fn splice_line<V: serde::Serialize>(
         if n > 0 {
             line.push(b',');
         }
-        serde_json::to_writer(&mut *line, name)?;
-        line.push(b':');
+        // Lead names are the framework's own (`_id`, `_source`, …): written without the
+        // escaping pass when nothing in them needs it.
+        if name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            line.push(b'"');
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b"\":");
+        } else {
+            serde_json::to_writer(&mut *line, name)?;
+            line.push(b':');
+        }
         match field {
             Lead::Str(s) => serde_json::to_writer(&mut *line, s)?,
-            Lead::Int(i) => line.extend_from_slice(i.to_string().as_bytes()),
+            Lead::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            Lead::Json(json) => line.extend_from_slice(json.as_bytes()),
         }
     }
     // Serialise in place; the value's own `{` becomes the separator after the lead fields.
@@ -98,6 +110,18 @@ mod tests {
             br#"{"_id":"x","value":5}"#
         );
         assert_eq!(json_line(&[], &v).unwrap(), br#"{"a":1}"#);
+        // Pre-encoded values as they are; names that need escaping escaped.
+        assert_eq!(
+            json_line(
+                &[
+                    ("_source", Lead::Json(r#""s3://b/k \"q\"""#)),
+                    ("a\"b", Lead::Int(0))
+                ],
+                &v
+            )
+            .unwrap(),
+            br#"{"_source":"s3://b/k \"q\"","a\"b":0,"a":1}"#
+        );
         // Appending keeps what is already in the buffer, in every shape.
         let mut out = b"prev\n".to_vec();
         write_json_line(&mut out, &[], &v).unwrap();

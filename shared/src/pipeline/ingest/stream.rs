@@ -69,6 +69,8 @@ struct Rows<T: Transform> {
     partitioner: Arc<dyn Partitioner<T::Output>>,
     encoder: Arc<dyn Encoder>,
     source: Arc<str>,
+    /// `source` as a JSON string, escaped once for every line.
+    source_json: String,
     etag: String,
     /// Event time of outputs whose transform names none: the object's day.
     day_start: chrono::DateTime<chrono::Utc>,
@@ -82,7 +84,13 @@ struct Rows<T: Transform> {
     scratch: Scratch<T::Output>,
     /// The id of a quarantined row.
     id: String,
+    /// The row's line number as text (its position).
+    position: String,
     line: Vec<u8>,
+    /// Partition paths of the row's outputs, one after the other, and each output's path and
+    /// line ranges (in `paths` and `line`).
+    paths: String,
+    placed: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     stop: Option<Stop>,
 }
 
@@ -94,11 +102,25 @@ impl<T: Transform> Rows<T> {
         qtx: &mpsc::Sender<Chunk>,
     ) -> Result<(), PartError> {
         self.counts.rows_in += 1;
-        let position = row.line.to_string();
+        let mut position = std::mem::take(&mut self.position);
+        position.clear();
+        position.push_str(itoa::Buffer::new().format(row.line));
+        let result = self.row(row, &position, tx, qtx);
+        self.position = position;
+        result
+    }
+
+    fn row(
+        &mut self,
+        row: Row<'_, T::Input>,
+        position: &str,
+        tx: &mpsc::Sender<Chunk>,
+        qtx: &mpsc::Sender<Chunk>,
+    ) -> Result<(), PartError> {
         let source = self.source.clone();
         let ctx = RecordContext {
             stream: &source,
-            position: &position,
+            position,
             index: 0,
             partition_key: None,
             arrival: None,
@@ -120,11 +142,13 @@ impl<T: Transform> Rows<T> {
         };
         // Serialise every output before writing any, so a row is written whole or quarantined.
         self.line.clear();
-        let mut lines: Vec<(String, std::ops::Range<usize>)> = Vec::with_capacity(1);
+        self.paths.clear();
+        self.placed.clear();
         let lead = [
-            ("_source", Lead::Str(&source)),
+            ("_source", Lead::Json(&self.source_json)),
             ("_line", Lead::Int(row.line)),
         ];
+        let (paths, placed) = (&mut self.paths, &mut self.placed);
         let bad = bad.or_else(|| {
             apply::write_lines(
                 self.transform.as_ref(),
@@ -134,22 +158,29 @@ impl<T: Transform> Rows<T> {
                 &lead,
                 &mut self.scratch,
                 &mut self.line,
-                |_, path, range| lines.push((path.to_string(), range)),
+                |_, path, range| {
+                    let at = paths.len();
+                    paths.push_str(path);
+                    placed.push((at..paths.len(), range));
+                },
             )
             .err()
         });
         if let Some(bad) = bad {
             return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
         }
-        for (partition, range) in lines {
-            let (prefix, suffix, encoder) = (&self.key_prefix, &self.key_suffix, &self.encoder);
-            let writer = self
-                .writers
-                .entry(partition)
-                .or_insert_with_key(|partition| {
-                    PartWriter::new(format!("{prefix}{partition}/{suffix}"), encoder.as_ref())
-                });
-            writer.push(&self.line[range], tx)?;
+        for (path, range) in &self.placed {
+            let partition = &self.paths[path.clone()];
+            // Looked up by `&str`: a key is allocated only for a partition not seen before.
+            let writer = match self.writers.get_mut(partition) {
+                Some(writer) => writer,
+                None => {
+                    let key = format!("{}{partition}/{}", self.key_prefix, self.key_suffix);
+                    let writer = PartWriter::new(key, self.encoder.as_ref());
+                    self.writers.entry(partition.to_string()).or_insert(writer)
+                }
+            };
+            writer.push(&self.line[range.clone()], tx)?;
             self.counts.rows_out += 1;
         }
         Ok(())
@@ -224,11 +255,13 @@ impl<T: Transform> Ingest<T> {
         ));
         let stem = output_stem(&obj.key);
         let tag = short_etag(etag);
+        let source = format!("s3://{}/{}", obj.bucket, obj.key);
         let mut rows = Rows {
             transform: self.transform.clone(),
             partitioner: self.sink.partitioner.clone(),
             encoder: self.sink.encoder.clone(),
-            source: Arc::from(format!("s3://{}/{}", obj.bucket, obj.key)),
+            source: Arc::from(source.as_str()),
+            source_json: serde_json::to_string(&source).expect("a string serialises"),
             etag: etag.to_string(),
             day_start: day_start(day).unwrap_or_default(),
             key_prefix: output.output.key(""),
@@ -241,7 +274,10 @@ impl<T: Transform> Ingest<T> {
             counts: ReadCounts::default(),
             scratch: Scratch::default(),
             id: String::with_capacity(96),
+            position: String::with_capacity(20),
             line: Vec::with_capacity(1024),
+            paths: String::with_capacity(64),
+            placed: Vec::with_capacity(1),
             stop: None,
         };
         let max_row = self.config.max_row_bytes;
