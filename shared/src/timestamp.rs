@@ -86,6 +86,23 @@ impl Visitor<'_> for EventTimeVisitor {
     }
 }
 
+/// Deserialises an [`EventTime`] from RFC 3339 text only (`#[serde(deserialize_with = ...)]`):
+/// for formats such as CSV, whose fields are all text, where a field of digits must not be taken
+/// for epoch milliseconds. A value that is not text is a deserialisation error.
+pub fn text_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EventTime, D::Error> {
+    struct Text;
+    impl Visitor<'_> for Text {
+        type Value = EventTime;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 time as text")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<EventTime, E> {
+            Ok(EventTime::from_text(v))
+        }
+    }
+    deserializer.deserialize_str(Text)
+}
+
 /// Serialises a UTC time as chrono's serde support does, without the formatting machinery.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; 30];

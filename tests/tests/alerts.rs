@@ -305,6 +305,43 @@ async fn stored_on_failure_records_are_read_and_replayable_from_their_object() {
     }
 }
 
+/// A stored record S3 will not hand out for now (throttling, server errors: a fault nothing else
+/// injects) is not alerted on unread: the delivery fails, so Lambda retries it with the
+/// record's details still to come.
+#[tokio::test]
+async fn a_stored_record_that_cannot_be_read_yet_is_retried() {
+    let f = Fixture::new().await;
+    let slow_down = mock!(aws_sdk_s3::Client::get_object)
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &[&slow_down], |b| b
+        .retry_config(
+            aws_sdk_s3::config::retry::RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1))
+        ));
+    let service = AlertService::new(f.config(false), f.aws.sns(), s3, None);
+    let announced = event("alert-esm-failure-stored-eventbridge.json");
+    let err = service.handle(&announced).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "reading the on-failure record at s3://runnel-dev-failed-batches-123456789012/aws/lambda/"
+        ),
+        "{err}"
+    );
+    assert!(slow_down.num_calls() >= 2);
+    // Queued: the message is reported for retry.
+    let queued = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m-1", "body": announced.to_string()}]});
+    let outcome = service.handle(&queued).await.unwrap();
+    assert_eq!(
+        (outcome.failed_messages, outcome.published),
+        (vec!["m-1".to_string()], 0)
+    );
+    assert!(f.receive(0).await.is_empty(), "nothing published");
+}
+
 #[tokio::test]
 async fn succeeded_runs_are_ignored_unless_configured() {
     let f = Fixture::new().await;

@@ -5,7 +5,7 @@
 //! - `amount`: a decimal string (`12.34`, `-5.00` for refunds) with no more decimals than the
 //!   currency has; the output carries it exactly, and in minor units as an integer;
 //! - `currency`: ISO 4217 code (three capital letters);
-//! - `timestamp`: RFC 3339 (or epoch milliseconds); its UTC day picks the output partition;
+//! - `timestamp`: RFC 3339; its UTC day picks the output partition;
 //! - `category`, `country` (ISO 3166 alpha-2) optional.
 
 use chrono::{DateTime, Utc};
@@ -22,6 +22,8 @@ pub struct TransactionRow {
     pub amount: String,
     pub currency: String,
     /// Parsed once, while the row is read: validation reports it, the transform reuses it.
+    /// Text only: a CSV field of digits is not epoch milliseconds.
+    #[serde(deserialize_with = "runnel::timestamp::text_only")]
     pub timestamp: EventTime,
     pub merchant: String,
     #[serde(default)]
@@ -286,6 +288,20 @@ mod tests {
                 "country"
             ]
         );
+    }
+
+    #[test]
+    fn a_timestamp_is_rfc_3339_text_never_a_number() {
+        let csv = "transaction_id,account_id,amount,currency,timestamp,merchant\n\
+                   tx-1,acc-1,1.00,EUR,20261122,Shop\n\
+                   tx-2,acc-1,1.00,EUR,2026-11-22T10:00:00Z,Shop\n";
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let rows: Vec<TransactionRow> = reader.deserialize().map(Result::unwrap).collect();
+        assert_eq!(rows[0].validate().unwrap_err()[0].field, "timestamp");
+        rows[1].validate().unwrap();
+        // NDJSON: a number is not a timestamp either.
+        let json = r#"{"transaction_id":"t","account_id":"a","amount":"1","currency":"EUR","timestamp":1763805600000,"merchant":"m"}"#;
+        assert!(serde_json::from_str::<TransactionRow>(json).is_err());
     }
 
     #[test]

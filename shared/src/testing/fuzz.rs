@@ -150,13 +150,25 @@ pub fn s3_event(data: &[u8]) {
 }
 
 /// Failure reports as `failure-alert` receives them: every delivery classifies, and every alert
-/// built has a subject SNS accepts (printable ASCII, one line, at most 100 characters).
+/// built has a subject SNS accepts (printable ASCII, one line, at most 100 characters). The same
+/// bytes as a stored on-failure record classify without a panic, and as the full parse does.
 #[cfg(feature = "alert")]
 pub fn alert_event(data: &[u8]) {
-    use crate::apps::alert::{alert_for, deliveries, AlertRules};
+    use crate::apps::alert::{
+        alert_for, classify, classify_stored, deliveries, AlertRules, Incoming,
+    };
+    let stored = classify_stored(data);
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
+    if let (Ok(Incoming::Invocation(stored)), Incoming::Invocation(full)) =
+        (&stored, classify(&event))
+    {
+        assert_eq!(
+            (&stored.function_arn, &stored.batch),
+            (&full.function_arn, &full.batch)
+        );
+    }
     let rules = AlertRules::default();
     for delivery in deliveries(&event) {
         if let Some(alert) = alert_for(&rules, &delivery.event) {

@@ -11,8 +11,8 @@ pub use build::{
     unknown_alert, AlertRules, MAX_RAW_EVENT_CHARS,
 };
 pub use classify::{
-    classify, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming, InvocationRecord,
-    StreamBatch,
+    classify, classify_stored, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming,
+    InvocationRecord, StreamBatch,
 };
 pub use dedupe::{Claim, DedupeError, S3Dedupe};
 pub use model::{
@@ -139,6 +139,23 @@ pub enum AlertError {
     /// Whether the alert is a duplicate could not be decided.
     #[error(transparent)]
     Dedupe(#[from] DedupeError),
+    /// A stored on-failure record could not be read for a reason that may pass (throttling, a
+    /// server error, the network): retried, so the alert keeps the record's details.
+    #[error("reading the on-failure record at {location} failed: {message}")]
+    StoredRecord {
+        /// `s3://bucket/key`.
+        location: String,
+        /// The cause, with every source.
+        message: String,
+    },
+}
+
+/// Why a stored record was not read.
+enum Unread {
+    /// It cannot be read as it is: alerted on unread.
+    ForGood(String),
+    /// It may be read on a retry.
+    ForNow(String),
 }
 
 /// Counts of one invocation.
@@ -218,7 +235,11 @@ impl AlertService {
         Ok(outcome)
     }
 
-    async fn build(&self, event: &Incoming, outcome: &mut AlertOutcome) -> Option<Alert> {
+    async fn build(
+        &self,
+        event: &Incoming,
+        outcome: &mut AlertOutcome,
+    ) -> Result<Option<Alert>, AlertError> {
         let rules = &self.config.rules;
         let (glue_event, stuck) = match event {
             Incoming::GlueJobStateChange(e) => (e, false),
@@ -226,13 +247,13 @@ impl AlertService {
             // Boxed: the S3 read's future nested in place is deep enough to overflow the
             // compiler's layout query in the binary.
             Incoming::StoredRecord(object) => {
-                return Some(Box::pin(self.stored(object, outcome)).await)
+                return Box::pin(self.stored(object, outcome)).await.map(Some)
             }
-            other => return alert_for(rules, other),
+            other => return Ok(alert_for(rules, other)),
         };
         // Decided before GetJobRun: an ignored state costs no API call.
         if !stuck && !rules.alerts_on(&glue_event.state) {
-            return None;
+            return Ok(None);
         }
         let details = match &self.glue {
             Some(glue) => job_run_details(glue, &glue_event.job_name, &glue_event.job_run_id)
@@ -246,37 +267,43 @@ impl AlertService {
                 tracing::warn!(error = %why, job = %glue_event.job_name, "job run enrichment failed; alerting without it");
             }
         }
-        glue_alert(
+        Ok(glue_alert(
             rules,
             glue_event,
             stuck,
             details.as_ref().map_err(String::as_str),
-        )
+        ))
     }
 
     /// The alert for an object an S3 on-failure destination stored: the record's own alert, with
-    /// where it is kept; when it cannot be read, an alert naming the object all the same.
-    async fn stored(&self, object: &ObjectRef, outcome: &mut AlertOutcome) -> Alert {
+    /// where it is kept. An object that cannot be read for good (gone, forbidden, too large, not
+    /// a record) is alerted on all the same, naming it; a read that may succeed later is an error,
+    /// so the delivery is retried (and ends in the dead-letter queue if it never does).
+    async fn stored(
+        &self,
+        object: &ObjectRef,
+        outcome: &mut AlertOutcome,
+    ) -> Result<Alert, AlertError> {
         let rules = &self.config.rules;
-        match self.read_record(object).await {
+        let location = format!("s3://{}/{}", object.bucket, object.key);
+        let why = match self.read_record(object).await {
             Ok(Incoming::Invocation(mut record)) => {
-                record.stored_at = Some(format!("s3://{}/{}", object.bucket, object.key));
-                invocation_alert(rules, &record)
+                record.stored_at = Some(location);
+                return Ok(invocation_alert(rules, &record));
             }
-            Ok(_) => {
-                outcome.unread_records += 1;
-                stored_record_alert(rules, object, "not a Lambda on-failure record")
+            Ok(_) => "not a Lambda on-failure record".to_string(),
+            Err(Unread::ForGood(why)) => why,
+            Err(Unread::ForNow(message)) => {
+                return Err(AlertError::StoredRecord { location, message })
             }
-            Err(why) => {
-                outcome.unread_records += 1;
-                tracing::warn!(error = %why, bucket = %object.bucket, key = %object.key, "stored on-failure record not read; alerting with its location");
-                stored_record_alert(rules, object, &why)
-            }
-        }
+        };
+        outcome.unread_records += 1;
+        tracing::warn!(error = %why, location = %location, "stored on-failure record not read; alerting with its location");
+        Ok(stored_record_alert(rules, object, &why))
     }
 
-    /// Reads and classifies a stored record; the batch it carries is dropped once measured.
-    async fn read_record(&self, object: &ObjectRef) -> Result<Incoming, String> {
+    /// Reads and classifies a stored record; the batch it carries is measured, never kept.
+    async fn read_record(&self, object: &ObjectRef) -> Result<Incoming, Unread> {
         let out = self
             .s3
             .get_object()
@@ -285,21 +312,32 @@ impl AlertService {
             .set_version_id(object.version_id.clone())
             .send()
             .await
-            .map_err(|e| format!("GetObject: {}", crate::error::chain(&e)))?;
+            .map_err(|e| {
+                let why = format!("GetObject: {}", crate::error::chain(&e));
+                // A client error (gone, forbidden) stays so; throttling, server errors and the
+                // network may pass.
+                match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(status)
+                        if (400..500).contains(&status) && ![408, 429].contains(&status) =>
+                    {
+                        Unread::ForGood(why)
+                    }
+                    _ => Unread::ForNow(why),
+                }
+            })?;
         let size = out.content_length().unwrap_or_default();
         if size > MAX_STORED_RECORD_BYTES {
-            return Err(format!(
+            return Err(Unread::ForGood(format!(
                 "{size} bytes, more than the {MAX_STORED_RECORD_BYTES} read"
-            ));
+            )));
         }
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| format!("reading the object: {e}"))?
+            .map_err(|e| Unread::ForNow(format!("reading the object: {e}")))?
             .into_bytes();
-        let record: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-        Ok(classify(&record))
+        classify_stored(&body).map_err(|e| Unread::ForGood(format!("not JSON: {e}")))
     }
 
     async fn deliver(
@@ -307,7 +345,7 @@ impl AlertService {
         event: &Incoming,
         outcome: &mut AlertOutcome,
     ) -> Result<(), AlertError> {
-        let Some(alert) = self.build(event, outcome).await else {
+        let Some(alert) = self.build(event, outcome).await? else {
             outcome.ignored += 1;
             return Ok(());
         };
