@@ -23,6 +23,13 @@ pub struct ObjectRef {
     pub sequencer: Option<String>,
 }
 
+impl ObjectRef {
+    /// The object as `s3://bucket/key`.
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 /// Why an event names no object to ingest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3EventError {

@@ -270,7 +270,7 @@ fn replay_hint(function: &str, b: &StreamBatch, stored_at: Option<&str>) -> Stri
 /// The alert for an object in an S3 on-failure destination whose record could not be used
 /// (`why`): a batch was given up on, and the object is where it is kept.
 pub fn stored_record_alert(rules: &AlertRules, object: &ObjectRef, why: &str) -> Alert {
-    let location = format!("s3://{}/{}", object.bucket, object.key);
+    let location = object.uri();
     let mut details = BTreeMap::new();
     details.insert("stored_at".into(), json!(location));
     details.insert("record_error".into(), json!(why));

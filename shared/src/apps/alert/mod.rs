@@ -285,7 +285,7 @@ impl AlertService {
         outcome: &mut AlertOutcome,
     ) -> Result<Alert, AlertError> {
         let rules = &self.config.rules;
-        let location = format!("s3://{}/{}", object.bucket, object.key);
+        let location = object.uri();
         let why = match self.read_record(object).await {
             Ok(Incoming::Invocation(mut record)) => {
                 record.stored_at = Some(location);

@@ -265,7 +265,7 @@ async fn ingest_object<T: Transform>(
     record_metrics(metrics, &outcome, report.as_ref());
     let mut summary = match &outcome {
         ObjectOutcome::Ingested(m) | ObjectOutcome::Quarantined(m) => {
-            tracing::info!(source = %format!("s3://{}/{}", obj.bucket, obj.key), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
+            tracing::info!(source = %obj.uri(), status = %m.status, rows_in = m.rows_in, rows_out = m.rows_out, rows_quarantined = m.rows_quarantined, outputs = m.outputs.len(), duration_ms = m.duration_ms, "object processed");
             serde_json::json!({"key": obj.key, "status": m.status, "rows_in": m.rows_in, "rows_out": m.rows_out, "rows_quarantined": m.rows_quarantined})
         }
         ObjectOutcome::Duplicate { etag } => {
@@ -288,7 +288,7 @@ pub fn describe(event: &Value) -> String {
     match crate::s3event::objects(event) {
         Ok(objs) => objs
             .iter()
-            .map(|o| format!("s3://{}/{}", o.bucket, o.key))
+            .map(crate::s3event::ObjectRef::uri)
             .collect::<Vec<_>>()
             .join(", "),
         Err(e) => e.to_string(),

@@ -309,7 +309,7 @@ impl<T: Transform> Ingest<T> {
             &q.bucket,
             &reason_key,
             &serde_json::json!({
-                "source": format!("s3://{}/{}", obj.bucket, obj.key),
+                "source": obj.uri(),
                 "etag": etag,
                 "size": size,
                 "reason": problem.to_string(),

@@ -84,8 +84,6 @@ struct Rows<T: Transform> {
     scratch: Scratch<T::Output>,
     /// The id of a quarantined row.
     id: String,
-    /// The row's line number as text (its position).
-    position: String,
     line: Vec<u8>,
     /// Partition paths of the row's outputs, one after the other, and each output's path and
     /// line ranges (in `paths` and `line`).
@@ -102,21 +100,9 @@ impl<T: Transform> Rows<T> {
         qtx: &mpsc::Sender<Chunk>,
     ) -> Result<(), PartError> {
         self.counts.rows_in += 1;
-        let mut position = std::mem::take(&mut self.position);
-        position.clear();
-        position.push_str(itoa::Buffer::new().format(row.line));
-        let result = self.row(row, &position, tx, qtx);
-        self.position = position;
-        result
-    }
-
-    fn row(
-        &mut self,
-        row: Row<'_, T::Input>,
-        position: &str,
-        tx: &mpsc::Sender<Chunk>,
-        qtx: &mpsc::Sender<Chunk>,
-    ) -> Result<(), PartError> {
+        // The line number as text, on the stack: the row's position.
+        let mut digits = itoa::Buffer::new();
+        let position = digits.format(row.line);
         let source = self.source.clone();
         let ctx = RecordContext {
             stream: &source,
@@ -255,7 +241,7 @@ impl<T: Transform> Ingest<T> {
         ));
         let stem = output_stem(&obj.key);
         let tag = short_etag(etag);
-        let source = format!("s3://{}/{}", obj.bucket, obj.key);
+        let source = obj.uri();
         let mut rows = Rows {
             transform: self.transform.clone(),
             partitioner: self.sink.partitioner.clone(),
@@ -274,7 +260,6 @@ impl<T: Transform> Ingest<T> {
             counts: ReadCounts::default(),
             scratch: Scratch::default(),
             id: String::with_capacity(96),
-            position: String::with_capacity(20),
             line: Vec::with_capacity(1024),
             paths: String::with_capacity(64),
             placed: Vec::with_capacity(1),
