@@ -208,7 +208,14 @@ pub type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
 
 /// Deserialises one document and checks it.
 pub fn parse_document<T: DeserializeOwned>(doc: &[u8], check: Check<'_, T>) -> Result<T, BadData> {
-    let value: T = serde_json::from_slice(doc).map_err(|e| BadData::Json(e.to_string()))?;
+    // One UTF-8 check of the whole document: parsing text skips the check serde_json makes of
+    // every string and key it reads from bytes. A document that is not UTF-8 is parsed as bytes,
+    // so its error is serde_json's own, with the place of the bad byte.
+    let parsed = match std::str::from_utf8(doc) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(doc),
+    };
+    let value: T = parsed.map_err(|e| BadData::Json(e.to_string()))?;
     check(&value).map_err(BadData::Invalid)?;
     Ok(value)
 }
@@ -480,6 +487,24 @@ mod tests {
             docs[2].as_ref().unwrap_err().reason.to_string(),
             "failed validation: device: must not be empty; value: 500 is outside -100..=100"
         );
+    }
+
+    #[test]
+    fn a_document_that_is_not_utf8_is_bad_json_with_its_place() {
+        let docs = decode_payload::<Reading>(
+            b"{\"device\":\"a\xff\",\"value\":1}\n{\"device\":\"\xc3\xa9\",\"value\":1}",
+            DecodeLimits::default(),
+            &Reading::validate,
+        )
+        .unwrap();
+        let bad = docs[0].as_ref().unwrap_err();
+        assert_eq!(bad.reason.kind(), "json");
+        assert!(
+            bad.reason.to_string().contains("line 1 column 13"),
+            "{}",
+            bad.reason
+        );
+        assert_eq!(docs[1].as_ref().unwrap().device, "é");
     }
 
     #[test]

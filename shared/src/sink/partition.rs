@@ -23,49 +23,45 @@ pub struct Hourly;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Daily;
 
-fn push_number(path: &mut String, value: u32, width: usize) {
-    // Digits by hand: this runs once per output document.
-    let mut digits = [b'0'; 10];
-    let mut v = value;
-    let mut n = 0;
-    while v > 0 || n == 0 {
-        digits[n] = b'0' + (v % 10) as u8;
-        v /= 10;
-        n += 1;
+/// Appends `dt=YYYY-MM-DD`, and `/hour=HH` when `hour`, written into a stack buffer and
+/// appended at once: this runs once per output document.
+fn push_time(path: &mut String, time: DateTime<Utc>, hour: bool) {
+    fn two(out: &mut [u8], v: u32) {
+        out[0] = b'0' + (v / 10 % 10) as u8;
+        out[1] = b'0' + (v % 10) as u8;
     }
-    for _ in n..width {
-        path.push('0');
-    }
-    for d in digits[..n].iter().rev() {
-        path.push(*d as char);
-    }
-}
-
-fn push_day(path: &mut String, time: DateTime<Utc>) {
-    path.push_str("dt=");
-    let year = time.year();
+    let date = time.date_naive();
+    let (year, month, day) = (date.year(), date.month(), date.day());
     if !(0..=9999).contains(&year) {
-        path.push_str(&format!("{year:04}"));
-    } else {
-        push_number(path, year as u32, 4);
+        path.push_str(&format!("dt={year:04}-{month:02}-{day:02}"));
+        if hour {
+            path.push_str(&format!("/hour={:02}", time.hour()));
+        }
+        return;
     }
-    path.push('-');
-    push_number(path, time.month(), 2);
-    path.push('-');
-    push_number(path, time.day(), 2);
+    let mut text = *b"dt=0000-00-00/hour=00";
+    two(&mut text[3..5], year as u32 / 100);
+    two(&mut text[5..7], year as u32 % 100);
+    two(&mut text[8..10], month);
+    two(&mut text[11..13], day);
+    let len = if hour {
+        two(&mut text[19..21], time.hour());
+        text.len()
+    } else {
+        13
+    };
+    path.push_str(std::str::from_utf8(&text[..len]).expect("digits and ASCII"));
 }
 
 impl<O> Partitioner<O> for Daily {
     fn write(&self, _output: &O, time: DateTime<Utc>, path: &mut String) {
-        push_day(path, time);
+        push_time(path, time, false);
     }
 }
 
 impl<O> Partitioner<O> for Hourly {
     fn write(&self, _output: &O, time: DateTime<Utc>, path: &mut String) {
-        push_day(path, time);
-        path.push_str("/hour=");
-        push_number(path, time.hour(), 2);
+        push_time(path, time, true);
     }
 }
 
@@ -79,7 +75,7 @@ pub fn hourly_partition(time: DateTime<Utc>) -> String {
 /// The Hive-style partition path of a day: `dt=YYYY-MM-DD`.
 pub fn daily_partition(time: DateTime<Utc>) -> String {
     let mut path = String::with_capacity(13);
-    push_day(&mut path, time);
+    push_time(&mut path, time, false);
     path
 }
 

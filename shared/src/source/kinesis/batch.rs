@@ -1,0 +1,442 @@
+//! The Kinesis event as the handler reads it: the fields it uses, in Lambda's shape, with every
+//! record's text and decoded data in two buffers of the batch instead of four allocations per
+//! record. Parsing it costs well under half of parsing `aws_lambda_events`' full `KinesisEvent`,
+//! which allocates seven strings per record the handler never reads and decodes the arrival time
+//! through text (BENCHMARKS.md).
+
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::source::SourceRecord;
+
+/// A Kinesis event: its records in shard order. Read one with [`KinesisBatch::records`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KinesisBatch {
+    entries: Vec<Entry>,
+    /// Event ids, sequence numbers and partition keys, one after the other.
+    text: String,
+    /// The records' decoded data, one after the other.
+    data: Vec<u8>,
+}
+
+/// Where a record's parts sit in the batch's buffers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    event_id: Option<Span>,
+    sequence_number: Span,
+    partition_key: Span,
+    data: Span,
+    arrival: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// One record of a [`KinesisBatch`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KinesisRecord<'a> {
+    /// `shardId-…:<sequence number>`.
+    pub event_id: Option<&'a str>,
+    /// The record's position in its shard (decimal digits); also its item identifier in a batch
+    /// response. Empty when the event leaves it out.
+    pub sequence_number: &'a str,
+    /// The key the producer chose the shard with. Empty when the event leaves it out.
+    pub partition_key: &'a str,
+    /// The record's bytes (base64 in the event).
+    pub data: &'a [u8],
+    /// When Kinesis received the record (epoch seconds with millisecond precision in the event).
+    pub arrival: DateTime<Utc>,
+}
+
+impl KinesisBatch {
+    /// How many records the batch holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The record at `index`.
+    pub fn get(&self, index: usize) -> Option<KinesisRecord<'_>> {
+        self.entries.get(index).map(|e| self.view(e))
+    }
+
+    /// The records, in shard order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = KinesisRecord<'_>> + '_ {
+        self.entries.iter().map(|e| self.view(e))
+    }
+
+    /// Borrows the records as batch source records, reported and keyed by sequence number.
+    pub fn source_records(&self) -> Vec<SourceRecord<'_>> {
+        self.records()
+            .map(|r| SourceRecord {
+                item_identifier: r.sequence_number,
+                stream: super::shard_id(r.event_id),
+                position: r.sequence_number,
+                partition_key: Some(r.partition_key),
+                arrival: Some(r.arrival),
+                data: r.data,
+            })
+            .collect()
+    }
+
+    fn view(&self, e: &Entry) -> KinesisRecord<'_> {
+        let text = |s: Span| &self.text[s.start..s.end];
+        KinesisRecord {
+            event_id: e.event_id.map(text),
+            sequence_number: text(e.sequence_number),
+            partition_key: text(e.partition_key),
+            data: &self.data[e.data.start..e.data.end],
+            arrival: e.arrival,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KinesisBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(BatchVisitor)
+    }
+}
+
+/// The keys the model reads; every other key is skipped.
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum Key {
+    Records,
+    #[serde(rename = "eventID")]
+    EventId,
+    #[serde(rename = "kinesis")]
+    Kinesis,
+    #[serde(rename = "sequenceNumber")]
+    SequenceNumber,
+    #[serde(rename = "partitionKey")]
+    Partition,
+    #[serde(rename = "data")]
+    Data,
+    #[serde(rename = "approximateArrivalTimestamp")]
+    Arrival,
+    #[serde(other)]
+    Other,
+}
+
+/// Fails on a key seen twice, as a derived model does.
+fn once<T, E: de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
+    match slot {
+        Some(_) => Err(E::duplicate_field(name)),
+        None => Ok(()),
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = KinesisBatch;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kinesis event (an object with Records)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KinesisBatch, A::Error> {
+        let mut batch = None;
+        while let Some(key) = map.next_key()? {
+            match key {
+                Key::Records => {
+                    once(&batch, "Records")?;
+                    let mut b = KinesisBatch::default();
+                    map.next_value_seed(RecordsSeed(&mut b))?;
+                    batch = Some(b);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        batch.ok_or_else(|| de::Error::missing_field("Records"))
+    }
+}
+
+struct RecordsSeed<'b>(&'b mut KinesisBatch);
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of Kinesis records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if let Some(n) = seq.size_hint() {
+            self.0.entries.reserve(n);
+        }
+        while let Some(entry) = seq.next_element_seed(RecordSeed(&mut *self.0))? {
+            self.0.entries.push(entry);
+        }
+        Ok(())
+    }
+}
+
+/// One record: its event id and its `kinesis` part.
+struct RecordSeed<'b>(&'b mut KinesisBatch);
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = Entry;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kinesis record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        let batch = self.0;
+        let (mut event_id, mut payload) = (None, None);
+        while let Some(key) = map.next_key()? {
+            match key {
+                Key::EventId => {
+                    once(&event_id, "eventID")?;
+                    event_id = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                }
+                Key::Kinesis => {
+                    once(&payload, "kinesis")?;
+                    payload = Some(map.next_value_seed(PayloadSeed(&mut *batch))?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let mut entry: Entry = payload.ok_or_else(|| de::Error::missing_field("kinesis"))?;
+        entry.event_id = event_id.flatten();
+        Ok(entry)
+    }
+}
+
+/// The `kinesis` part of a record.
+struct PayloadSeed<'b>(&'b mut KinesisBatch);
+
+impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = Entry;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PayloadSeed<'_> {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the kinesis part of a record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        let batch = self.0;
+        let (mut sequence_number, mut partition_key, mut data, mut arrival) =
+            (None, None, None, None);
+        while let Some(key) = map.next_key()? {
+            match key {
+                Key::SequenceNumber => {
+                    once(&sequence_number, "sequenceNumber")?;
+                    sequence_number = Some(map.next_value_seed(Text(&mut batch.text))?);
+                }
+                Key::Partition => {
+                    once(&partition_key, "partitionKey")?;
+                    partition_key = Some(map.next_value_seed(Text(&mut batch.text))?);
+                }
+                Key::Data => {
+                    once(&data, "data")?;
+                    data = Some(map.next_value_seed(Base64(&mut batch.data))?);
+                }
+                Key::Arrival => {
+                    once(&arrival, "approximateArrivalTimestamp")?;
+                    arrival = Some(map.next_value::<EpochSeconds>()?.0);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Entry {
+            event_id: None,
+            sequence_number: sequence_number.unwrap_or_default(),
+            partition_key: partition_key.unwrap_or_default(),
+            data: data.ok_or_else(|| de::Error::missing_field("data"))?,
+            arrival: arrival
+                .ok_or_else(|| de::Error::missing_field("approximateArrivalTimestamp"))?,
+        })
+    }
+}
+
+/// A string appended to the batch's text.
+struct Text<'b>(&'b mut String);
+
+impl<'de> DeserializeSeed<'de> for Text<'_> {
+    type Value = Span;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Text<'_> {
+    type Value = Span;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
+        let start = self.0.len();
+        self.0.push_str(v);
+        Ok(Span {
+            start,
+            end: self.0.len(),
+        })
+    }
+}
+
+/// A string or `null`.
+struct OptionalText<'b>(&'b mut String);
+
+impl<'de> DeserializeSeed<'de> for OptionalText<'_> {
+    type Value = Option<Span>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Span>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalText<'_> {
+    type Value = Option<Span>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<Span>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Span>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Span>, D::Error> {
+        Text(self.0).deserialize(d).map(Some)
+    }
+}
+
+/// Base64 text decoded onto the end of the batch's data. Read as bytes: base64 is ASCII, so the
+/// UTF-8 check a string gets would be spent for nothing.
+struct Base64<'b>(&'b mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for Base64<'_> {
+    type Value = Span;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl Visitor<'_> for Base64<'_> {
+    type Value = Span;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("base64 text")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Span, E> {
+        let start = self.0.len();
+        base64_simd::STANDARD
+            .decode_append(v, self.0)
+            .map_err(|_| {
+                self.0.truncate(start);
+                E::custom("data is not base64")
+            })?;
+        Ok(Span {
+            start,
+            end: self.0.len(),
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
+        self.visit_bytes(v.as_bytes())
+    }
+}
+
+/// Epoch seconds (a number, or a number in a string), kept to the millisecond.
+struct EpochSeconds(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for EpochSeconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(SecondsVisitor)
+            .map(EpochSeconds)
+    }
+}
+
+struct SecondsVisitor;
+
+impl SecondsVisitor {
+    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
+        // Kinesis gives milliseconds: round to them so 1795323300.25 is .250, not float noise.
+        let millis = (v * 1000.0).round();
+        if !millis.is_finite() || millis.abs() > 8.0e15 {
+            return Err(E::custom(format!("{v} is not an epoch time in seconds")));
+        }
+        Utc.timestamp_millis_opt(millis as i64)
+            .single()
+            .ok_or_else(|| E::custom(format!("{v} is not an epoch time in seconds")))
+    }
+}
+
+impl Visitor<'_> for SecondsVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("epoch seconds")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
+        let seconds: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| E::custom(format!("{v:?} is not an epoch time in seconds")))?;
+        Self::from_f64(seconds)
+    }
+}
