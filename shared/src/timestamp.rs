@@ -6,6 +6,8 @@
 //! - [`rfc3339`] serialises `DateTime<Utc>` exactly as chrono's serde support does
 //!   (`2026-11-22T07:15:00Z`, with `.mmm`, `.uuuuuu` or `.nnnnnnnnn` only when the fraction is
 //!   not zero) at a fraction of the cost; use it with `#[serde(serialize_with = ...)]`.
+//! - Reading takes a fast path for the usual UTC form (`2026-11-22T07:15:00Z`, with up to nine
+//!   fraction digits) and leaves every other form, and every error, to chrono.
 
 use std::fmt;
 
@@ -26,7 +28,11 @@ pub enum EventTime {
 impl EventTime {
     /// Parses RFC 3339 text (surrounding whitespace ignored).
     pub fn from_text(s: &str) -> Self {
-        match DateTime::parse_from_rfc3339(s.trim()) {
+        let s = s.trim();
+        if let Some(t) = parse_utc_fast(s.as_bytes()) {
+            return EventTime::Valid(t);
+        }
+        match DateTime::parse_from_rfc3339(s) {
             Ok(t) => EventTime::Valid(t.with_timezone(&Utc)),
             Err(e) => EventTime::Invalid(format!("{s:?} is not an RFC 3339 time: {e}")),
         }
@@ -47,6 +53,46 @@ impl EventTime {
             EventTime::Invalid(reason) => Err(reason),
         }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` read by hand, as chrono reads it; `None` for any other
+/// shape (offsets, lower-case letters, a leap second, more than nine fraction digits) and for
+/// dates that do not exist, which chrono then parses or explains.
+fn parse_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
+    fn digits(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let shape = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if shape.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            digits(fraction)? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let (second, minute, hour) = (
+        digits(&b[17..19])?,
+        digits(&b[14..16])?,
+        digits(&b[11..13])?,
+    );
+    if second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    Some(Utc.from_utc_datetime(&date.and_time(time)))
 }
 
 impl<'de> serde::Deserialize<'de> for EventTime {
@@ -127,8 +173,11 @@ pub fn rfc3339_opt<S: Serializer>(
 
 /// Writes `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into `buf`; `None` when the fast form does not apply.
 fn format_rfc3339(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
-    let year = t.year();
-    let nanos = t.timestamp_subsec_nanos();
+    // The naive UTC value directly: `DateTime`'s own accessors apply the (zero) offset anew in
+    // every call.
+    let naive = t.naive_utc();
+    let year = naive.year();
+    let nanos = naive.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;
     }
@@ -139,12 +188,13 @@ fn format_rfc3339(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
             v /= 10;
         }
     };
+    let seconds = naive.num_seconds_from_midnight();
     put(0, year as u32, 4);
-    put(5, t.month(), 2);
-    put(8, t.day(), 2);
-    put(11, t.hour(), 2);
-    put(14, t.minute(), 2);
-    put(17, t.second(), 2);
+    put(5, naive.month(), 2);
+    put(8, naive.day(), 2);
+    put(11, seconds / 3600, 2);
+    put(14, seconds / 60 % 60, 2);
+    put(17, seconds % 60, 2);
     let mut n = 19;
     if nanos != 0 {
         let (value, width) = if nanos.is_multiple_of(1_000_000) {
@@ -190,6 +240,36 @@ mod tests {
         ) {
             let t = Utc.timestamp_opt(secs, nanos).unwrap();
             prop_assert_eq!(fast(t), serde_json::to_string(&t).unwrap());
+        }
+    }
+
+    proptest! {
+        /// The fast reading path agrees with chrono on the usual form and near it.
+        #[test]
+        fn reading_matches_chrono(
+            text in "[0-9]{4}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,11})?(Z|z|[+-]0[0-9]:[0-5][0-9])?",
+        ) {
+            let chrono = DateTime::parse_from_rfc3339(&text).map(|t| t.with_timezone(&Utc));
+            match (EventTime::from_text(&text), chrono) {
+                (EventTime::Valid(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+                (EventTime::Invalid(_), Err(_)) => {}
+                (ours, theirs) => prop_assert!(false, "{text}: {ours:?} against {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_usual_form_takes_the_fast_path() {
+        let t = parse_utc_fast(b"2026-11-22T07:15:00.25Z").unwrap();
+        assert_eq!(t.timestamp_millis(), 1_795_331_700_250);
+        for other in [
+            &b"2026-11-22T07:15:00+00:00"[..],
+            b"2026-11-22t07:15:00Z",
+            b"2016-12-31T23:59:60Z",
+            b"2026-02-30T07:15:00Z",
+            b"2026-11-22T07:15:00.1234567890Z",
+        ] {
+            assert_eq!(parse_utc_fast(other), None);
         }
     }
 

@@ -346,7 +346,7 @@ fn split_payload(
         }
         return Ok(ControlFlow::Continue(()));
     }
-    if !single.contains(&b'\n') {
+    if memchr::memchr(b'\n', single).is_none() {
         // The common case: one document per record.
         return Ok(visit(0, None, single));
     }

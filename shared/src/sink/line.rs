@@ -49,25 +49,17 @@ fn splice_line<V: serde::Serialize>(
         if n > 0 {
             line.push(b',');
         }
-        // Lead names are the framework's own (`_id`, `_source`, …): written without the
-        // escaping pass when nothing in them needs it.
-        if name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            line.push(b'"');
-            line.extend_from_slice(name.as_bytes());
-            line.extend_from_slice(b"\":");
-        } else {
-            serde_json::to_writer(&mut *line, name)?;
-            line.push(b':');
-        }
+        super::json::write_str(line, name);
+        line.push(b':');
         match field {
-            Lead::Str(s) => serde_json::to_writer(&mut *line, s)?,
+            Lead::Str(s) => super::json::write_str(line, s),
             Lead::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
             Lead::Json(json) => line.extend_from_slice(json.as_bytes()),
         }
     }
     // Serialise in place; the value's own `{` becomes the separator after the lead fields.
     let at = line.len();
-    serde_json::to_writer(&mut *line, value)?;
+    super::json::write_value(line, value)?;
     match &line[at..] {
         b"{}" => {
             line.truncate(at);

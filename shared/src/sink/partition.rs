@@ -30,8 +30,9 @@ fn push_time(path: &mut String, time: DateTime<Utc>, hour: bool) {
         out[0] = b'0' + (v / 10 % 10) as u8;
         out[1] = b'0' + (v % 10) as u8;
     }
-    let date = time.date_naive();
-    let (year, month, day) = (date.year(), date.month(), date.day());
+    // The naive UTC value directly: `DateTime`'s accessors apply the (zero) offset in every call.
+    let time = time.naive_utc();
+    let (year, month, day) = (time.year(), time.month(), time.day());
     if !(0..=9999).contains(&year) {
         path.push_str(&format!("dt={year:04}-{month:02}-{day:02}"));
         if hour {
