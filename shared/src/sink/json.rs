@@ -94,22 +94,36 @@ impl Writer<'_> {
         self.out.borrow_mut().extend_from_slice(bytes);
     }
 
-    /// `text` as a JSON string, with `before` and `after` around it (a key's comma and colon).
+    /// `text` as a JSON string, with the bytes `before` and `after` around it (a key's comma and
+    /// colon): single bytes are pushed, so only the text itself is a copy.
     #[inline]
-    fn string(&mut self, before: &[u8], text: &str, after: &[u8]) -> serde_json::Result<()> {
+    fn string(
+        &mut self,
+        before: Option<u8>,
+        text: &str,
+        after: Option<u8>,
+    ) -> serde_json::Result<()> {
         if needs_escape(text.as_bytes()) {
-            self.raw(before);
+            if let Some(b) = before {
+                self.raw(&[b]);
+            }
             (&mut self.json).serialize_str(text)?;
-            self.raw(after);
+            if let Some(b) = after {
+                self.raw(&[b]);
+            }
             return Ok(());
         }
         let mut out = self.out.borrow_mut();
-        out.reserve(before.len() + text.len() + 2 + after.len());
-        out.extend_from_slice(before);
+        out.reserve(text.len() + 4);
+        if let Some(b) = before {
+            out.push(b);
+        }
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
-        out.extend_from_slice(after);
+        if let Some(b) = after {
+            out.push(b);
+        }
         Ok(())
     }
 }
@@ -158,7 +172,7 @@ impl<'s, 'c> Serializer for &'s mut Writer<'c> {
     }
 
     fn serialize_str(self, v: &str) -> serde_json::Result<()> {
-        self.string(b"", v, b"")
+        self.string(None, v, None)
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> serde_json::Result<()> {
@@ -265,13 +279,9 @@ impl ser::SerializeStruct for Struct<'_, '_> {
         key: &'static str,
         value: &T,
     ) -> serde_json::Result<()> {
-        let comma: &[u8] = if self.state == State::First {
-            b""
-        } else {
-            b","
-        };
+        let comma = (self.state != State::First).then_some(b',');
         self.state = State::Rest;
-        self.writer.string(comma, key, b":")?;
+        self.writer.string(comma, key, Some(b':'))?;
         value.serialize(&mut *self.writer)
     }
 

@@ -230,26 +230,53 @@ impl CsvLines {
     }
 }
 
+/// A CSV object's header, also as text when it is UTF-8 (rows are then read as text).
+struct Header {
+    bytes: csv::ByteRecord,
+    text: Option<csv::StringRecord>,
+}
+
+impl Header {
+    fn new(bytes: csv::ByteRecord) -> Self {
+        let text = csv::StringRecord::from_byte_record(bytes.clone()).ok();
+        Header { bytes, text }
+    }
+}
+
 fn parse_csv_line<T: DeserializeOwned>(
     parser: &mut CsvLines,
-    headers: &csv::ByteRecord,
+    header: &Header,
     line: &[u8],
     check: Check<'_, T>,
 ) -> Result<T, BadData> {
-    let record = parser.parse(line).ok_or(BadData::Empty)?;
-    if record.len() != headers.len() {
+    let fields = parser.parse(line).ok_or(BadData::Empty)?.len();
+    if fields != header.bytes.len() {
         return Err(BadData::Invalid(vec![crate::records::FieldError::new(
             "row",
             format!(
                 "has {} fields, the header has {}",
-                record.len(),
-                headers.len()
+                fields,
+                header.bytes.len()
             ),
         )]));
     }
-    let value: T = record
-        .deserialize(Some(headers))
-        .map_err(|e| BadData::Csv(format!("the row does not fit: {e}")))?;
+    // One UTF-8 check of the whole row, then text fields as they are: read from bytes, csv
+    // checks each field and each header name again for every row.
+    let record = std::mem::take(&mut parser.record);
+    let (parsed, record) = match (&header.text, csv::StringRecord::from_byte_record(record)) {
+        (Some(names), Ok(text)) => (text.deserialize(Some(names)), text.into_byte_record()),
+        (_, Ok(text)) => {
+            let record = text.into_byte_record();
+            (record.deserialize(Some(&header.bytes)), record)
+        }
+        // Not UTF-8: read as bytes, for csv's own error with the field's place.
+        (_, Err(not_text)) => {
+            let record = not_text.into_byte_record();
+            (record.deserialize(Some(&header.bytes)), record)
+        }
+    };
+    parser.record = record;
+    let value: T = parsed.map_err(|e| BadData::Csv(format!("the row does not fit: {e}")))?;
     check(&value).map_err(BadData::Invalid)?;
     Ok(value)
 }
@@ -287,7 +314,7 @@ where
     let mut lines = BufReader::with_capacity(256 * 1024, decoded);
     let mut buf = Vec::with_capacity(4096);
     let mut line_no = 0u64;
-    let mut headers: Option<csv::ByteRecord> = None;
+    let mut headers: Option<Header> = None;
     let mut csv_lines = CsvLines::new();
     let content_error = |e: io::Error, line: u64| {
         if is_source_failure(&e) {
@@ -334,7 +361,7 @@ where
                     for f in record.iter() {
                         trimmed.push_field(f.trim_ascii());
                     }
-                    headers = Some(trimmed);
+                    headers = Some(Header::new(trimmed));
                     continue;
                 }
                 Ok(_) => {
@@ -489,6 +516,19 @@ mod tests {
             "{:?}",
             rows[3]
         );
+    }
+
+    #[test]
+    fn rows_that_are_not_utf8_are_bad_rows_with_csvs_reason() {
+        let rows = collect(b"id,amount\nt1,1.5\nt\xff,2\nt3,x\n", "x.csv", 1000).unwrap();
+        assert_eq!(rows[0].1.as_ref().unwrap().id, "t1");
+        let bad = rows[1].1.as_ref().unwrap_err();
+        assert!(bad.contains("field 0: invalid utf-8"), "{bad}");
+        let bad = rows[2].1.as_ref().unwrap_err();
+        assert!(bad.contains("field 1") && bad.contains("float"), "{bad}");
+        // A header that is not UTF-8 (a column no field reads): rows are read as bytes.
+        let rows = collect(b"id,amount,n\xffte\nt1,1.5,x\n", "x.csv", 1000).unwrap();
+        assert_eq!(rows[0].1.as_ref().unwrap().amount, 1.5);
     }
 
     #[test]
