@@ -130,9 +130,10 @@ impl Writer<'_> {
 
 type Delegated<'s, 'c> = Compound<'s, Shared<'c>, CompactFormatter>;
 
+/// Methods handed to serde_json's serializer as they are.
 macro_rules! delegate {
-    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
-        $(fn $method(self, $($arg: $ty),*) -> serde_json::Result<()> {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $method(self, $($arg: $ty),*) -> serde_json::Result<$out> {
             (&mut self.json).$method($($arg),*)
         })*
     };
@@ -150,25 +151,33 @@ impl<'s, 'c> Serializer for &'s mut Writer<'c> {
     type SerializeStructVariant = Delegated<'s, 'c>;
 
     delegate! {
-        serialize_bool(v: bool);
-        serialize_i8(v: i8);
-        serialize_i16(v: i16);
-        serialize_i32(v: i32);
-        serialize_i64(v: i64);
-        serialize_i128(v: i128);
-        serialize_u8(v: u8);
-        serialize_u16(v: u16);
-        serialize_u32(v: u32);
-        serialize_u64(v: u64);
-        serialize_u128(v: u128);
-        serialize_f32(v: f32);
-        serialize_f64(v: f64);
-        serialize_char(v: char);
-        serialize_bytes(v: &[u8]);
-        serialize_none();
-        serialize_unit();
-        serialize_unit_struct(name: &'static str);
-        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
+        serialize_bool(v: bool) -> ();
+        serialize_i8(v: i8) -> ();
+        serialize_i16(v: i16) -> ();
+        serialize_i32(v: i32) -> ();
+        serialize_i64(v: i64) -> ();
+        serialize_i128(v: i128) -> ();
+        serialize_u8(v: u8) -> ();
+        serialize_u16(v: u16) -> ();
+        serialize_u32(v: u32) -> ();
+        serialize_u64(v: u64) -> ();
+        serialize_u128(v: u128) -> ();
+        serialize_f32(v: f32) -> ();
+        serialize_f64(v: f64) -> ();
+        serialize_char(v: char) -> ();
+        serialize_bytes(v: &[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(name: &'static str) -> ();
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> ();
+        serialize_seq(len: Option<usize>) -> Delegated<'s, 'c>;
+        serialize_tuple(len: usize) -> Delegated<'s, 'c>;
+        serialize_tuple_struct(name: &'static str, len: usize) -> Delegated<'s, 'c>;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> Delegated<'s, 'c>;
+        serialize_map(len: Option<usize>) -> Delegated<'s, 'c>;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> Delegated<'s, 'c>;
     }
 
     fn serialize_str(self, v: &str) -> serde_json::Result<()> {
@@ -197,36 +206,6 @@ impl<'s, 'c> Serializer for &'s mut Writer<'c> {
         (&mut self.json).serialize_newtype_variant(name, index, variant, value)
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_seq(len)
-    }
-
-    fn serialize_tuple(self, len: usize) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_tuple(len)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_tuple_struct(name, len)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_tuple_variant(name, index, variant, len)
-    }
-
-    fn serialize_map(self, len: Option<usize>) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_map(len)
-    }
-
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -244,16 +223,6 @@ impl<'s, 'c> Serializer for &'s mut Writer<'c> {
             writer: self,
             state: State::First,
         })
-    }
-
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> serde_json::Result<Delegated<'s, 'c>> {
-        (&mut self.json).serialize_struct_variant(name, index, variant, len)
     }
 }
 
