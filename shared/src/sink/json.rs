@@ -25,12 +25,14 @@ pub(crate) fn write_value<V: Serialize + ?Sized>(
     result
 }
 
-/// Appends `text` as a JSON string to `out`.
+/// Appends `text` as a JSON string to `out`: copied as it is when nothing in it needs an escape,
+/// serde_json's bytes otherwise.
+#[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
     if needs_escape(text.as_bytes()) {
         serde_json::to_writer(&mut *out, text).expect("a string serialises into a Vec");
     } else {
-        out.reserve(text.len() + 2);
+        out.reserve(text.len() + 4);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
@@ -41,7 +43,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
 /// (serde_json's escape set). Eight bytes at a time: a byte below `n` or equal to `c` is found
 /// with the carry tricks of "Bit Twiddling Hacks" (exact for any `n` ≤ 128).
 #[inline]
-pub(crate) fn needs_escape(s: &[u8]) -> bool {
+fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH != 0;
@@ -95,36 +97,13 @@ impl Writer<'_> {
     }
 
     /// `text` as a JSON string, with the bytes `before` and `after` around it (a key's comma and
-    /// colon): single bytes are pushed, so only the text itself is a copy.
+    /// colon).
     #[inline]
-    fn string(
-        &mut self,
-        before: Option<u8>,
-        text: &str,
-        after: Option<u8>,
-    ) -> serde_json::Result<()> {
-        if needs_escape(text.as_bytes()) {
-            if let Some(b) = before {
-                self.raw(&[b]);
-            }
-            (&mut self.json).serialize_str(text)?;
-            if let Some(b) = after {
-                self.raw(&[b]);
-            }
-            return Ok(());
-        }
+    fn string(&self, before: Option<u8>, text: &str, after: Option<u8>) {
         let mut out = self.out.borrow_mut();
-        out.reserve(text.len() + 4);
-        if let Some(b) = before {
-            out.push(b);
-        }
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-        if let Some(b) = after {
-            out.push(b);
-        }
-        Ok(())
+        out.extend(before);
+        write_str(&mut out, text);
+        out.extend(after);
     }
 }
 
@@ -181,7 +160,8 @@ impl<'s, 'c> Serializer for &'s mut Writer<'c> {
     }
 
     fn serialize_str(self, v: &str) -> serde_json::Result<()> {
-        self.string(None, v, None)
+        self.string(None, v, None);
+        Ok(())
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> serde_json::Result<()> {
@@ -250,7 +230,7 @@ impl ser::SerializeStruct for Struct<'_, '_> {
     ) -> serde_json::Result<()> {
         let comma = (self.state != State::First).then_some(b',');
         self.state = State::Rest;
-        self.writer.string(comma, key, Some(b':'))?;
+        self.writer.string(comma, key, Some(b':'));
         value.serialize(&mut *self.writer)
     }
 

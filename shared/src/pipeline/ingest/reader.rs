@@ -261,21 +261,25 @@ fn parse_csv_line<T: DeserializeOwned>(
         )]));
     }
     // One UTF-8 check of the whole row, then text fields as they are: read from bytes, csv
-    // checks each field and each header name again for every row.
-    let record = std::mem::take(&mut parser.record);
-    let (parsed, record) = match (&header.text, csv::StringRecord::from_byte_record(record)) {
-        (Some(names), Ok(text)) => (text.deserialize(Some(names)), text.into_byte_record()),
-        (_, Ok(text)) => {
-            let record = text.into_byte_record();
-            (record.deserialize(Some(&header.bytes)), record)
+    // checks each field and each header name again for every row. A row that is not UTF-8, or
+    // any row under a header that is not, is read as bytes (csv's own error, with the field).
+    let parsed = match &header.text {
+        Some(names) => {
+            let record = std::mem::take(&mut parser.record);
+            match csv::StringRecord::from_byte_record(record) {
+                Ok(text) => {
+                    let parsed = text.deserialize(Some(names));
+                    parser.record = text.into_byte_record();
+                    parsed
+                }
+                Err(not_text) => {
+                    parser.record = not_text.into_byte_record();
+                    parser.record.deserialize(Some(&header.bytes))
+                }
+            }
         }
-        // Not UTF-8: read as bytes, for csv's own error with the field's place.
-        (_, Err(not_text)) => {
-            let record = not_text.into_byte_record();
-            (record.deserialize(Some(&header.bytes)), record)
-        }
+        None => parser.record.deserialize(Some(&header.bytes)),
     };
-    parser.record = record;
     let value: T = parsed.map_err(|e| BadData::Csv(format!("the row does not fit: {e}")))?;
     check(&value).map_err(BadData::Invalid)?;
     Ok(value)

@@ -126,6 +126,11 @@ mod tests {
             ]
         );
         assert_eq!(batch.get(2).unwrap().arrival.timestamp(), 3);
+        // Keys written with escapes are the same keys.
+        let escaped_key =
+            r#"{"Records":[{"kinesis":{"d\u0061ta":"YQ==","approximateArrivalTimestamp":1}}]}"#;
+        let batch: KinesisBatch = serde_json::from_str(escaped_key).unwrap();
+        assert_eq!(batch.get(0).unwrap().data, b"a");
         assert_eq!(batch.get(3), None);
         // An escaped solidus in the base64 text reads as the plain one.
         let escaped =
