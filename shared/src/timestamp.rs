@@ -171,6 +171,17 @@ pub fn rfc3339_opt<S: Serializer>(
     }
 }
 
+/// `00` to `99` as ASCII: the date and time fields are written two digits at a time.
+const TWO_DIGITS: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    table
+};
+
 /// Writes `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into `buf`; `None` when the fast form does not apply.
 fn format_rfc3339(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
     // The naive UTC value directly: `DateTime`'s own accessors apply the (zero) offset anew in
@@ -188,13 +199,6 @@ fn format_rfc3339(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
             v /= 10;
         }
     };
-    let seconds = naive.num_seconds_from_midnight();
-    put(0, year as u32, 4);
-    put(5, naive.month(), 2);
-    put(8, naive.day(), 2);
-    put(11, seconds / 3600, 2);
-    put(14, seconds / 60 % 60, 2);
-    put(17, seconds % 60, 2);
     let mut n = 19;
     if nanos != 0 {
         let (value, width) = if nanos.is_multiple_of(1_000_000) {
@@ -206,6 +210,20 @@ fn format_rfc3339(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
         };
         put(20, value, width);
         n = 20 + width;
+    }
+    let date = naive.date();
+    let seconds = naive.num_seconds_from_midnight();
+    let year = year as u32;
+    for (at, value) in [
+        (0, year / 100),
+        (2, year % 100),
+        (5, date.month()),
+        (8, date.day()),
+        (11, seconds / 3600),
+        (14, seconds / 60 % 60),
+        (17, seconds % 60),
+    ] {
+        buf[at..at + 2].copy_from_slice(&TWO_DIGITS[value as usize]);
     }
     buf[4] = b'-';
     buf[7] = b'-';

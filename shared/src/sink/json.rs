@@ -29,39 +29,59 @@ pub(crate) fn write_value<V: Serialize + ?Sized>(
 /// serde_json's bytes otherwise.
 #[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
+    write_framed(out, None, text, None);
+}
+
+/// [`write_str`] with the bytes `before` and `after` around the string (a key's comma and colon),
+/// room for all of it reserved once.
+#[inline]
+fn write_framed(out: &mut Vec<u8>, before: Option<u8>, text: &str, after: Option<u8>) {
     if needs_escape(text.as_bytes()) {
+        out.extend(before);
         serde_json::to_writer(&mut *out, text).expect("a string serialises into a Vec");
-    } else {
-        out.reserve(text.len() + 4);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        out.extend(after);
+        return;
+    }
+    out.reserve(text.len() + 4);
+    if let Some(b) = before {
+        out.push(b);
+    }
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    if let Some(b) = after {
+        out.push(b);
     }
 }
 
 /// Whether JSON needs an escape anywhere in `s`: a quote, a backslash or a control character
 /// (serde_json's escape set). Eight bytes at a time: a byte below `n` or equal to `c` is found
-/// with the carry tricks of "Bit Twiddling Hacks" (exact for any `n` ≤ 128).
+/// with the carry tricks of "Bit Twiddling Hacks" (exact for any `n` ≤ 128, in any byte lane).
+/// The tail is one more word overlapping the last full one, and a string of 4 to 7 bytes its
+/// first and last four bytes as one word: keys and short values take no byte-by-byte loop.
 #[inline]
 fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH != 0;
-    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
-    let mut words = s.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        if below(w, 0x20)
-            || zero_byte(w ^ (ONES * u64::from(b'"')))
-            || zero_byte(w ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
+    // High bit of each byte lane below `n`; of each zero lane.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w;
+    let escape_in = |w: u64| {
+        (below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
+            & HIGH
+            != 0
+    };
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("eight bytes"));
+    let half = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().expect("four bytes")));
+    match s.len() {
+        0..=3 => s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+        4..=7 => escape_in(half(&s[..4]) | half(&s[s.len() - 4..]) << 32),
+        n => {
+            let mut words = s.chunks_exact(8);
+            words.any(|w| escape_in(word(w)))
+                || (!words.remainder().is_empty() && escape_in(word(&s[n - 8..])))
         }
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// The output buffer as serde_json's writer.
@@ -100,10 +120,7 @@ impl Writer<'_> {
     /// colon).
     #[inline]
     fn string(&self, before: Option<u8>, text: &str, after: Option<u8>) {
-        let mut out = self.out.borrow_mut();
-        out.extend(before);
-        write_str(&mut out, text);
-        out.extend(after);
+        write_framed(&mut self.out.borrow_mut(), before, text, after);
     }
 }
 
@@ -351,16 +368,20 @@ mod tests {
     }
 
     #[test]
-    fn every_byte_that_needs_an_escape_is_found_in_every_lane() {
-        for bad in (0u8..0x20).chain([b'"', b'\\']) {
-            for at in 0..17 {
-                let mut s = vec![b'a'; 17];
-                s[at] = bad;
-                assert!(needs_escape(&s), "{bad:#x} at {at}");
+    fn every_byte_that_needs_an_escape_is_found_in_every_lane_of_every_length() {
+        // Lengths through every branch: bytes alone, two half words, words with and without an
+        // overlapping tail.
+        for len in 0..=25 {
+            for bad in (0u8..0x20).chain([b'"', b'\\']) {
+                for at in 0..len {
+                    let mut s = vec![b'a'; len];
+                    s[at] = bad;
+                    assert!(needs_escape(&s), "{bad:#x} at {at} of {len}");
+                }
             }
-        }
-        for fine in (0x20u8..=0xff).filter(|b| *b != b'"' && *b != b'\\') {
-            assert!(!needs_escape(&[fine; 17]), "{fine:#x}");
+            for fine in (0x20u8..=0xff).filter(|b| *b != b'"' && *b != b'\\') {
+                assert!(!needs_escape(&vec![fine; len]), "{fine:#x} x {len}");
+            }
         }
     }
 

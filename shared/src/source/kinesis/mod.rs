@@ -57,8 +57,9 @@ pub fn response(outcome: &BatchOutcome) -> KinesisEventResponse {
 
 /// The shard id of a record: the part of `eventID` before `:` (`shardId-000000000000:4959…`).
 pub fn shard_id(event_id: Option<&str>) -> &str {
+    // memchr rather than `split_once`: this runs for every record of every batch.
     event_id
-        .and_then(|id| id.split_once(':').map(|(shard, _)| shard))
+        .and_then(|id| memchr::memchr(b':', id.as_bytes()).map(|end| &id[..end]))
         .unwrap_or("unknown-shard")
 }
 
