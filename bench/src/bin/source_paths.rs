@@ -4,7 +4,8 @@
 //! type, then process into an in-memory store (Firehose: into the per-record response). Median of
 //! several runs after two warm-ups, all sources in one run.
 //!
-//! `source-paths [--runs N] [--json FILE]`
+//! `source-paths [--runs N] [--only SOURCE] [--json FILE]`: `--only` measures one source (`sqs`,
+//! `dynamodb`, `firehose` or `kafka`), for a profiler.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -199,99 +200,113 @@ fn config() -> StreamConfig {
 
 fn main() -> anyhow::Result<()> {
     let mut runs = 9;
-    let mut json_out = None;
+    let (mut json_out, mut only) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => runs = value()?.parse().context("--runs takes a whole number")?,
             "--json" => json_out = Some(value()?),
+            "--only" => only = Some(value()?),
             other => bail!("unknown argument {other:?}; see the file's documentation"),
         }
     }
+    const SOURCES: [&str; 4] = ["sqs", "dynamodb", "firehose", "kafka"];
+    if let Some(name) = only.as_deref().filter(|n| !SOURCES.contains(n)) {
+        bail!("--only takes one of {SOURCES:?}, not {name:?}");
+    }
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let readings = readings();
+    let mut all = Vec::new();
 
-    let sqs = serde_json::to_vec(&sqs_event(&readings))?;
-    let (store, cfg) = (MemoryStore::new(), config());
-    let runner = kinesis_processor::pipeline_from(Sqs)
-        .store(store)
-        .config(cfg)
-        .build()?;
-    let sqs_figures = measure::<SqsEvent, SqsEvent, _>(
-        "sqs",
-        &sqs,
-        runs,
-        &rt,
-        |b| Ok(serde_json::from_slice(b)?),
-        |e| {
-            let runner = &runner;
-            async move { runner.handle(&e).await.1 }
-        },
-    )?;
+    if wanted("sqs") {
+        let sqs = serde_json::to_vec(&sqs_event(&readings))?;
+        let (store, cfg) = (MemoryStore::new(), config());
+        let runner = kinesis_processor::pipeline_from(Sqs)
+            .store(store)
+            .config(cfg)
+            .build()?;
+        all.push(measure::<SqsEvent, SqsEvent, _>(
+            "sqs",
+            &sqs,
+            runs,
+            &rt,
+            |b| Ok(serde_json::from_slice(b)?),
+            |e| {
+                let runner = &runner;
+                async move { runner.handle(&e).await.1 }
+            },
+        )?);
+    }
 
-    let ddb = serde_json::to_vec(&dynamodb_event(&readings))?;
-    let (store, cfg) = (MemoryStore::new(), config());
-    let runner = kinesis_processor::table_pipeline()
-        .store(store)
-        .config(cfg)
-        .build()?;
-    let ddb_figures = measure::<DynamoDbEvent, DynamoDbBatch, _>(
-        "dynamodb",
-        &ddb,
-        runs,
-        &rt,
-        |b| Ok(serde_json::from_slice(b)?),
-        |e| {
-            let runner = &runner;
-            async move { runner.handle(&e).await.1 }
-        },
-    )?;
+    if wanted("dynamodb") {
+        let ddb = serde_json::to_vec(&dynamodb_event(&readings))?;
+        let (store, cfg) = (MemoryStore::new(), config());
+        let runner = kinesis_processor::table_pipeline()
+            .store(store)
+            .config(cfg)
+            .build()?;
+        all.push(measure::<DynamoDbEvent, DynamoDbBatch, _>(
+            "dynamodb",
+            &ddb,
+            runs,
+            &rt,
+            |b| Ok(serde_json::from_slice(b)?),
+            |e| {
+                let runner = &runner;
+                async move { runner.handle(&e).await.1 }
+            },
+        )?);
+    }
 
-    let firehose = serde_json::to_vec(&firehose_event(&readings))?;
-    let (store, cfg) = (MemoryStore::new(), config());
-    let runner = kinesis_processor::pipeline_from(Firehose)
-        .store(store)
-        .config(cfg)
-        .build()?;
-    let firehose_figures = measure::<KinesisFirehoseEvent, FirehoseBatch, _>(
-        "firehose",
-        &firehose,
-        runs,
-        &rt,
-        |b| Ok(serde_json::from_slice(b)?),
-        |e| {
-            let runner = &runner;
-            async move {
-                let (response, outcome) = runner.handle(&e).await;
-                // The answer is part of Firehose's path: it carries the output.
-                let bytes = serde_json::to_vec(&response.expect("every record is answered"));
-                assert!(bytes.is_ok_and(|b| !b.is_empty()));
-                outcome
-            }
-        },
-    )?;
+    if wanted("firehose") {
+        let firehose = serde_json::to_vec(&firehose_event(&readings))?;
+        let (store, cfg) = (MemoryStore::new(), config());
+        let runner = kinesis_processor::pipeline_from(Firehose)
+            .store(store)
+            .config(cfg)
+            .build()?;
+        all.push(measure::<KinesisFirehoseEvent, FirehoseBatch, _>(
+            "firehose",
+            &firehose,
+            runs,
+            &rt,
+            |b| Ok(serde_json::from_slice(b)?),
+            |e| {
+                let runner = &runner;
+                async move {
+                    let (response, outcome) = runner.handle(&e).await;
+                    // The answer is part of Firehose's path: it carries the output.
+                    let bytes = serde_json::to_vec(&response.expect("every record is answered"));
+                    assert!(bytes.is_ok_and(|b| !b.is_empty()));
+                    outcome
+                }
+            },
+        )?);
+    }
 
-    let kafka = serde_json::to_vec(&kafka_event(&readings))?;
-    let (store, cfg) = (MemoryStore::new(), config());
-    let runner = kinesis_processor::pipeline_from(Kafka)
-        .store(store)
-        .config(cfg)
-        .build()?;
-    let kafka_figures = measure::<KafkaEvent, KafkaBatch, _>(
-        "kafka",
-        &kafka,
-        runs,
-        &rt,
-        |b| Ok(serde_json::from_slice(b)?),
-        |e| {
-            let runner = &runner;
-            async move { runner.handle(&e).await.1 }
-        },
-    )?;
+    if wanted("kafka") {
+        let kafka = serde_json::to_vec(&kafka_event(&readings))?;
+        let (store, cfg) = (MemoryStore::new(), config());
+        let runner = kinesis_processor::pipeline_from(Kafka)
+            .store(store)
+            .config(cfg)
+            .build()?;
+        all.push(measure::<KafkaEvent, KafkaBatch, _>(
+            "kafka",
+            &kafka,
+            runs,
+            &rt,
+            |b| Ok(serde_json::from_slice(b)?),
+            |e| {
+                let runner = &runner;
+                async move { runner.handle(&e).await.1 }
+            },
+        )?);
+    }
 
     println!("{RECORDS} readings, one per record, in each source's event; median of {runs} runs");
-    let all = [sqs_figures, ddb_figures, firehose_figures, kafka_figures];
     for f in &all {
         println!(
             "{:<9} {:>6.2} MB event   floor (parse into its aws_lambda_events model) {:>7.2} ms   handler {:>7.2} ms   ratio {:.2}",

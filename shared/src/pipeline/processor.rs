@@ -462,16 +462,13 @@ impl<T: Transform> Processor<T> {
                 p.as_str(),
             ),
         };
-        let output = match first.output {
-            0 => String::new(),
-            n => format!("-{n}"),
-        };
-        let name = format!(
-            "{partition}/{}-{}-{:05}{output}.{}",
+        let name = object_name(
+            partition,
             rec.stream,
             rec.position,
             first.index,
-            encoder.extension()
+            first.output,
+            encoder.extension(),
         );
         let key = location.key(&name);
         // A run is consecutive items, and items' lines are appended in item order.
@@ -563,13 +560,19 @@ impl<T: Transform> Processor<T> {
             _ => lane_of_record[runs[n].first],
         };
         let mut lanes: Vec<Vec<usize>> = Vec::new();
-        let mut lane_index = std::collections::HashMap::new();
-        for n in (0..runs.len()).filter(|n| !runs[*n].held_back) {
-            let at = *lane_index.entry(lane_of_run(n)).or_insert_with(|| {
-                lanes.push(Vec::new());
-                lanes.len() - 1
-            });
-            lanes[at].push(n);
+        let written_runs = (0..runs.len()).filter(|n| !runs[*n].held_back);
+        if mode == Mode::ReportAll {
+            // A lane per run: no map from lanes to their places (one run per SQS message).
+            lanes.extend(written_runs.map(|n| vec![n]));
+        } else {
+            let mut lane_index = std::collections::HashMap::new();
+            for n in written_runs {
+                let at = *lane_index.entry(lane_of_run(n)).or_insert_with(|| {
+                    lanes.push(Vec::new());
+                    lanes.len() - 1
+                });
+                lanes[at].push(n);
+            }
         }
         let runs = &runs;
         let results: Vec<LaneResult> = stream::iter(lanes)
@@ -755,6 +758,35 @@ fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mode) -> Vec<
 }
 
 /// The partition path as a shared string, reusing the previous document's while it repeats.
+/// `{partition}/{stream}-{position}-{index:05}[-{output}].{extension}`, without `format!`: its
+/// machinery cost more than the rest of an object's put when each SQS message is an object.
+fn object_name(
+    partition: &str,
+    stream: &str,
+    position: &str,
+    index: u32,
+    output: u32,
+    extension: &str,
+) -> String {
+    let mut digits = itoa::Buffer::new();
+    let mut name = String::with_capacity(
+        partition.len() + stream.len() + position.len() + extension.len() + 26,
+    );
+    for part in [partition, "/", stream, "-", position, "-"] {
+        name.push_str(part);
+    }
+    let index = digits.format(index);
+    name.extend(std::iter::repeat_n('0', 5usize.saturating_sub(index.len())));
+    name.push_str(index);
+    if output > 0 {
+        name.push('-');
+        name.push_str(digits.format(output));
+    }
+    name.push('.');
+    name.push_str(extension);
+    name
+}
+
 fn shared_partition(path: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
     match last {
         Some(p) if p.as_ref() == path => p.clone(),
@@ -806,4 +838,37 @@ fn statuses(prepared: &Prepared, failed: &[bool]) -> Vec<RecordStatus> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_name;
+
+    #[test]
+    fn object_names_pad_the_index_and_mark_fan_out() {
+        for (index, output) in [
+            (0, 0),
+            (7, 0),
+            (12_345, 0),
+            (123_456, 0),
+            (3, 1),
+            (u32::MAX, 42),
+        ] {
+            let output_part = match output {
+                0 => String::new(),
+                n => format!("-{n}"),
+            };
+            assert_eq!(
+                object_name(
+                    "dt=2026-12-02/hour=08",
+                    "shardId-1",
+                    "4961",
+                    index,
+                    output,
+                    "json.gz"
+                ),
+                format!("dt=2026-12-02/hour=08/shardId-1-4961-{index:05}{output_part}.json.gz")
+            );
+        }
+    }
 }

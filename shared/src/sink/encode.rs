@@ -78,9 +78,19 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(Compression, Compress)>> = const { RefCell::new(None) };
 }
 
+/// Runs shorter than this are stored in their gzip member as they are: compressed, a run of one
+/// reading (an SQS message's object) would be some hundred bytes smaller, while getting a
+/// compressor ready for it clears its 128 KiB hash table (about two thirds of that path's
+/// instructions, `source-paths --only sqs` under callgrind).
+pub(crate) const STORED_BELOW: usize = 1024;
+
 /// One gzip member of `data`, as `flate2::write::GzEncoder` writes it (same header, deflate
-/// stream and trailer), with the thread's compressor reset instead of a new one.
+/// stream and trailer), with the thread's compressor reset instead of a new one. A run shorter
+/// than [`STORED_BELOW`] is written as `GzEncoder` writes it at level 0: one stored block.
 fn gzip(data: &[u8], level: Compression) -> std::io::Result<Vec<u8>> {
+    if data.len() < STORED_BELOW {
+        return Ok(stored_gzip(data));
+    }
     let kept = COMPRESSOR.with(|c| c.borrow_mut().take());
     let mut compress = match kept {
         Some((kept_level, mut compress)) if kept_level == level => {
@@ -89,16 +99,9 @@ fn gzip(data: &[u8], level: Compression) -> std::io::Result<Vec<u8>> {
         }
         _ => Compress::new(level, false),
     };
-    let xfl = if level.level() >= Compression::best().level() {
-        2
-    } else if level.level() <= Compression::fast().level() {
-        4
-    } else {
-        0
-    };
     // NDJSON of readings compresses to about a tenth.
     let mut out = Vec::with_capacity(data.len() / 8 + 64);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
+    out.extend_from_slice(&gzip_header(level));
     loop {
         let read = compress.total_in() as usize;
         let status = compress
@@ -109,12 +112,43 @@ fn gzip(data: &[u8], level: Compression) -> std::io::Result<Vec<u8>> {
         }
         out.reserve(out.capacity().max(4096));
     }
+    gzip_trailer(&mut out, data);
+    COMPRESSOR.with(|c| *c.borrow_mut() = Some((level, compress)));
+    Ok(out)
+}
+
+/// `GzEncoder`'s member header for `level` (no name, no time, OS "unknown").
+fn gzip_header(level: Compression) -> [u8; 10] {
+    let xfl = if level.level() >= Compression::best().level() {
+        2
+    } else if level.level() <= Compression::fast().level() {
+        4
+    } else {
+        0
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+}
+
+/// CRC-32 and length of the uncompressed data, ending a member.
+fn gzip_trailer(out: &mut Vec<u8>, data: &[u8]) {
     let mut crc = Crc::new();
     crc.update(data);
     out.extend_from_slice(&crc.sum().to_le_bytes());
     out.extend_from_slice(&crc.amount().to_le_bytes());
-    COMPRESSOR.with(|c| *c.borrow_mut() = Some((level, compress)));
-    Ok(out)
+}
+
+/// A gzip member holding `data` (under 64 KiB) in one final stored deflate block (RFC 1951
+/// 3.2.4: the block header byte, then the length and its complement, then the bytes).
+fn stored_gzip(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).expect("a stored run is under 64 KiB");
+    let mut out = Vec::with_capacity(data.len() + 23);
+    out.extend_from_slice(&gzip_header(Compression::none()));
+    out.push(1);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    gzip_trailer(&mut out, data);
+    out
 }
 
 struct GzipStream(flate2::write::GzEncoder<Vec<u8>>);
@@ -215,7 +249,8 @@ mod tests {
             Compression::best(),
         ] {
             let encoder = NdjsonGzip { level };
-            for input in [&b""[..], b"{\"a\":1}\n", &lines, &noise] {
+            let just_long = vec![b'x'; STORED_BELOW];
+            for input in [&just_long[..], &lines, &noise] {
                 let first = encoder.encode(input).unwrap();
                 COMPRESSOR.with(|c| c.borrow_mut().take());
                 let fresh = encoder.encode(input).unwrap();
@@ -229,6 +264,26 @@ mod tests {
                 let mut reference = flate2::write::GzEncoder::new(Vec::new(), level);
                 reference.write_all(input).unwrap();
                 assert_eq!(first[..10], reference.finish().unwrap()[..10]);
+            }
+        }
+    }
+
+    /// A short run is the member `GzEncoder` writes at level 0, whatever the configured level.
+    #[test]
+    fn short_runs_are_stored_as_gzip_encoder_stores_them() {
+        for len in [0, 1, 8, 300, STORED_BELOW - 1] {
+            let input: Vec<u8> = (0..len).map(|i| b"{\"a\":1}\n"[i % 8]).collect();
+            let mut reference = flate2::write::GzEncoder::new(Vec::new(), Compression::none());
+            reference.write_all(&input).unwrap();
+            let reference = reference.finish().unwrap();
+            for level in [
+                Compression::fast(),
+                Compression::new(6),
+                Compression::best(),
+            ] {
+                let ours = NdjsonGzip { level }.encode(&input).unwrap();
+                assert_eq!(ours, reference, "{len} bytes, level {level:?}");
+                assert_eq!(gunzip(&ours).as_bytes(), &input[..]);
             }
         }
     }

@@ -54,7 +54,7 @@ impl Location {
         if self.prefix.is_empty() {
             relative.to_string()
         } else {
-            format!("{}/{}", self.prefix, relative)
+            [&self.prefix, "/", relative].concat()
         }
     }
 }
