@@ -1,13 +1,12 @@
 //! Each batch source's path on an event of the same readings (one per record, ≈ 6 MB), against
 //! its own floor: serde_json parsing the event into the `aws_lambda_events` model of that source
 //! and nothing else. The handler's path is what the runtime does: parse into the source's event
-//! type, then process into an in-memory store (Firehose: into the per-record response). Median of
-//! several runs after two warm-ups, all sources in one run.
+//! type, process into an in-memory store, serialise the answer (Firehose's carries the output).
+//! Median of several runs after two warm-ups, all sources in one run.
 //!
 //! `source-paths [--runs N] [--only SOURCE] [--json FILE]`: `--only` measures one source (`sqs`,
 //! `dynamodb`, `firehose` or `kafka`), for a profiler.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -16,12 +15,10 @@ use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine as _;
-use runnel::pipeline::StreamConfig;
+use runnel::pipeline::{StreamConfig, StreamPipeline};
 use runnel::sink::MemoryStore;
-use runnel::source::dynamodb::DynamoDbBatch;
-use runnel::source::firehose::FirehoseBatch;
-use runnel::source::kafka::KafkaBatch;
-use runnel::source::{BatchOutcome, Firehose, Kafka, Sqs};
+use runnel::source::{BatchSource, Firehose, Kafka, Sqs};
+use runnel::transform::Transform;
 use runnel_bench::{median, reading, Xorshift, RECORDS};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -153,29 +150,37 @@ struct Figures {
     handler: f64,
 }
 
-/// Times the floor (`F`: parse into the event model) against the handler (`parse`, then
-/// `handle`), alternating, and checks each handled batch landed every reading.
-fn measure<F: DeserializeOwned, E, Fut>(
+/// Times the floor (`F`: parse into the event model) against the handler (parse into the
+/// source's event type, process into an in-memory store, serialise the answer as the runtime
+/// does; Firehose's carries the output), alternating, and checks each handled batch landed every
+/// reading.
+fn measure<F: DeserializeOwned, S: BatchSource, T: Transform>(
     name: &'static str,
-    event: &[u8],
+    event: &Value,
     runs: usize,
     rt: &tokio::runtime::Runtime,
-    parse: impl Fn(&[u8]) -> anyhow::Result<E>,
-    handle: impl Fn(E) -> Fut,
-) -> anyhow::Result<Figures>
-where
-    Fut: Future<Output = BatchOutcome>,
-{
+    pipeline: StreamPipeline<S, T>,
+) -> anyhow::Result<Figures> {
+    let event = serde_json::to_vec(event)?;
+    let runner = pipeline
+        .store(MemoryStore::new())
+        .config(StreamConfig::new("bench", "curated"))
+        .build()?;
     let (mut floor, mut handler): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
     for run in 0..runs + 2 {
         let t = Instant::now();
-        let parsed: F = serde_json::from_slice(event)?;
+        let parsed: F = serde_json::from_slice(&event)?;
         let f = t.elapsed();
         drop(parsed);
         let t = Instant::now();
-        let outcome = rt.block_on(handle(parse(event)?));
+        let parsed: S::Event = serde_json::from_slice(&event)?;
+        let (response, outcome) = rt.block_on(runner.handle(&parsed));
+        let answer = serde_json::to_vec(&response?)?;
         let h = t.elapsed();
-        if !outcome.failures.is_empty() || outcome.stats.documents_written != RECORDS {
+        if answer.is_empty()
+            || !outcome.failures.is_empty()
+            || outcome.stats.documents_written != RECORDS
+        {
             bail!(
                 "{name}: the batch did not process cleanly: {:?}",
                 outcome.stats
@@ -192,10 +197,6 @@ where
         floor: median(floor).as_secs_f64(),
         handler: median(handler).as_secs_f64(),
     })
-}
-
-fn config() -> StreamConfig {
-    StreamConfig::new("bench", "curated")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -221,88 +222,39 @@ fn main() -> anyhow::Result<()> {
     let mut all = Vec::new();
 
     if wanted("sqs") {
-        let sqs = serde_json::to_vec(&sqs_event(&readings))?;
-        let (store, cfg) = (MemoryStore::new(), config());
-        let runner = kinesis_processor::pipeline_from(Sqs)
-            .store(store)
-            .config(cfg)
-            .build()?;
-        all.push(measure::<SqsEvent, SqsEvent, _>(
+        let pipeline = kinesis_processor::pipeline_from(Sqs);
+        all.push(measure::<SqsEvent, _, _>(
             "sqs",
-            &sqs,
+            &sqs_event(&readings),
             runs,
             &rt,
-            |b| Ok(serde_json::from_slice(b)?),
-            |e| {
-                let runner = &runner;
-                async move { runner.handle(&e).await.1 }
-            },
+            pipeline,
         )?);
     }
-
     if wanted("dynamodb") {
-        let ddb = serde_json::to_vec(&dynamodb_event(&readings))?;
-        let (store, cfg) = (MemoryStore::new(), config());
-        let runner = kinesis_processor::table_pipeline()
-            .store(store)
-            .config(cfg)
-            .build()?;
-        all.push(measure::<DynamoDbEvent, DynamoDbBatch, _>(
-            "dynamodb",
-            &ddb,
-            runs,
-            &rt,
-            |b| Ok(serde_json::from_slice(b)?),
-            |e| {
-                let runner = &runner;
-                async move { runner.handle(&e).await.1 }
-            },
+        let (event, pipeline) = (
+            dynamodb_event(&readings),
+            kinesis_processor::table_pipeline(),
+        );
+        all.push(measure::<DynamoDbEvent, _, _>(
+            "dynamodb", &event, runs, &rt, pipeline,
         )?);
     }
-
     if wanted("firehose") {
-        let firehose = serde_json::to_vec(&firehose_event(&readings))?;
-        let (store, cfg) = (MemoryStore::new(), config());
-        let runner = kinesis_processor::pipeline_from(Firehose)
-            .store(store)
-            .config(cfg)
-            .build()?;
-        all.push(measure::<KinesisFirehoseEvent, FirehoseBatch, _>(
-            "firehose",
-            &firehose,
-            runs,
-            &rt,
-            |b| Ok(serde_json::from_slice(b)?),
-            |e| {
-                let runner = &runner;
-                async move {
-                    let (response, outcome) = runner.handle(&e).await;
-                    // The answer is part of Firehose's path: it carries the output.
-                    let bytes = serde_json::to_vec(&response.expect("every record is answered"));
-                    assert!(bytes.is_ok_and(|b| !b.is_empty()));
-                    outcome
-                }
-            },
+        let pipeline = kinesis_processor::pipeline_from(Firehose);
+        let event = firehose_event(&readings);
+        all.push(measure::<KinesisFirehoseEvent, _, _>(
+            "firehose", &event, runs, &rt, pipeline,
         )?);
     }
-
     if wanted("kafka") {
-        let kafka = serde_json::to_vec(&kafka_event(&readings))?;
-        let (store, cfg) = (MemoryStore::new(), config());
-        let runner = kinesis_processor::pipeline_from(Kafka)
-            .store(store)
-            .config(cfg)
-            .build()?;
-        all.push(measure::<KafkaEvent, KafkaBatch, _>(
+        let pipeline = kinesis_processor::pipeline_from(Kafka);
+        all.push(measure::<KafkaEvent, _, _>(
             "kafka",
-            &kafka,
+            &kafka_event(&readings),
             runs,
             &rt,
-            |b| Ok(serde_json::from_slice(b)?),
-            |e| {
-                let runner = &runner;
-                async move { runner.handle(&e).await.1 }
-            },
+            pipeline,
         )?);
     }
 
