@@ -2,7 +2,7 @@
 //! its own floor: serde_json parsing the event into the `aws_lambda_events` model of that source
 //! and nothing else. The handler's path is what the runtime does: parse into the source's event
 //! type, process into an in-memory store, serialise the answer (Firehose's carries the output).
-//! Median of several runs after two warm-ups, all sources in one run.
+//! Median of several runs after two warm-ups, all sources in one run (or one, with `--only`).
 //!
 //! `source-paths [--runs N] [--only SOURCE] [--json FILE]`: `--only` measures one source (`sqs`,
 //! `dynamodb`, `firehose` or `kafka`), for a profiler.

@@ -555,10 +555,6 @@ impl<T: Transform> Processor<T> {
             }
             Mode::ReportAll => Vec::new(),
         };
-        let lane_of_run = |n: usize| match mode {
-            Mode::ReportAll => n,
-            _ => lane_of_record[runs[n].first],
-        };
         let mut lanes: Vec<Vec<usize>> = Vec::new();
         let written_runs = (0..runs.len()).filter(|n| !runs[*n].held_back);
         if mode == Mode::ReportAll {
@@ -567,10 +563,12 @@ impl<T: Transform> Processor<T> {
         } else {
             let mut lane_index = std::collections::HashMap::new();
             for n in written_runs {
-                let at = *lane_index.entry(lane_of_run(n)).or_insert_with(|| {
-                    lanes.push(Vec::new());
-                    lanes.len() - 1
-                });
+                let at = *lane_index
+                    .entry(lane_of_record[runs[n].first])
+                    .or_insert_with(|| {
+                        lanes.push(Vec::new());
+                        lanes.len() - 1
+                    });
                 lanes[at].push(n);
             }
         }
@@ -757,7 +755,6 @@ fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mode) -> Vec<
     }
 }
 
-/// The partition path as a shared string, reusing the previous document's while it repeats.
 /// `{partition}/{stream}-{position}-{index:05}[-{output}].{extension}`, without `format!`: its
 /// machinery cost more than the rest of an object's put when each SQS message is an object.
 fn object_name(
@@ -787,6 +784,7 @@ fn object_name(
     name
 }
 
+/// The partition path as a shared string, reusing the previous document's while it repeats.
 fn shared_partition(path: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
     match last {
         Some(p) if p.as_ref() == path => p.clone(),

@@ -3,8 +3,9 @@
 //! Stream pipelines encode a run of lines with one call ([`Encoder::encode`]: one compressor call
 //! over the run is several times faster than one per line). Object ingest writes outputs larger
 //! than memory through [`Encoder::stream`], taking the encoded bytes out whenever a part is full.
-//! Both go through the same encoder, so a pipeline's outputs look the same whichever path wrote
-//! them. Parquet can follow behind the same trait.
+//! Both go through the same encoder and decode to the same lines whichever path wrote them (a
+//! whole run under [`STORED_BELOW`] bytes is stored uncompressed in its gzip member). Parquet
+//! can follow behind the same trait.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -83,6 +84,10 @@ thread_local! {
 /// compressor ready for it clears its 128 KiB hash table (about two thirds of that path's
 /// instructions, `source-paths --only sqs` under callgrind).
 pub(crate) const STORED_BELOW: usize = 1024;
+const _: () = assert!(
+    STORED_BELOW <= 65_535,
+    "a stored deflate block holds at most 64 KiB"
+);
 
 /// One gzip member of `data`, as `flate2::write::GzEncoder` writes it (same header, deflate
 /// stream and trailer), with the thread's compressor reset instead of a new one. A run shorter
@@ -140,7 +145,7 @@ fn gzip_trailer(out: &mut Vec<u8>, data: &[u8]) {
 /// A gzip member holding `data` (under 64 KiB) in one final stored deflate block (RFC 1951
 /// 3.2.4: the block header byte, then the length and its complement, then the bytes).
 fn stored_gzip(data: &[u8]) -> Vec<u8> {
-    let len = u16::try_from(data.len()).expect("a stored run is under 64 KiB");
+    let len = u16::try_from(data.len()).expect("only runs under STORED_BELOW are stored");
     let mut out = Vec::with_capacity(data.len() + 23);
     out.extend_from_slice(&gzip_header(Compression::none()));
     out.push(1);

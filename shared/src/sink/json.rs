@@ -63,7 +63,8 @@ fn write_framed(out: &mut Vec<u8>, before: Option<u8>, text: &str, after: Option
 fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // High bit of each byte lane below `n`; of each zero lane.
+    // A high bit set where a lane is below `n` (or zero): exact for whether any lane is, though
+    // a borrow can also mark lanes above the first.
     let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
     let zero = |w: u64| w.wrapping_sub(ONES) & !w;
     let escape_in = |w: u64| {
@@ -75,7 +76,7 @@ fn needs_escape(s: &[u8]) -> bool {
     let half = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().expect("four bytes")));
     match s.len() {
         0..=3 => s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
-        4..=7 => escape_in(half(&s[..4]) | half(&s[s.len() - 4..]) << 32),
+        4..=7 => escape_in(half(&s[..4]) | (half(&s[s.len() - 4..]) << 32)),
         n => {
             let mut words = s.chunks_exact(8);
             words.any(|w| escape_in(word(w)))

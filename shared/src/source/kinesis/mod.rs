@@ -57,7 +57,8 @@ pub fn response(outcome: &BatchOutcome) -> KinesisEventResponse {
 
 /// The shard id of a record: the part of `eventID` before `:` (`shardId-000000000000:4959…`).
 pub fn shard_id(event_id: Option<&str>) -> &str {
-    // memchr rather than `split_once`: this runs for every record of every batch.
+    // memchr directly: `split_once`'s char searcher cost more per call on these short ids, once
+    // per record of every batch (callgrind).
     event_id
         .and_then(|id| memchr::memchr(b':', id.as_bytes()).map(|end| &id[..end]))
         .unwrap_or("unknown-shard")
