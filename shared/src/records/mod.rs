@@ -209,9 +209,9 @@ pub type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
 /// Deserialises one document and checks it.
 pub fn parse_document<T: DeserializeOwned>(doc: &[u8], check: Check<'_, T>) -> Result<T, BadData> {
     // One UTF-8 check of the whole document (SIMD: AVX2 or SSE4.2 chosen at run time on x86_64,
-    // NEON on arm64): parsing text skips the
-    // check serde_json makes of every string and key it reads from bytes. A document that is not
-    // UTF-8 is parsed as bytes, so its error is serde_json's own, with the place of the bad byte.
+    // NEON on arm64): parsing text skips the check serde_json makes of every string and key it
+    // reads from bytes. A document that is not UTF-8 is parsed as bytes, so its error is
+    // serde_json's own, with the place of the bad byte.
     let parsed = match simdutf8::basic::from_utf8(doc) {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(doc),

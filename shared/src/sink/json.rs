@@ -35,7 +35,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
 /// [`write_str`] with the bytes `before` and `after` around the string (a key's comma and colon),
 /// room for all of it reserved once.
 #[inline]
-fn write_framed(out: &mut Vec<u8>, before: Option<u8>, text: &str, after: Option<u8>) {
+pub(crate) fn write_framed(out: &mut Vec<u8>, before: Option<u8>, text: &str, after: Option<u8>) {
     if needs_escape(text.as_bytes()) {
         out.extend(before);
         serde_json::to_writer(&mut *out, text).expect("a string serialises into a Vec");

@@ -46,11 +46,8 @@ fn splice_line<V: serde::Serialize>(
 ) -> serde_json::Result<()> {
     line.push(b'{');
     for (n, (name, field)) in lead.iter().enumerate() {
-        if n > 0 {
-            line.push(b',');
-        }
-        super::json::write_str(line, name);
-        line.push(b':');
+        let comma = (n > 0).then_some(b',');
+        super::json::write_framed(line, comma, name, Some(b':'));
         match field {
             Lead::Str(s) => super::json::write_str(line, s),
             Lead::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
