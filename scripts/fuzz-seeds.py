@@ -57,6 +57,10 @@ def seeds():
         if kind == "kinesis":
             yield "kinesis_event", name, raw
             yield "kinesis_models", name, raw
+        if kind == "sqs" and not name.startswith("sqs-s3"):
+            yield "sqs_models", name, raw
+        if kind == "kafka":
+            yield "kafka_models", name, raw
         if kind in SOURCES and not name.startswith("sqs-s3"):
             yield "batch_event", name, bytes([SOURCES[kind]]) + raw
         if kind == "s3" or name.startswith("sqs-s3"):

@@ -200,7 +200,10 @@ async fn run_sqs(
         .config(StreamConfig::new("kinesis-processor", "curated"))
         .build()
         .unwrap();
-    let (response, outcome) = runner.handle(event).await;
+    // The handler reads its lean model; the full one is what a test edits.
+    let batch: runnel::source::sqs::SqsBatch =
+        serde_json::from_value(serde_json::to_value(event).unwrap()).unwrap();
+    let (response, outcome) = runner.handle(&batch).await;
     (response, outcome, store)
 }
 

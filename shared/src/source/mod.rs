@@ -17,6 +17,7 @@ pub mod dynamodb;
 pub mod firehose;
 pub mod kafka;
 pub mod kinesis;
+mod lean;
 pub mod sqs;
 
 use chrono::{DateTime, Utc};
@@ -246,8 +247,8 @@ pub trait BatchSource: Send + Sync + 'static {
 }
 
 /// Deserialises a model of `aws_lambda_events` that may panic on a malformed value, as an error
-/// instead: its timestamp decoding asserts that a millisecond time has no fraction (Firehose,
-/// Kafka) and overflows on a long fraction of seconds (DynamoDB Streams), in version 1.2. A panic
+/// instead: its timestamp decoding asserts that a millisecond time has no fraction (Firehose;
+/// Kafka's own reader refuses such a time) and overflows on a long fraction of seconds (DynamoDB Streams), in version 1.2. A panic
 /// there would end the process on the event's bytes alone, before the batch is even seen.
 pub(crate) fn deserialize_guarded<'de, T, D>(deserializer: D) -> Result<T, D::Error>
 where

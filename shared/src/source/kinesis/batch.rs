@@ -5,12 +5,12 @@
 //! through text (BENCHMARKS.md).
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::source::lean::{once, Base64, LastSizes, OptionalText, Span, Text};
 use crate::source::SourceRecord;
 
 /// A Kinesis event: its records in shard order. Read one with [`KinesisBatch::records`].
@@ -31,12 +31,6 @@ struct Entry {
     partition_key: Span,
     data: Span,
     arrival: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
 }
 
 /// One record of a [`KinesisBatch`], borrowed from it.
@@ -91,12 +85,12 @@ impl KinesisBatch {
     }
 
     fn view(&self, e: &Entry) -> KinesisRecord<'_> {
-        let text = |s: Span| &self.text[s.start..s.end];
+        let text = |s: Span| s.text(&self.text);
         KinesisRecord {
             event_id: e.event_id.map(text),
             sequence_number: text(e.sequence_number),
             partition_key: text(e.partition_key),
-            data: &self.data[e.data.start..e.data.end],
+            data: e.data.bytes(&self.data),
             arrival: e.arrival,
         }
     }
@@ -155,14 +149,6 @@ impl Visitor<'_> for KeyVisitor {
     }
 }
 
-/// Fails on a key seen twice, as a derived model does.
-fn once<T, E: de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
-    match slot {
-        Some(_) => Err(E::duplicate_field(name)),
-        None => Ok(()),
-    }
-}
-
 struct BatchVisitor;
 
 impl<'de> Visitor<'de> for BatchVisitor {
@@ -191,14 +177,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
     }
 }
 
-/// The sizes of the last batch read, which the next one reserves up front: a warm function's
-/// batches are alike, and growing the buffers by doubling cost an eighth of the parse
-/// (`kinesis-throughput` under callgrind).
-static LAST_SIZES: [AtomicUsize; 3] = [
-    AtomicUsize::new(0),
-    AtomicUsize::new(0),
-    AtomicUsize::new(0),
-];
+static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 struct RecordsSeed<'b>(&'b mut KinesisBatch);
 
@@ -219,21 +198,15 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let batch = self.0;
-        let last = |i: usize| LAST_SIZES[i].load(Ordering::Relaxed);
         batch
             .entries
-            .reserve(seq.size_hint().unwrap_or(0).max(last(0)));
-        batch.text.reserve(last(1));
-        batch.data.reserve(last(2));
+            .reserve(seq.size_hint().unwrap_or(0).max(LAST_SIZES.get(0)));
+        batch.text.reserve(LAST_SIZES.get(1));
+        batch.data.reserve(LAST_SIZES.get(2));
         while let Some(entry) = seq.next_element_seed(RecordSeed(&mut *batch))? {
             batch.entries.push(entry);
         }
-        for (i, size) in [batch.entries.len(), batch.text.len(), batch.data.len()]
-            .into_iter()
-            .enumerate()
-        {
-            LAST_SIZES[i].store(size, Ordering::Relaxed);
-        }
+        LAST_SIZES.set([batch.entries.len(), batch.text.len(), batch.data.len()]);
         Ok(())
     }
 }
@@ -333,103 +306,6 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
             arrival: arrival
                 .ok_or_else(|| de::Error::missing_field("approximateArrivalTimestamp"))?,
         })
-    }
-}
-
-/// A string appended to the batch's text.
-struct Text<'b>(&'b mut String);
-
-impl<'de> DeserializeSeed<'de> for Text<'_> {
-    type Value = Span;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for Text<'_> {
-    type Value = Span;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
-        let start = self.0.len();
-        self.0.push_str(v);
-        Ok(Span {
-            start,
-            end: self.0.len(),
-        })
-    }
-}
-
-/// A string or `null`.
-struct OptionalText<'b>(&'b mut String);
-
-impl<'de> DeserializeSeed<'de> for OptionalText<'_> {
-    type Value = Option<Span>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Span>, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for OptionalText<'_> {
-    type Value = Option<Span>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or null")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Span>, D::Error> {
-        Text(self.0).deserialize(d).map(Some)
-    }
-}
-
-/// Base64 text decoded onto the end of the batch's data. Read as bytes: base64 is ASCII, so the
-/// UTF-8 check a string gets would be spent for nothing.
-struct Base64<'b>(&'b mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for Base64<'_> {
-    type Value = Span;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
-        deserializer.deserialize_bytes(self)
-    }
-}
-
-impl Visitor<'_> for Base64<'_> {
-    type Value = Span;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("base64 text")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Span, E> {
-        let start = self.0.len();
-        base64_simd::STANDARD
-            .decode_append(v, self.0)
-            .map_err(|_| {
-                self.0.truncate(start);
-                E::custom("data is not base64")
-            })?;
-        Ok(Span {
-            start,
-            end: self.0.len(),
-        })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
-        self.visit_bytes(v.as_bytes())
     }
 }
 

@@ -12,6 +12,8 @@
 //! (`orders-0:42:0`). A record without a value (a tombstone in a compacted topic) has nothing
 //! to transform and is left out.
 
+mod batch;
+
 use std::collections::HashMap;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
@@ -80,8 +82,8 @@ impl BatchSource for Kafka {
     }
 }
 
-/// A Kafka event as the handler reads it: Lambda's event, parsed with the `aws_lambda_events`
-/// model, its records in one list ordered by topic-partition and offset, keys and values decoded.
+/// A Kafka event as the handler reads it: its records in one list ordered by topic-partition and
+/// offset, keys and values decoded from base64 as the event is read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KafkaBatch {
     /// The records, by topic-partition then offset.
@@ -103,16 +105,12 @@ pub struct KafkaMessage {
     pub value: Option<Vec<u8>>,
     /// The record's timestamp (`CREATE_TIME` or `LOG_APPEND_TIME`).
     pub timestamp: Option<DateTime<Utc>>,
-    /// Header names and values (values as bytes).
+    /// Header names and values (values as bytes), in the event's order.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-impl<'de> Deserialize<'de> for KafkaBatch {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        super::deserialize_guarded::<KafkaEvent, D>(deserializer).map(KafkaBatch::from)
-    }
-}
-
+/// The same batch from `aws_lambda_events`' full model (the handler reads its event straight
+/// into a `KafkaBatch` instead, to the same records).
 impl From<KafkaEvent> for KafkaBatch {
     fn from(event: KafkaEvent) -> Self {
         let mut partitions: Vec<(String, Vec<KafkaRecord>)> = event.records.into_iter().collect();
@@ -188,8 +186,8 @@ mod tests {
 
     fn batch(name: &str) -> KafkaBatch {
         let text = match name {
-            "msk" => include_str!("../../../events/kafka-readings.json"),
-            _ => include_str!("../../../events/kafka-self-managed-readings.json"),
+            "msk" => include_str!("../../../../events/kafka-readings.json"),
+            _ => include_str!("../../../../events/kafka-self-managed-readings.json"),
         };
         serde_json::from_str(text).unwrap()
     }

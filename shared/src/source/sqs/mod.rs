@@ -13,9 +13,16 @@
 //! without a `messageId` fails the invocation before anything is written
 //! ([`BatchSource::check`]): the queue retries the batch and, after `maxReceiveCount`, moves it to
 //! its dead-letter queue.
+//!
+//! The handler reads its own lean event model, [`SqsBatch`]: only the fields above, each
+//! message's text and body in two buffers of the batch.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+mod batch;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use chrono::{DateTime, TimeZone, Utc};
+
+pub use batch::{SqsBatch, SqsRecord};
 
 use super::{BatchOutcome, BatchSource, Mode, Redelivery, ResponseError, SourceRecord};
 
@@ -24,7 +31,7 @@ use super::{BatchOutcome, BatchSource, Mode, Redelivery, ResponseError, SourceRe
 pub struct Sqs;
 
 impl BatchSource for Sqs {
-    type Event = SqsEvent;
+    type Event = SqsBatch;
     type Response = SqsBatchResponse;
 
     fn name(&self) -> &'static str {
@@ -50,13 +57,13 @@ impl BatchSource for Sqs {
         }
     }
 
-    fn records<'e>(&self, event: &'e SqsEvent) -> Vec<SourceRecord<'e>> {
-        event.records.iter().map(record).collect()
+    fn records<'e>(&self, event: &'e SqsBatch) -> Vec<SourceRecord<'e>> {
+        event.records().map(record).collect()
     }
 
     fn response(
         &self,
-        _event: &SqsEvent,
+        _event: &SqsBatch,
         outcome: &BatchOutcome,
     ) -> Result<SqsBatchResponse, ResponseError> {
         response(outcome)
@@ -80,18 +87,15 @@ pub fn queue_name(arn: Option<&str>) -> &str {
     }
 }
 
-fn record(m: &SqsMessage) -> SourceRecord<'_> {
-    let id = m.message_id.as_deref().unwrap_or("");
+fn record(m: SqsRecord<'_>) -> SourceRecord<'_> {
+    let id = m.message_id.unwrap_or("");
     SourceRecord {
         item_identifier: id,
-        stream: queue_name(m.event_source_arn.as_deref()),
+        stream: queue_name(m.event_source_arn),
         position: id,
-        partition_key: m.attributes.get("MessageGroupId").map(String::as_str),
-        arrival: m
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|ms| epoch_millis(ms)),
-        data: m.body.as_deref().unwrap_or("").as_bytes(),
+        partition_key: m.message_group_id,
+        arrival: m.sent_timestamp.and_then(epoch_millis),
+        data: m.body.unwrap_or_default(),
     }
 }
 
@@ -120,13 +124,13 @@ pub fn response(outcome: &BatchOutcome) -> Result<SqsBatchResponse, ResponseErro
 mod tests {
     use super::*;
 
-    fn event(text: &str) -> SqsEvent {
+    fn event(text: &str) -> SqsBatch {
         serde_json::from_str(text).unwrap()
     }
 
     #[test]
     fn a_message_reads_as_a_record_keyed_by_its_id() {
-        let e = event(include_str!("../../../events/sqs-readings.json"));
+        let e = event(include_str!("../../../../events/sqs-readings.json"));
         let records = Sqs.records(&e);
         let first = &records[0];
         assert_eq!(first.stream, "readings");
@@ -146,7 +150,7 @@ mod tests {
 
     #[test]
     fn fifo_batches_keep_group_order_whatever_the_configuration() {
-        let e = event(include_str!("../../../events/sqs-fifo-readings.json"));
+        let e = event(include_str!("../../../../events/sqs-fifo-readings.json"));
         let records = Sqs.records(&e);
         assert_eq!(records[0].stream, "readings.fifo");
         assert_eq!(records[0].partition_key, Some("sensor-0042"));

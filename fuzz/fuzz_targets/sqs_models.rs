@@ -1,0 +1,3 @@
+//! The SQS lean model reads whatever the full `aws_lambda_events` model reads, the same way.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| runnel::testing::fuzz::sqs_models(data));

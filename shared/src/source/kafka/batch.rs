@@ -1,0 +1,537 @@
+//! Reading a Kafka event straight into a [`KafkaBatch`]: keys and values decoded from the event
+//! text as it is read, instead of parsing `aws_lambda_events`' full `KafkaEvent` (a string per
+//! field, a map per header) and converting it (BENCHMARKS.md).
+//!
+//! Read the way the full model and [`KafkaBatch::from`] read them: the same records, ids, keys,
+//! values, timestamps and headers. Skipped without being checked: `topic`, `partition` (the
+//! event's key names the topic-partition) and `timestampType`; a record without `headers` has
+//! none.
+
+use std::fmt;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::{KafkaBatch, KafkaMessage};
+use crate::source::lean::once;
+
+impl<'de> Deserialize<'de> for KafkaBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+/// The keys the reader knows, of the event and of a record.
+enum Field {
+    Records,
+    Offset,
+    Timestamp,
+    RecordKey,
+    Value,
+    Headers,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // As bytes: a key read as a string is checked for UTF-8 first.
+        deserializer.deserialize_bytes(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Field, E> {
+        Ok(match v {
+            b"records" => Field::Records,
+            b"offset" => Field::Offset,
+            b"timestamp" => Field::Timestamp,
+            b"key" => Field::RecordKey,
+            b"value" => Field::Value,
+            b"headers" => Field::Headers,
+            _ => Field::Other,
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+        self.visit_bytes(v.as_bytes())
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = KafkaBatch;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kafka event (an object with records)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KafkaBatch, A::Error> {
+        let mut partitions: Option<Vec<(String, Vec<Record>)>> = None;
+        while let Some(key) = map.next_key()? {
+            match key {
+                Field::Records => {
+                    once(&partitions, "records")?;
+                    partitions = Some(map.next_value_seed(PartitionsSeed)?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let mut partitions = partitions.unwrap_or_default();
+        partitions.sort_by(|a, b| a.0.cmp(&b.0));
+        let total = partitions.iter().map(|(_, records)| records.len()).sum();
+        let mut records = Vec::with_capacity(total);
+        for (partition, mut batch) in partitions {
+            batch.sort_by_key(|r| r.offset);
+            records.extend(batch.into_iter().map(|r| r.message(&partition)));
+        }
+        Ok(KafkaBatch { records })
+    }
+}
+
+/// One record as read, before it is placed in its partition's order.
+struct Record {
+    offset: i64,
+    timestamp: DateTime<Utc>,
+    key: Option<String>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    fn message(self, partition: &str) -> KafkaMessage {
+        let mut id = String::with_capacity(partition.len() + 21);
+        id.push_str(partition);
+        id.push(':');
+        id.push_str(itoa::Buffer::new().format(self.offset));
+        KafkaMessage {
+            id,
+            partition_len: partition.len(),
+            key: self.key,
+            value: self.value,
+            timestamp: (self.timestamp.timestamp_millis() != 0).then_some(self.timestamp),
+            headers: self.headers,
+        }
+    }
+}
+
+/// `records`: topic-partition → its records, or `null` for none. A topic-partition given twice
+/// keeps its last list, as a map does.
+struct PartitionsSeed;
+
+impl<'de> DeserializeSeed<'de> for PartitionsSeed {
+    type Value = Vec<(String, Vec<Record>)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PartitionsSeed {
+    type Value = Vec<(String, Vec<Record>)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of topic-partitions to records, or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut partitions: Vec<(String, Vec<Record>)> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let records = map.next_value_seed(RecordsSeed)?;
+            match partitions.iter_mut().find(|(n, _)| *n == name) {
+                Some(earlier) => earlier.1 = records,
+                None => partitions.push((name, records)),
+            }
+        }
+        Ok(partitions)
+    }
+}
+
+struct RecordsSeed;
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed {
+    type Value = Vec<Record>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Record>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed {
+    type Value = Vec<Record>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of Kafka records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Record>, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(record) = seq.next_element_seed(RecordSeed)? {
+            records.push(record);
+        }
+        Ok(records)
+    }
+}
+
+struct RecordSeed;
+
+impl<'de> DeserializeSeed<'de> for RecordSeed {
+    type Value = Record;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Record, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kafka record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+        let (mut offset, mut timestamp, mut key, mut value, mut headers) =
+            (None, None, None, None, None);
+        while let Some(k) = map.next_key()? {
+            match k {
+                Field::Offset => {
+                    once(&offset, "offset")?;
+                    offset = Some(map.next_value::<i64>()?);
+                }
+                Field::Timestamp => {
+                    once(&timestamp, "timestamp")?;
+                    timestamp = Some(map.next_value::<Millis>()?.0);
+                }
+                Field::RecordKey => {
+                    once(&key, "key")?;
+                    key = Some(map.next_value_seed(Decoded::Text)?.and_then(Text::into_key));
+                }
+                Field::Value => {
+                    once(&value, "value")?;
+                    value = Some(map.next_value_seed(Decoded::Bytes)?.map(Text::into_value));
+                }
+                Field::Headers => {
+                    once(&headers, "headers")?;
+                    headers = Some(map.next_value::<Headers>()?.0);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Record {
+            offset: offset.ok_or_else(|| de::Error::missing_field("offset"))?,
+            timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+            key: key.flatten(),
+            value: value.flatten(),
+            headers: headers.unwrap_or_default(),
+        })
+    }
+}
+
+/// A base64 key or value as read: decoded, or its text when it is not base64.
+enum Text {
+    Decoded(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
+impl Text {
+    /// A key is kept when it decodes to UTF-8 text.
+    fn into_key(self) -> Option<String> {
+        match self {
+            Text::Decoded(bytes) => String::from_utf8(bytes).ok(),
+            Text::Raw(_) => None,
+        }
+    }
+
+    /// A value that is not base64 is kept as it came, to be quarantined as such.
+    fn into_value(self) -> Vec<u8> {
+        match self {
+            Text::Decoded(bytes) | Text::Raw(bytes) => bytes,
+        }
+    }
+}
+
+/// A base64 string or `null`. `Text` keeps the raw bytes only when asked (`Bytes`, for values).
+#[derive(Clone, Copy)]
+enum Decoded {
+    Text,
+    Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for Decoded {
+    type Value = Option<Text>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Text>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Decoded {
+    type Value = Option<Text>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("base64 text or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Text>, D::Error> {
+        d.deserialize_str(self)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Text>, E> {
+        // The same engine as the full model's conversion: what it takes for base64 decides
+        // whether a value is kept raw.
+        Ok(Some(
+            match base64::engine::general_purpose::STANDARD.decode(v) {
+                Ok(bytes) => Text::Decoded(bytes),
+                Err(_) => Text::Raw(match self {
+                    Decoded::Bytes => v.as_bytes().to_vec(),
+                    Decoded::Text => Vec::new(),
+                }),
+            },
+        ))
+    }
+}
+
+/// `headers`: a list of maps from name to a list of signed bytes. A name repeated within one
+/// map keeps its last value, as a map does.
+struct Headers(Vec<(String, Vec<u8>)>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(HeadersVisitor)
+    }
+}
+
+struct HeadersVisitor;
+
+impl<'de> Visitor<'de> for HeadersVisitor {
+    type Value = Headers;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of header maps")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Headers, A::Error> {
+        let mut headers = Vec::new();
+        while let Some(HeaderMap(map)) = seq.next_element()? {
+            headers.extend(map);
+        }
+        Ok(Headers(headers))
+    }
+}
+
+struct HeaderMap(Vec<(String, Vec<u8>)>);
+
+impl<'de> Deserialize<'de> for HeaderMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeaderMapVisitor)
+    }
+}
+
+struct HeaderMapVisitor;
+
+impl<'de> Visitor<'de> for HeaderMapVisitor {
+    type Value = HeaderMap;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of header names to byte lists")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderMap, A::Error> {
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let value: Vec<u8> = map
+                .next_value::<Vec<i8>>()?
+                .into_iter()
+                .map(|b| b as u8)
+                .collect();
+            match headers.iter_mut().find(|(n, _)| *n == name) {
+                Some(earlier) => earlier.1 = value,
+                None => headers.push((name, value)),
+            }
+        }
+        Ok(HeaderMap(headers))
+    }
+}
+
+/// A record's `timestamp`: epoch milliseconds as a number or a string of one, taken as the full
+/// model takes them (through `f64`: a whole, non-negative number below 2^64, then split into
+/// seconds and milliseconds by floating-point arithmetic, which can be a millisecond off).
+struct Millis(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MillisVisitor).map(Millis)
+    }
+}
+
+struct MillisVisitor;
+
+impl MillisVisitor {
+    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
+        // 2^64: the full model reads the number's decimal digits as a u64.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if !v.is_finite() || v.is_sign_negative() || v >= LIMIT {
+            return Err(E::custom(format!(
+                "timestamp {v} is not epoch milliseconds"
+            )));
+        }
+        if v.fract() != 0.0 {
+            return Err(E::custom(format!(
+                "timestamp {v} is malformed: a fraction of a millisecond"
+            )));
+        }
+        let seconds = v / 1000.0;
+        let nanos = (seconds.fract() * 1000.0) as u32 * 1_000_000;
+        Utc.timestamp_opt(seconds as i64, nanos)
+            .latest()
+            .ok_or_else(|| E::custom(format!("timestamp {v} is out of range")))
+    }
+}
+
+impl Visitor<'_> for MillisVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("epoch milliseconds")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
+        let number = v
+            .parse::<f64>()
+            .map_err(|_| E::custom(format!("timestamp {v:?} is not a number")))?;
+        Self::from_f64(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::kafka::KafkaEvent;
+
+    /// The batch the full model gives, headers in a fixed order.
+    fn both(text: &str) -> (KafkaBatch, KafkaBatch) {
+        let sorted = |mut b: KafkaBatch| {
+            b.records.iter_mut().for_each(|r| r.headers.sort());
+            b
+        };
+        let full: KafkaEvent = serde_json::from_str(text).unwrap();
+        (
+            sorted(serde_json::from_str(text).unwrap()),
+            sorted(KafkaBatch::from(full)),
+        )
+    }
+
+    #[test]
+    fn the_samples_read_as_the_full_model_reads_them() {
+        for text in [
+            include_str!("../../../../events/kafka-readings.json"),
+            include_str!("../../../../events/kafka-self-managed-readings.json"),
+        ] {
+            let (lean, full) = both(text);
+            assert!(!lean.records.is_empty());
+            assert_eq!(lean, full);
+        }
+    }
+
+    #[test]
+    fn odd_but_accepted_events_read_as_the_full_model_reads_them() {
+        let text = r#"{"records": {
+            "t-1": [{"partition": 1, "offset": 9, "timestamp": "1795331700999", "key": "!!",
+                     "value": "not base64", "headers": []}],
+            "t-0": [{"partition": 0, "offset": 3, "timestamp": 1795331700123.0, "key": null,
+                     "headers": [{"a": [1, -1]}, {"b": []}]},
+                    {"partition": 0, "offset": 2, "timestamp": 0, "key": "azE=", "value": "e30=",
+                     "headers": [{"a": [2], "a": [3]}]}],
+            "t-1": [{"partition": 1, "offset": 7, "timestamp": 4102444800001, "value": "",
+                     "headers": []}]
+        }, "eventSource": "aws:kafka"}"#;
+        let (lean, full) = both(text);
+        assert_eq!(lean, full);
+        let ids: Vec<&str> = lean.records.iter().map(|r| r.id.as_str()).collect();
+        // Sorted by partition then offset; the repeated "t-1" keeps its last list.
+        assert_eq!(ids, ["t-0:2", "t-0:3", "t-1:7"]);
+        assert_eq!(lean.records[0].key.as_deref(), Some("k1"));
+        assert_eq!(lean.records[0].timestamp, None);
+        assert_eq!(lean.records[0].headers, [("a".to_string(), vec![3])]);
+        assert_eq!(lean.records[1].value, None);
+        assert_eq!(lean.records[2].value.as_deref(), Some(&b""[..]));
+        let (empty, _) = both(r#"{"records": null}"#);
+        assert!(empty.records.is_empty());
+    }
+
+    #[test]
+    fn timestamps_land_where_the_full_model_puts_them() {
+        // Millisecond values whose float split can differ from integer arithmetic.
+        for ms in [
+            1u64,
+            999,
+            1001,
+            1_795_331_700_123,
+            1_795_331_700_999,
+            253_402_300_799_999,
+        ] {
+            let text = format!(
+                r#"{{"records": {{"t-0": [{{"partition": 0, "offset": 1, "timestamp": {ms}, "value": "e30=", "headers": []}}]}}}}"#
+            );
+            let (lean, full) = both(&text);
+            assert_eq!(lean, full, "{ms}");
+        }
+    }
+
+    #[test]
+    fn malformed_timestamps_are_errors_not_panics() {
+        for t in ["1.5", "-1", "\"-0\"", "\"abc\"", "1e30", "true"] {
+            let text = format!(
+                r#"{{"records": {{"t-0": [{{"offset": 1, "timestamp": {t}, "headers": []}}]}}}}"#
+            );
+            assert!(serde_json::from_str::<KafkaBatch>(&text).is_err(), "{t}");
+        }
+    }
+}
