@@ -61,6 +61,8 @@ def seeds():
             yield "sqs_models", name, raw
         if kind == "kafka":
             yield "kafka_models", name, raw
+        if kind == "firehose":
+            yield "firehose_models", name, raw
         if kind in SOURCES and not name.startswith("sqs-s3"):
             yield "batch_event", name, bytes([SOURCES[kind]]) + raw
         if kind == "s3" or name.startswith("sqs-s3"):

@@ -1,14 +1,16 @@
-//! Parts of the lean event models (Kinesis, SQS): a model reads only the fields its source uses
-//! and appends each one's text or bytes to a buffer of the whole batch, keeping where it sits
-//! ([`Span`]), instead of allocating a string per field as `aws_lambda_events`' models do.
+//! Parts of the lean event readers (Kinesis, SQS, Kafka, Firehose): a reader takes only the
+//! fields its source uses and appends each one's text or bytes to a buffer of the whole batch,
+//! keeping where it sits ([`Span`]), instead of allocating a string per field as
+//! `aws_lambda_events`' models do.
 //!
-//! A lean model reads every event its full model reads, to the same values (each has a
+//! A lean reader reads every event its full model reads, to the same values (each has a
 //! differential fuzz target); it may read more, since it does not check fields it skips.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, Visitor};
 
 /// Where one field's text or bytes sit in a batch's buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -197,5 +199,69 @@ impl Visitor<'_> for Base64<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
         self.visit_bytes(v.as_bytes())
+    }
+}
+
+/// Epoch milliseconds as a number or a string of one (Kafka's `timestamp`, Firehose's
+/// `approximateArrivalTimestamp`), taken as `aws_lambda_events`' `MillisecondTimestamp` takes
+/// them: through `f64`, a whole, non-negative number below 2^64, then split into seconds and
+/// milliseconds by floating-point arithmetic, which can be a millisecond off. A fraction of a
+/// millisecond is an error here, where that model panics.
+pub(crate) struct ModelMillis(pub(crate) DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for ModelMillis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MillisVisitor).map(ModelMillis)
+    }
+}
+
+struct MillisVisitor;
+
+impl MillisVisitor {
+    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
+        // 2^64: the full model reads the number's decimal digits as a u64.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if !v.is_finite() || v.is_sign_negative() || v >= LIMIT {
+            return Err(E::custom(format!(
+                "timestamp {v} is not epoch milliseconds"
+            )));
+        }
+        if v.fract() != 0.0 {
+            return Err(E::custom(format!(
+                "timestamp {v} is malformed: a fraction of a millisecond"
+            )));
+        }
+        let seconds = v / 1000.0;
+        let nanos = (seconds.fract() * 1000.0) as u32 * 1_000_000;
+        Utc.timestamp_opt(seconds as i64, nanos)
+            .latest()
+            .ok_or_else(|| E::custom(format!("timestamp {v} is out of range")))
+    }
+}
+
+impl Visitor<'_> for MillisVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("epoch milliseconds")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
+        Self::from_f64(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
+        let number = v
+            .parse::<f64>()
+            .map_err(|_| E::custom(format!("timestamp {v:?} is not a number")))?;
+        Self::from_f64(number)
     }
 }

@@ -158,6 +158,54 @@ pub fn sqs_models(data: &[u8]) {
     }
 }
 
+/// Firehose's lean reader reads whatever the full `aws_lambda_events` model reads, the same way:
+/// the delivery stream's ARN and each record's id, partition key, data and arrival time.
+pub fn firehose_models(data: &[u8]) {
+    use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
+    // The full model panics on a fraction of a millisecond: such an input is one it refuses.
+    let full = std::panic::catch_unwind(|| {
+        quietly(|| serde_json::from_slice::<KinesisFirehoseEvent>(data))
+    });
+    let Ok(Ok(full)) = full else {
+        return;
+    };
+    // Records given as lists of their fields are left out, as for the other models.
+    let Ok(serde_json::Value::Object(event)) = serde_json::from_slice(data) else {
+        return;
+    };
+    let records = event.get("records").and_then(|r| r.as_array());
+    let objects = records.is_some_and(|rs| {
+        rs.iter().all(|r| {
+            r.as_object().is_some_and(|r| {
+                r.get("kinesisRecordMetadata")
+                    .is_none_or(|m| m.is_object() || m.is_null())
+            })
+        })
+    });
+    if !objects {
+        return;
+    }
+    let lean: crate::source::firehose::FirehoseBatch = match serde_json::from_slice(data) {
+        Ok(lean) => lean,
+        Err(e) => panic!("the full model reads the event, the lean one refuses it: {e}"),
+    };
+    assert_eq!(
+        lean.delivery_stream_arn(),
+        full.delivery_stream_arn.as_deref()
+    );
+    assert_eq!(lean.len(), full.records.len());
+    for (l, f) in lean.records().zip(&full.records) {
+        let metadata = f.kinesis_firehose_record_metadata.as_ref();
+        assert_eq!(l.record_id, f.record_id.as_deref());
+        assert_eq!(
+            l.partition_key,
+            metadata.and_then(|m| m.partition_key.as_deref())
+        );
+        assert_eq!(l.data, &f.data.0[..]);
+        assert_eq!(l.arrival, f.approximate_arrival_timestamp.0);
+    }
+}
+
 /// Kafka's reader gives the batch the full `aws_lambda_events` model gives after
 /// `KafkaBatch::from`: the same records in the same order, ids, keys, values, timestamps, and
 /// headers (as a multiset: the full model keeps a header map's names in hash order).

@@ -10,12 +10,12 @@
 use std::fmt;
 
 use base64::Engine as _;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::{KafkaBatch, KafkaMessage};
-use crate::source::lean::once;
+use crate::source::lean::{once, ModelMillis};
 
 impl<'de> Deserialize<'de> for KafkaBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -225,7 +225,7 @@ impl<'de> Visitor<'de> for RecordSeed {
                 }
                 Field::Timestamp => {
                     once(&timestamp, "timestamp")?;
-                    timestamp = Some(map.next_value::<Millis>()?.0);
+                    timestamp = Some(map.next_value::<ModelMillis>()?.0);
                 }
                 Field::RecordKey => {
                     once(&key, "key")?;
@@ -385,68 +385,6 @@ impl<'de> Visitor<'de> for HeaderMapVisitor {
             }
         }
         Ok(HeaderMap(headers))
-    }
-}
-
-/// A record's `timestamp`: epoch milliseconds as a number or a string of one, taken as the full
-/// model takes them (through `f64`: a whole, non-negative number below 2^64, then split into
-/// seconds and milliseconds by floating-point arithmetic, which can be a millisecond off).
-struct Millis(DateTime<Utc>);
-
-impl<'de> Deserialize<'de> for Millis {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MillisVisitor).map(Millis)
-    }
-}
-
-struct MillisVisitor;
-
-impl MillisVisitor {
-    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
-        // 2^64: the full model reads the number's decimal digits as a u64.
-        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
-        if !v.is_finite() || v.is_sign_negative() || v >= LIMIT {
-            return Err(E::custom(format!(
-                "timestamp {v} is not epoch milliseconds"
-            )));
-        }
-        if v.fract() != 0.0 {
-            return Err(E::custom(format!(
-                "timestamp {v} is malformed: a fraction of a millisecond"
-            )));
-        }
-        let seconds = v / 1000.0;
-        let nanos = (seconds.fract() * 1000.0) as u32 * 1_000_000;
-        Utc.timestamp_opt(seconds as i64, nanos)
-            .latest()
-            .ok_or_else(|| E::custom(format!("timestamp {v} is out of range")))
-    }
-}
-
-impl Visitor<'_> for MillisVisitor {
-    type Value = DateTime<Utc>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("epoch milliseconds")
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
-        let number = v
-            .parse::<f64>()
-            .map_err(|_| E::custom(format!("timestamp {v:?} is not a number")))?;
-        Self::from_f64(number)
     }
 }
 
