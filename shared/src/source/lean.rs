@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 /// Where one field's text or bytes sit in a batch's buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,6 +65,89 @@ impl<const N: usize> LastSizes<N> {
         for (slot, size) in self.0.iter().zip(sizes) {
             slot.store(size, Ordering::Relaxed);
         }
+    }
+}
+
+/// A batch as a lean reader keeps it: its entries, and the two buffers their spans point into.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Buffers<E> {
+    pub(crate) entries: Vec<E>,
+    /// Ids, keys and names, one after the other.
+    pub(crate) text: String,
+    /// The records' payloads, one after the other.
+    pub(crate) data: Vec<u8>,
+}
+
+impl<E> Default for Buffers<E> {
+    fn default() -> Self {
+        Buffers {
+            entries: Vec::new(),
+            text: String::new(),
+            data: Vec::new(),
+        }
+    }
+}
+
+/// One entry of a lean reader's batch (a record, a message).
+pub(crate) trait ReadEntry: Sized {
+    /// What a list of entries is called in an error (`a list of SQS messages`).
+    const LIST: &'static str;
+
+    /// The buffer sizes of the last batch this reader read.
+    fn last_sizes() -> &'static LastSizes<3>;
+
+    /// Reads one entry, appending its parts to the batch's buffers.
+    fn read<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        buffers: &mut Buffers<Self>,
+    ) -> Result<Self, D::Error>;
+}
+
+/// A batch's list of entries, read into its buffers, which are reserved at the last batch's
+/// sizes first.
+pub(crate) struct EntriesSeed<'b, E>(pub(crate) &'b mut Buffers<E>);
+
+impl<'de, E: ReadEntry> DeserializeSeed<'de> for EntriesSeed<'_, E> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, E: ReadEntry> Visitor<'de> for EntriesSeed<'_, E> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(E::LIST)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (buffers, sizes) = (self.0, E::last_sizes());
+        buffers
+            .entries
+            .reserve(seq.size_hint().unwrap_or(0).max(sizes.get(0)));
+        buffers.text.reserve(sizes.get(1));
+        buffers.data.reserve(sizes.get(2));
+        while let Some(entry) = seq.next_element_seed(EntrySeed(&mut *buffers))? {
+            buffers.entries.push(entry);
+        }
+        sizes.set([
+            buffers.entries.len(),
+            buffers.text.len(),
+            buffers.data.len(),
+        ]);
+        Ok(())
+    }
+}
+
+struct EntrySeed<'b, E>(&'b mut Buffers<E>);
+
+impl<'de, E: ReadEntry> DeserializeSeed<'de> for EntrySeed<'_, E> {
+    type Value = E;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<E, D::Error> {
+        E::read(deserializer, self.0)
     }
 }
 

@@ -10,21 +10,20 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{once, Base64, LastSizes, ModelMillis, OptionalText, Span};
+use crate::source::lean::{
+    once, Base64, Buffers, EntriesSeed, LastSizes, ModelMillis, OptionalText, ReadEntry, Span,
+};
 
 /// A Firehose transformation event: its records in the order they must be answered. Read one
 /// with [`FirehoseBatch::records`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FirehoseBatch {
-    entries: Vec<Entry>,
+    buffers: Buffers<Entry>,
+    /// In the buffers' text, beside the record ids and partition keys.
     delivery_stream_arn: Option<Span>,
-    /// The ARN, record ids and partition keys, one after the other.
-    text: String,
-    /// The records' decoded data, one after the other.
-    data: Vec<u8>,
 }
 
 /// Where a record's parts sit in the batch's buffers.
@@ -53,27 +52,32 @@ pub struct FirehoseRecord<'a> {
 impl FirehoseBatch {
     /// How many records the batch holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.buffers.entries.len()
     }
 
     /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.buffers.entries.is_empty()
     }
 
     /// `deliveryStreamArn`.
     pub fn delivery_stream_arn(&self) -> Option<&str> {
-        self.delivery_stream_arn.map(|s| s.text(&self.text))
+        self.delivery_stream_arn.map(|s| s.text(&self.buffers.text))
     }
 
     /// The records, in the event's order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = FirehoseRecord<'_>> + '_ {
-        self.entries.iter().map(|e| {
-            let text = |s: Span| s.text(&self.text);
+        let Buffers {
+            entries,
+            text,
+            data,
+        } = &self.buffers;
+        entries.iter().map(|e| {
+            let text = |s: Span| s.text(text);
             FirehoseRecord {
                 record_id: e.record_id.map(text),
                 partition_key: e.partition_key.map(text),
-                data: e.data.bytes(&self.data),
+                data: e.data.bytes(data),
                 arrival: e.arrival,
             }
         })
@@ -148,12 +152,12 @@ impl<'de> Visitor<'de> for BatchVisitor {
             match key {
                 Field::Records => {
                     once(&records, "records")?;
-                    map.next_value_seed(RecordsSeed(&mut batch))?;
+                    map.next_value_seed(EntriesSeed(&mut batch.buffers))?;
                     records = Some(());
                 }
                 Field::DeliveryStreamArn => {
                     once(&arn, "deliveryStreamArn")?;
-                    arn = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    arn = Some(map.next_value_seed(OptionalText(&mut batch.buffers.text))?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -168,49 +172,24 @@ impl<'de> Visitor<'de> for BatchVisitor {
 
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
-struct RecordsSeed<'b>(&'b mut FirehoseBatch);
+impl ReadEntry for Entry {
+    const LIST: &'static str = "a list of Firehose records";
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = ();
+    fn last_sizes() -> &'static LastSizes<3> {
+        &LAST_SIZES
+    }
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
+    fn read<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        buffers: &mut Buffers<Entry>,
+    ) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(RecordVisitor(buffers))
     }
 }
 
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
-    type Value = ();
+struct RecordVisitor<'b>(&'b mut Buffers<Entry>);
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of Firehose records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let batch = self.0;
-        batch
-            .entries
-            .reserve(seq.size_hint().unwrap_or(0).max(LAST_SIZES.get(0)));
-        batch.text.reserve(LAST_SIZES.get(1));
-        batch.data.reserve(LAST_SIZES.get(2));
-        while let Some(entry) = seq.next_element_seed(RecordSeed(&mut *batch))? {
-            batch.entries.push(entry);
-        }
-        LAST_SIZES.set([batch.entries.len(), batch.text.len(), batch.data.len()]);
-        Ok(())
-    }
-}
-
-struct RecordSeed<'b>(&'b mut FirehoseBatch);
-
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Entry;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordSeed<'_> {
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
     type Value = Entry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

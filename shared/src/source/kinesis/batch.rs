@@ -7,21 +7,17 @@
 use std::fmt;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{once, Base64, LastSizes, OptionalText, Span, Text};
+use crate::source::lean::{
+    once, Base64, Buffers, EntriesSeed, LastSizes, OptionalText, ReadEntry, Span, Text,
+};
 use crate::source::SourceRecord;
 
 /// A Kinesis event: its records in shard order. Read one with [`KinesisBatch::records`].
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct KinesisBatch {
-    entries: Vec<Entry>,
-    /// Event ids, sequence numbers and partition keys, one after the other.
-    text: String,
-    /// The records' decoded data, one after the other.
-    data: Vec<u8>,
-}
+pub struct KinesisBatch(Buffers<Entry>);
 
 /// Where a record's parts sit in the batch's buffers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,22 +48,22 @@ pub struct KinesisRecord<'a> {
 impl KinesisBatch {
     /// How many records the batch holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.0.entries.len()
     }
 
     /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.0.entries.is_empty()
     }
 
     /// The record at `index`.
     pub fn get(&self, index: usize) -> Option<KinesisRecord<'_>> {
-        self.entries.get(index).map(|e| self.view(e))
+        self.0.entries.get(index).map(|e| self.view(e))
     }
 
     /// The records, in shard order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = KinesisRecord<'_>> + '_ {
-        self.entries.iter().map(|e| self.view(e))
+        self.0.entries.iter().map(|e| self.view(e))
     }
 
     /// Borrows the records as batch source records, reported and keyed by sequence number.
@@ -85,12 +81,12 @@ impl KinesisBatch {
     }
 
     fn view(&self, e: &Entry) -> KinesisRecord<'_> {
-        let text = |s: Span| s.text(&self.text);
+        let text = |s: Span| s.text(&self.0.text);
         KinesisRecord {
             event_id: e.event_id.map(text),
             sequence_number: text(e.sequence_number),
             partition_key: text(e.partition_key),
-            data: e.data.bytes(&self.data),
+            data: e.data.bytes(&self.0.data),
             arrival: e.arrival,
         }
     }
@@ -165,7 +161,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
                 Key::Records => {
                     once(&batch, "Records")?;
                     let mut b = KinesisBatch::default();
-                    map.next_value_seed(RecordsSeed(&mut b))?;
+                    map.next_value_seed(EntriesSeed(&mut b.0))?;
                     batch = Some(b);
                 }
                 _ => {
@@ -179,50 +175,25 @@ impl<'de> Visitor<'de> for BatchVisitor {
 
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
-struct RecordsSeed<'b>(&'b mut KinesisBatch);
+impl ReadEntry for Entry {
+    const LIST: &'static str = "a list of Kinesis records";
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of Kinesis records")
+    fn last_sizes() -> &'static LastSizes<3> {
+        &LAST_SIZES
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let batch = self.0;
-        batch
-            .entries
-            .reserve(seq.size_hint().unwrap_or(0).max(LAST_SIZES.get(0)));
-        batch.text.reserve(LAST_SIZES.get(1));
-        batch.data.reserve(LAST_SIZES.get(2));
-        while let Some(entry) = seq.next_element_seed(RecordSeed(&mut *batch))? {
-            batch.entries.push(entry);
-        }
-        LAST_SIZES.set([batch.entries.len(), batch.text.len(), batch.data.len()]);
-        Ok(())
+    fn read<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        buffers: &mut Buffers<Entry>,
+    ) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(RecordVisitor(buffers))
     }
 }
 
 /// One record: its event id and its `kinesis` part.
-struct RecordSeed<'b>(&'b mut KinesisBatch);
+struct RecordVisitor<'b>(&'b mut Buffers<Entry>);
 
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Entry;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordSeed<'_> {
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
     type Value = Entry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -254,7 +225,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 }
 
 /// The `kinesis` part of a record.
-struct PayloadSeed<'b>(&'b mut KinesisBatch);
+struct PayloadSeed<'b>(&'b mut Buffers<Entry>);
 
 impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
     type Value = Entry;

@@ -8,21 +8,17 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{once, LastSizes, OptionalBytes, OptionalText, Span, Text};
+use crate::source::lean::{
+    once, Buffers, EntriesSeed, LastSizes, OptionalBytes, OptionalText, ReadEntry, Span, Text,
+};
 
 /// An SQS event: its messages in the order Lambda delivered them. Read one with
 /// [`SqsBatch::records`].
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SqsBatch {
-    entries: Vec<Entry>,
-    /// Message ids, queue ARNs, group ids and sent timestamps, one after the other.
-    text: String,
-    /// The messages' bodies, one after the other.
-    data: Vec<u8>,
-}
+pub struct SqsBatch(Buffers<Entry>);
 
 /// Where a message's parts sit in the batch's buffers.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -53,24 +49,29 @@ pub struct SqsRecord<'a> {
 impl SqsBatch {
     /// How many messages the batch holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.0.entries.len()
     }
 
     /// Whether the batch holds no message.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.0.entries.is_empty()
     }
 
     /// The messages, in delivery order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = SqsRecord<'_>> + '_ {
-        self.entries.iter().map(|e| {
-            let text = |s: Span| s.text(&self.text);
+        let Buffers {
+            entries,
+            text,
+            data,
+        } = &self.0;
+        entries.iter().map(|e| {
+            let text = |s: Span| s.text(text);
             SqsRecord {
                 message_id: e.message_id.map(text),
                 event_source_arn: e.event_source_arn.map(text),
                 message_group_id: e.message_group_id.map(text),
                 sent_timestamp: e.sent_timestamp.map(text),
-                body: e.body.map(|s| s.bytes(&self.data)),
+                body: e.body.map(|s| s.bytes(data)),
             }
         })
     }
@@ -146,7 +147,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
                 Key::Records => {
                     once(&batch, "Records")?;
                     let mut b = SqsBatch::default();
-                    map.next_value_seed(MessagesSeed(&mut b))?;
+                    map.next_value_seed(EntriesSeed(&mut b.0))?;
                     batch = Some(b);
                 }
                 _ => {
@@ -160,50 +161,25 @@ impl<'de> Visitor<'de> for BatchVisitor {
 
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
-struct MessagesSeed<'b>(&'b mut SqsBatch);
+impl ReadEntry for Entry {
+    const LIST: &'static str = "a list of SQS messages";
 
-impl<'de> DeserializeSeed<'de> for MessagesSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MessagesSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of SQS messages")
+    fn last_sizes() -> &'static LastSizes<3> {
+        &LAST_SIZES
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let batch = self.0;
-        batch
-            .entries
-            .reserve(seq.size_hint().unwrap_or(0).max(LAST_SIZES.get(0)));
-        batch.text.reserve(LAST_SIZES.get(1));
-        batch.data.reserve(LAST_SIZES.get(2));
-        while let Some(entry) = seq.next_element_seed(MessageSeed(&mut *batch))? {
-            batch.entries.push(entry);
-        }
-        LAST_SIZES.set([batch.entries.len(), batch.text.len(), batch.data.len()]);
-        Ok(())
+    fn read<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        buffers: &mut Buffers<Entry>,
+    ) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(MessageVisitor(buffers))
     }
 }
 
 /// One message.
-struct MessageSeed<'b>(&'b mut SqsBatch);
+struct MessageVisitor<'b>(&'b mut Buffers<Entry>);
 
-impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
-    type Value = Entry;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MessageSeed<'_> {
+impl<'de> Visitor<'de> for MessageVisitor<'_> {
     type Value = Entry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
