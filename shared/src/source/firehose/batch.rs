@@ -14,7 +14,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::lean::{
-    once, Base64, Buffers, EntriesSeed, LastSizes, ModelMillis, OptionalText, ReadEntry, Span,
+    once, read_name, Base64, Buffers, EntriesSeed, LastSizes, ModelMillis, OptionalText, ReadEntry,
+    Span,
 };
 
 /// A Firehose transformation event: its records in the order they must be answered. Read one
@@ -104,22 +105,7 @@ enum Field {
 
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // As bytes: a key read as a string is checked for UTF-8 first.
-        deserializer.deserialize_bytes(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Field;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Field, E> {
-        Ok(match v {
+        read_name(deserializer, |name| match name {
             b"records" => Field::Records,
             b"deliveryStreamArn" => Field::DeliveryStreamArn,
             b"recordId" => Field::RecordId,
@@ -129,10 +115,6 @@ impl Visitor<'_> for KeyVisitor {
             b"partitionKey" => Field::Partition,
             _ => Field::Other,
         })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-        self.visit_bytes(v.as_bytes())
     }
 }
 

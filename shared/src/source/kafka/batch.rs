@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::{KafkaBatch, KafkaMessage};
-use crate::source::lean::{once, ModelMillis};
+use crate::source::lean::{once, read_name, ModelMillis};
 
 impl<'de> Deserialize<'de> for KafkaBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -36,22 +36,7 @@ enum Field {
 
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // As bytes: a key read as a string is checked for UTF-8 first.
-        deserializer.deserialize_bytes(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Field;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Field, E> {
-        Ok(match v {
+        read_name(deserializer, |name| match name {
             b"records" => Field::Records,
             b"offset" => Field::Offset,
             b"timestamp" => Field::Timestamp,
@@ -60,10 +45,6 @@ impl Visitor<'_> for KeyVisitor {
             b"headers" => Field::Headers,
             _ => Field::Other,
         })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-        self.visit_bytes(v.as_bytes())
     }
 }
 

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::lean::{
-    once, Base64, Buffers, EntriesSeed, LastSizes, OptionalText, ReadEntry, Span, Text,
+    once, read_name, Base64, Buffers, EntriesSeed, LastSizes, OptionalText, ReadEntry, Span, Text,
 };
 use crate::source::SourceRecord;
 
@@ -112,23 +112,7 @@ enum Key {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // As bytes: the names compared are ASCII, and serde_json checks a key read as a string
-        // for UTF-8 first (a sixth of the parse went to such checks).
-        deserializer.deserialize_bytes(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Key, E> {
-        Ok(match v {
+        read_name(deserializer, |name| match name {
             b"Records" => Key::Records,
             b"eventID" => Key::EventId,
             b"kinesis" => Key::Kinesis,
@@ -138,10 +122,6 @@ impl Visitor<'_> for KeyVisitor {
             b"approximateArrivalTimestamp" => Key::Arrival,
             _ => Key::Other,
         })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        self.visit_bytes(v.as_bytes())
     }
 }
 

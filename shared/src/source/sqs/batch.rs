@@ -12,7 +12,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::lean::{
-    once, Buffers, EntriesSeed, LastSizes, OptionalBytes, OptionalText, ReadEntry, Span, Text,
+    once, read_name, Buffers, EntriesSeed, LastSizes, OptionalBytes, OptionalText, ReadEntry, Span,
+    Text,
 };
 
 /// An SQS event: its messages in the order Lambda delivered them. Read one with
@@ -98,23 +99,7 @@ enum Key {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // As bytes: the names compared are ASCII, and a key read as a string is checked for
-        // UTF-8 first.
-        deserializer.deserialize_bytes(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Key, E> {
-        Ok(match v {
+        read_name(deserializer, |name| match name {
             b"Records" => Key::Records,
             b"messageId" => Key::MessageId,
             b"eventSourceARN" => Key::EventSourceArn,
@@ -124,10 +109,6 @@ impl Visitor<'_> for KeyVisitor {
             b"SentTimestamp" => Key::SentTimestamp,
             _ => Key::Other,
         })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        self.visit_bytes(v.as_bytes())
     }
 }
 
