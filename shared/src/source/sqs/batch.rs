@@ -317,6 +317,16 @@ mod tests {
         assert_eq!(second.body, Some("a \"quoted\" é body".as_bytes()));
     }
 
+    /// A body that is not UTF-8 is read as its bytes (the document parse then quarantines that
+    /// one message); the full model refuses the whole batch for it.
+    #[test]
+    fn a_body_that_is_not_utf8_is_read_as_its_bytes() {
+        let event = b"{\"Records\": [{\"messageId\": \"a\", \"body\": \"x\xff\"}]}";
+        assert!(serde_json::from_slice::<SqsEvent>(event).is_err());
+        let lean: SqsBatch = serde_json::from_slice(event).unwrap();
+        assert_eq!(lean.records().next().unwrap().body, Some(&b"x\xff"[..]));
+    }
+
     #[test]
     fn what_the_full_model_refuses_for_the_fields_read_is_refused() {
         for text in [
