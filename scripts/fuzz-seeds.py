@@ -63,6 +63,8 @@ def seeds():
             yield "kafka_models", name, raw
         if kind == "firehose":
             yield "firehose_models", name, raw
+        if kind == "dynamodb":
+            yield "dynamodb_models", name, raw
         if kind in SOURCES and not name.startswith("sqs-s3"):
             yield "batch_event", name, bytes([SOURCES[kind]]) + raw
         if kind == "s3" or name.startswith("sqs-s3"):

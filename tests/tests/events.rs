@@ -58,7 +58,7 @@ fn every_event_file_round_trips() {
                 serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
             assert_eq!(event, again, "{name}");
             let batch: DynamoDbBatch = serde_json::from_str(&text).unwrap();
-            assert_eq!(batch.records.len(), event.records.len(), "{name}");
+            assert_eq!(batch.len(), event.records.len(), "{name}");
             seen += 1;
         } else if name.starts_with("alert-") {
             // Alert events are any JSON; each must be recognised as the kind its name says.

@@ -18,6 +18,7 @@ fn run(target: &str, data: &[u8]) {
         "sqs_models" => fuzz::sqs_models(data),
         "kafka_models" => fuzz::kafka_models(data),
         "firehose_models" => fuzz::firehose_models(data),
+        "dynamodb_models" => fuzz::dynamodb_models(data),
         "batch_event" => {
             let Some((&selector, event)) = data.split_first() else {
                 return;

@@ -1,16 +1,19 @@
-//! Parts of the lean event readers (Kinesis, SQS, Kafka, Firehose): a reader takes only the
-//! fields its source uses and appends each one's text or bytes to a buffer of the whole batch,
-//! keeping where it sits ([`Span`]), instead of allocating a string per field as
+//! Parts of the lean event readers (Kinesis, SQS, DynamoDB Streams, Kafka, Firehose): a reader
+//! takes only the fields its source uses and appends each one's text or bytes to a buffer of the
+//! whole batch, keeping where it sits ([`Span`]), instead of allocating a string per field as
 //! `aws_lambda_events`' models do.
 //!
 //! A lean reader reads every event its full model reads, to the same values (each has a
 //! differential fuzz target); it may read more, since it does not check fields it skips.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 /// Where one field's text or bytes sit in a batch's buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,6 +141,56 @@ impl<'de, E: ReadEntry> Visitor<'de> for EntriesSeed<'_, E> {
             buffers.data.len(),
         ]);
         Ok(())
+    }
+}
+
+/// Reads an event that is an object holding its entries under `Records` (Kinesis, SQS, DynamoDB
+/// Streams); its other keys are skipped. `Records` is required, and refused when given twice.
+/// `event` says what the event is in an error (`an SQS event`).
+pub(crate) fn read_records<'de, D, E>(
+    deserializer: D,
+    event: &'static str,
+) -> Result<Buffers<E>, D::Error>
+where
+    D: Deserializer<'de>,
+    E: ReadEntry,
+{
+    deserializer.deserialize_map(RecordsVisitor(event, PhantomData))
+}
+
+struct RecordsVisitor<E>(&'static str, PhantomData<E>);
+
+impl<'de, E: ReadEntry> Visitor<'de> for RecordsVisitor<E> {
+    type Value = Buffers<E>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (an object with Records)", self.0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Buffers<E>, A::Error> {
+        let mut buffers = None;
+        while let Some(records) = map.next_key_seed(IsRecords)? {
+            if records {
+                once(&buffers, "Records")?;
+                let mut b = Buffers::default();
+                map.next_value_seed(EntriesSeed(&mut b))?;
+                buffers = Some(b);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        buffers.ok_or_else(|| de::Error::missing_field("Records"))
+    }
+}
+
+/// Whether an event's key is `Records`.
+struct IsRecords;
+
+impl<'de> DeserializeSeed<'de> for IsRecords {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        read_name(deserializer, |name| name == b"Records")
     }
 }
 

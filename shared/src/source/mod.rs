@@ -246,25 +246,6 @@ pub trait BatchSource: Send + Sync + 'static {
     }
 }
 
-/// Deserialises a model of `aws_lambda_events` that may panic on a malformed value, as an error
-/// instead: its timestamp decoding asserts that a millisecond time has no fraction (Firehose;
-/// Kafka's own reader refuses such a time) and overflows on a long fraction of seconds (DynamoDB Streams), in version 1.2. A panic
-/// there would end the process on the event's bytes alone, before the batch is even seen.
-pub(crate) fn deserialize_guarded<'de, T, D>(deserializer: D) -> Result<T, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        T::deserialize(deserializer)
-    }))
-    .unwrap_or_else(|_| {
-        Err(serde::de::Error::custom(
-            "a field's value is malformed (the event model panicked on it)",
-        ))
-    })
-}
-
 /// The first record whose (stream, position) an earlier record of the batch has. Stream sources
 /// deliver positions in increasing order, checked without a set; others fall back to one.
 fn repeated_place(records: &[SourceRecord<'_>]) -> Option<usize> {
@@ -319,9 +300,10 @@ mod tests {
         assert_eq!(repeated_place(&[]), None);
     }
 
+    /// `aws_lambda_events` 1.2 asserts that a millisecond time has no fraction (its models panic
+    /// on such an event); the readers refuse it.
     #[test]
-    fn a_panicking_event_model_is_an_error() {
-        // aws_lambda_events 1.2 asserts that a millisecond time has no fraction.
+    fn times_the_full_models_panic_on_are_errors() {
         let event = r#"{"records":{"t-0":[{"topic":"t","partition":0,"offset":1,
             "timestamp":1795331700123.5,"timestampType":"CREATE_TIME","value":"e30="}]}}"#;
         let parsed = serde_json::from_str::<kafka::KafkaBatch>(event);

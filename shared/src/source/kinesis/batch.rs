@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::lean::{
-    once, read_name, Base64, Buffers, EntriesSeed, LastSizes, OptionalText, ReadEntry, Span, Text,
+    once, read_name, read_records, Base64, Buffers, LastSizes, OptionalText, ReadEntry, Span, Text,
 };
 use crate::source::SourceRecord;
 
@@ -94,13 +94,12 @@ impl KinesisBatch {
 
 impl<'de> Deserialize<'de> for KinesisBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(BatchVisitor)
+        read_records(deserializer, "a Kinesis event").map(KinesisBatch)
     }
 }
 
 /// The keys the model reads; every other key is skipped.
 enum Key {
-    Records,
     EventId,
     Kinesis,
     SequenceNumber,
@@ -113,7 +112,6 @@ enum Key {
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         read_name(deserializer, |name| match name {
-            b"Records" => Key::Records,
             b"eventID" => Key::EventId,
             b"kinesis" => Key::Kinesis,
             b"sequenceNumber" => Key::SequenceNumber,
@@ -122,34 +120,6 @@ impl<'de> Deserialize<'de> for Key {
             b"approximateArrivalTimestamp" => Key::Arrival,
             _ => Key::Other,
         })
-    }
-}
-
-struct BatchVisitor;
-
-impl<'de> Visitor<'de> for BatchVisitor {
-    type Value = KinesisBatch;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Kinesis event (an object with Records)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KinesisBatch, A::Error> {
-        let mut batch = None;
-        while let Some(key) = map.next_key()? {
-            match key {
-                Key::Records => {
-                    once(&batch, "Records")?;
-                    let mut b = KinesisBatch::default();
-                    map.next_value_seed(EntriesSeed(&mut b.0))?;
-                    batch = Some(b);
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        batch.ok_or_else(|| de::Error::missing_field("Records"))
     }
 }
 

@@ -12,8 +12,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::lean::{
-    once, read_name, Buffers, EntriesSeed, LastSizes, OptionalBytes, OptionalText, ReadEntry, Span,
-    Text,
+    once, read_name, read_records, Buffers, LastSizes, OptionalBytes, OptionalText, ReadEntry,
+    Span, Text,
 };
 
 /// An SQS event: its messages in the order Lambda delivered them. Read one with
@@ -80,14 +80,13 @@ impl SqsBatch {
 
 impl<'de> Deserialize<'de> for SqsBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(BatchVisitor)
+        read_records(deserializer, "an SQS event").map(SqsBatch)
     }
 }
 
 /// The keys the model reads, of the event, a message and its attributes; every other key is
 /// skipped.
 enum Key {
-    Records,
     MessageId,
     EventSourceArn,
     Attributes,
@@ -100,7 +99,6 @@ enum Key {
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         read_name(deserializer, |name| match name {
-            b"Records" => Key::Records,
             b"messageId" => Key::MessageId,
             b"eventSourceARN" => Key::EventSourceArn,
             b"attributes" => Key::Attributes,
@@ -109,34 +107,6 @@ impl<'de> Deserialize<'de> for Key {
             b"SentTimestamp" => Key::SentTimestamp,
             _ => Key::Other,
         })
-    }
-}
-
-struct BatchVisitor;
-
-impl<'de> Visitor<'de> for BatchVisitor {
-    type Value = SqsBatch;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an SQS event (an object with Records)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SqsBatch, A::Error> {
-        let mut batch = None;
-        while let Some(key) = map.next_key()? {
-            match key {
-                Key::Records => {
-                    once(&batch, "Records")?;
-                    let mut b = SqsBatch::default();
-                    map.next_value_seed(EntriesSeed(&mut b.0))?;
-                    batch = Some(b);
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        batch.ok_or_else(|| de::Error::missing_field("Records"))
     }
 }
 

@@ -20,13 +20,20 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+mod attributes;
+mod batch;
+
+pub use batch::{ChangeRecord, DynamoDbBatch};
+
+use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::AttributeValue;
 use serde_json::Value;
+
+use attributes::Number;
 
 use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
 use crate::records::{FieldError, Validate};
@@ -50,15 +57,14 @@ impl BatchSource for DynamoDb {
 
     fn records<'e>(&self, event: &'e DynamoDbBatch) -> Vec<SourceRecord<'e>> {
         event
-            .records
-            .iter()
+            .records()
             .map(|r| SourceRecord {
-                item_identifier: &r.sequence_number,
-                stream: &r.stream,
-                position: &r.sequence_number,
+                item_identifier: r.sequence_number,
+                stream: r.stream,
+                position: r.sequence_number,
                 partition_key: None,
                 arrival: r.arrival,
-                data: &r.document,
+                data: r.document,
             })
             .collect()
     }
@@ -82,62 +88,40 @@ impl BatchSource for DynamoDb {
     }
 }
 
-/// A DynamoDB Streams event as the handler reads it: Lambda's event, parsed with the
-/// `aws_lambda_events` model, each record turned into its JSON document once.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DynamoDbBatch {
-    /// The batch's records, in stream order.
-    pub records: Vec<ChangeRecord>,
-}
-
-/// One change record of a [`DynamoDbBatch`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChangeRecord {
-    /// `SequenceNumber`: the item identifier and position.
-    pub sequence_number: String,
-    /// The table and stream label (`Orders-2026-11-22T000000.000`), from `eventSourceARN`.
-    pub stream: String,
-    /// `ApproximateCreationDateTime`, when present.
-    pub arrival: Option<DateTime<Utc>>,
-    /// The JSON document the transform reads (see the module docs).
-    pub document: Vec<u8>,
-}
-
-impl<'de> Deserialize<'de> for DynamoDbBatch {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        super::deserialize_guarded::<Event, D>(deserializer).map(DynamoDbBatch::from)
-    }
-}
-
+/// The model's way to the same batch the reader gives: for a caller that holds a parsed event,
+/// and to check the reader against (each image converted with [`to_json`]).
 impl From<Event> for DynamoDbBatch {
     fn from(event: Event) -> Self {
-        DynamoDbBatch {
-            records: event.records.into_iter().map(ChangeRecord::from).collect(),
-        }
-    }
-}
-
-impl From<EventRecord> for ChangeRecord {
-    fn from(r: EventRecord) -> Self {
-        let change = r.change;
-        let image = |item: serde_dynamo::Item| {
-            let map = item.into_inner();
-            (!map.is_empty()).then(|| map_to_json(map))
-        };
-        let document = Document {
-            event_name: &r.event_name,
-            keys: map_to_json(change.keys.into_inner()),
-            new_image: image(change.new_image),
-            old_image: image(change.old_image),
-        };
-        ChangeRecord {
-            sequence_number: change.sequence_number.unwrap_or_default(),
-            stream: stream_id(r.event_source_arn.as_deref(), r.table_name.as_deref()),
+        let mut batch = DynamoDbBatch::default();
+        let mut stream = String::new();
+        for r in event.records {
+            let change = r.change;
+            let image = |item: serde_dynamo::Item| {
+                let map = item.into_inner();
+                (!map.is_empty()).then(|| map_to_json(map))
+            };
+            let document = Document {
+                event_name: &r.event_name,
+                keys: map_to_json(change.keys.into_inner()),
+                new_image: image(change.new_image),
+                old_image: image(change.old_image),
+            };
+            stream.clear();
+            push_stream_id(
+                &mut stream,
+                r.event_source_arn.as_deref(),
+                r.table_name.as_deref(),
+            );
             // The model reads a missing time as the epoch.
-            arrival: (change.approximate_creation_date_time.timestamp() != 0)
-                .then_some(change.approximate_creation_date_time),
-            document: serde_json::to_vec(&document).expect("JSON values serialise"),
+            let time = change.approximate_creation_date_time;
+            batch.push(
+                change.sequence_number.as_deref().unwrap_or_default(),
+                &stream,
+                (time.timestamp() != 0).then_some(time),
+                &serde_json::to_vec(&document).unwrap_or_default(),
+            );
         }
+        batch
     }
 }
 
@@ -155,13 +139,24 @@ struct Document<'a> {
 /// `<table>-<stream label>` from `arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>`,
 /// without the label's colons (ids are `stream:position:index`).
 pub fn stream_id(arn: Option<&str>, table: Option<&str>) -> String {
+    let mut id = String::new();
+    push_stream_id(&mut id, arn, table);
+    id
+}
+
+/// [`stream_id`], appended to `out`.
+fn push_stream_id(out: &mut String, arn: Option<&str>, table: Option<&str>) {
     let parsed = arn
         .and_then(|a| a.split_once(":table/"))
         .and_then(|(_, rest)| rest.split_once("/stream/"));
     match (parsed, table) {
-        (Some((table, label)), _) => format!("{table}-{}", label.replace(':', "")),
-        (None, Some(table)) if !table.is_empty() => table.to_string(),
-        _ => "dynamodb".to_string(),
+        (Some((table, label)), _) => {
+            out.push_str(table);
+            out.push('-');
+            out.extend(label.chars().filter(|&c| c != ':'));
+        }
+        (None, Some(table)) if !table.is_empty() => out.push_str(table),
+        _ => out.push_str("dynamodb"),
     }
 }
 
@@ -192,20 +187,13 @@ fn map_to_json(map: HashMap<String, AttributeValue>) -> Value {
 }
 
 fn number(text: &str) -> Value {
-    if let Ok(i) = text.parse::<i64>() {
-        return i.into();
-    }
-    if let Ok(u) = text.parse::<u64>() {
-        return u.into();
-    }
-    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
-    match text.parse::<f64>() {
-        Ok(f) if significant <= 15 => serde_json::Number::from_f64(f)
+    match Number::read(text) {
+        Number::Signed(i) => i.into(),
+        Number::Unsigned(u) => u.into(),
+        Number::Float(f) => serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or_else(|| Value::String(text.to_string())),
-        _ => Value::String(text.to_string()),
+        Number::Text => Value::String(text.to_string()),
     }
 }
 
@@ -293,7 +281,7 @@ mod tests {
     use serde_json::json;
 
     fn batch() -> DynamoDbBatch {
-        serde_json::from_str(include_str!("../../../events/dynamodb-readings.json")).unwrap()
+        serde_json::from_str(include_str!("../../../../events/dynamodb-readings.json")).unwrap()
     }
 
     #[test]
