@@ -47,16 +47,16 @@ fn splice_line<V: serde::Serialize>(
     line.push(b'{');
     for (n, (name, field)) in lead.iter().enumerate() {
         let comma = (n > 0).then_some(b',');
-        super::json::write_framed(line, comma, name, Some(b':'));
+        crate::util::json::write_framed(line, comma, name, Some(b':'));
         match field {
-            Lead::Str(s) => super::json::write_str(line, s),
+            Lead::Str(s) => crate::util::json::write_str(line, s),
             Lead::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
             Lead::Json(json) => line.extend_from_slice(json.as_bytes()),
         }
     }
     // Serialise in place; the value's own `{` becomes the separator after the lead fields.
     let at = line.len();
-    super::json::write_value(line, value)?;
+    crate::util::json::write_value(line, value)?;
     match &line[at..] {
         b"{}" => {
             line.truncate(at);

@@ -12,7 +12,6 @@
 //! run's first document, which is what makes re-delivery overwrite instead of duplicate.
 
 mod encode;
-mod json;
 mod line;
 mod memory;
 mod partition;

@@ -2,4 +2,5 @@
 
 pub mod backoff;
 pub mod hash;
+pub(crate) mod json;
 pub mod redact;

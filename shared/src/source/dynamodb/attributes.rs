@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::source::lean::read_name;
+use crate::util::json;
 
 /// What an `N` value's text becomes in the document: an integer when it is one that fits in 64
 /// bits, a float when it has at most 15 significant digits (which an `f64` keeps exactly), else
@@ -57,7 +58,8 @@ impl Number {
 
 /// Appends `text` as a JSON string.
 fn write_str<E: de::Error>(out: &mut Vec<u8>, text: &str) -> Result<(), E> {
-    serde_json::to_writer(out, text).map_err(E::custom)
+    json::write_str(out, text);
+    Ok(())
 }
 
 /// Appends an `N` value's text as [`Number`] makes it.

@@ -17,6 +17,7 @@ use super::attributes::ItemSeed;
 use crate::source::lean::{
     once, read_name, read_records, Buffers, LastSizes, OptionalText, ReadEntry, Span,
 };
+use crate::util::json;
 
 /// A DynamoDB Streams event: its change records in stream order. Read one with
 /// [`DynamoDbBatch::records`].
@@ -304,7 +305,7 @@ impl Visitor<'_> for JsonString<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
         let start = self.0.len();
-        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)?;
+        json::write_str(self.0, v);
         Ok(Span {
             start,
             end: self.0.len(),
