@@ -2,6 +2,7 @@
 //! its own floor: serde_json parsing the event into the `aws_lambda_events` model of that source
 //! and nothing else. The handler's path is what the runtime does: parse into the source's event
 //! type, process into an in-memory store, serialise the answer (Firehose's carries the output).
+//! The reader's figure is the first step alone: the parse into the source's event type.
 //! Median of several runs after two warm-ups, all sources in one run (or one, with `--only`).
 //!
 //! `source-paths [--runs N] [--only SOURCE] [--json FILE]`: `--only` measures one source (`sqs`,
@@ -147,13 +148,14 @@ struct Figures {
     name: &'static str,
     event_bytes: usize,
     floor: f64,
+    reader: f64,
     handler: f64,
 }
 
-/// Times the floor (`F`: parse into the event model) against the handler (parse into the
-/// source's event type, process into an in-memory store, serialise the answer as the runtime
-/// does; Firehose's carries the output), alternating, and checks each handled batch landed every
-/// reading.
+/// Times the floor (`F`: parse into the event model), the reader (parse into the source's event
+/// type) and the handler (that parse, processing into an in-memory store, the answer serialised
+/// as the runtime does; Firehose's carries the output), in turn, and checks each handled batch
+/// landed every reading.
 fn measure<F: DeserializeOwned, S: BatchSource, T: Transform>(
     name: &'static str,
     event: &Value,
@@ -166,11 +168,16 @@ fn measure<F: DeserializeOwned, S: BatchSource, T: Transform>(
         .store(MemoryStore::new())
         .config(StreamConfig::new("bench", "curated"))
         .build()?;
-    let (mut floor, mut handler): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    let (mut floor, mut reader, mut handler): (Vec<Duration>, Vec<Duration>, Vec<Duration>) =
+        (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs + 2 {
         let t = Instant::now();
         let parsed: F = serde_json::from_slice(&event)?;
         let f = t.elapsed();
+        drop(parsed);
+        let t = Instant::now();
+        let parsed: S::Event = serde_json::from_slice(&event)?;
+        let r = t.elapsed();
         drop(parsed);
         let t = Instant::now();
         let parsed: S::Event = serde_json::from_slice(&event)?;
@@ -188,6 +195,7 @@ fn measure<F: DeserializeOwned, S: BatchSource, T: Transform>(
         }
         if run >= 2 {
             floor.push(f);
+            reader.push(r);
             handler.push(h);
         }
     }
@@ -195,6 +203,7 @@ fn measure<F: DeserializeOwned, S: BatchSource, T: Transform>(
         name,
         event_bytes: event.len(),
         floor: median(floor).as_secs_f64(),
+        reader: median(reader).as_secs_f64(),
         handler: median(handler).as_secs_f64(),
     })
 }
@@ -261,10 +270,12 @@ fn main() -> anyhow::Result<()> {
     println!("{RECORDS} readings, one per record, in each source's event; median of {runs} runs");
     for f in &all {
         println!(
-            "{:<9} {:>6.2} MB event   floor (parse into its aws_lambda_events model) {:>7.2} ms   handler {:>7.2} ms   ratio {:.2}",
+            "{:<9} {:>6.2} MB event   floor (parse into its aws_lambda_events model) {:>7.2} ms   reader {:>7.2} ms ({:.2})   handler {:>7.2} ms   ratio {:.2}",
             f.name,
             f.event_bytes as f64 / 1e6,
             f.floor * 1e3,
+            f.reader * 1e3,
+            f.reader / f.floor,
             f.handler * 1e3,
             f.handler / f.floor
         );
@@ -275,7 +286,8 @@ fn main() -> anyhow::Result<()> {
             .map(|f| {
                 (
                     f.name.to_string(),
-                    json!({"event_bytes": f.event_bytes, "floor_ms": f.floor * 1e3, "handler_ms": f.handler * 1e3}),
+                    json!({"event_bytes": f.event_bytes, "floor_ms": f.floor * 1e3,
+                           "reader_ms": f.reader * 1e3, "handler_ms": f.handler * 1e3}),
                 )
             })
             .collect();
