@@ -1,7 +1,8 @@
-//! serde_json's compact output, written faster where output lines spend their time: struct keys
-//! and strings that need no escaping are copied as they are, found with a word-at-a-time scan
-//! instead of serde_json's byte-by-byte table lookup. Everything else (numbers, sequences, maps,
-//! enums, strings that do need escapes) is serde_json's own code, so the bytes are the same.
+//! serde_json's compact output, written faster where output lines and the DynamoDB reader's
+//! documents spend their time: struct keys and strings that need no escaping are copied as they
+//! are, found with a word-at-a-time scan instead of serde_json's byte-by-byte table lookup.
+//! Everything else (numbers, sequences, maps, enums, strings that do need escapes) is serde_json's
+//! own code, so the bytes are the same.
 
 use std::cell::RefCell;
 use std::io;
