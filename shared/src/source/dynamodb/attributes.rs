@@ -155,7 +155,8 @@ impl<'de> Visitor<'de> for MapWriter<'_> {
                 out.push(b',');
             }
             let name_start = out.len();
-            if map.next_key_seed(NameWriter(&mut *out))?.is_none() {
+            // A name is read as a string, as the map's `String` keys are (checked for UTF-8).
+            if map.next_key_seed(Scalar::text(&mut *out))?.is_none() {
                 out.truncate(mark);
                 break;
             }
@@ -197,30 +198,6 @@ fn seen_before(
     });
     // A hash seen before is a repeat or a collision: the names tell which.
     !set.insert(state.hash_one(text(name))) && names.iter().any(same)
-}
-
-/// An attribute's name, written as a JSON string. Read as a string, as the map's `String` keys
-/// are (checked for UTF-8).
-struct NameWriter<'b>(&'b mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for NameWriter<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for NameWriter<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an attribute name")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        write_str(self.0, v)
-    }
 }
 
 /// The type names of an attribute value.
@@ -337,7 +314,14 @@ impl Kind {
 }
 
 /// A string value, written as its kind is.
-struct Scalar<'b>(&'b mut Vec<u8>, Kind);
+pub(super) struct Scalar<'b>(&'b mut Vec<u8>, Kind);
+
+impl<'b> Scalar<'b> {
+    /// A string written as a JSON string (an attribute's name, `S`, the record's event name).
+    pub(super) fn text(out: &'b mut Vec<u8>) -> Self {
+        Scalar(out, Kind::Text)
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Scalar<'_> {
     type Value = ();

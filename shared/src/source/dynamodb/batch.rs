@@ -13,11 +13,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::attributes::ItemSeed;
+use super::attributes::{ItemSeed, Scalar};
 use crate::source::lean::{
     once, read_name, read_records, Buffers, LastSizes, OptionalText, ReadEntry, Span,
 };
-use crate::util::json;
 
 /// A DynamoDB Streams event: its change records in stream order. Read one with
 /// [`DynamoDbBatch::records`].
@@ -185,7 +184,12 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
             match key {
                 Key::EventName => {
                     once(&name, "eventName")?;
-                    name = Some(map.next_value_seed(JsonString(&mut batch.data))?);
+                    let start = batch.data.len();
+                    map.next_value_seed(Scalar::text(&mut batch.data))?;
+                    name = Some(Span {
+                        start,
+                        end: batch.data.len(),
+                    });
                 }
                 Key::EventSourceArn => {
                     once(&arn, "eventSourceARN")?;
@@ -282,34 +286,6 @@ fn put_together(data: &mut Vec<u8>, parts_start: usize, name: Span, change: &Cha
     Span {
         start: parts_start,
         end: data.len(),
-    }
-}
-
-/// A string written as JSON (the event name, as the document carries it).
-struct JsonString<'b>(&'b mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for JsonString<'_> {
-    type Value = Span;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for JsonString<'_> {
-    type Value = Span;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
-        let start = self.0.len();
-        json::write_str(self.0, v);
-        Ok(Span {
-            start,
-            end: self.0.len(),
-        })
     }
 }
 
