@@ -87,7 +87,12 @@ impl Fixture {
     }
 
     fn service(&self, config: AlertConfig) -> AlertService {
-        AlertService::new(config, self.aws.sns(), self.aws.s3(), Some(self.aws.glue()))
+        AlertService::new(
+            config,
+            self.aws.sns(),
+            self.aws.s3(),
+            Some(self.aws.glue().into()),
+        )
     }
 
     /// Receives until `n` messages arrived and the queue then stays empty for a moment.

@@ -200,7 +200,7 @@ async fn count_precondition_waits_for_n_objects() {
 
 fn trigger(aws: &runnel::aws::Aws, glue: GlueClient, state_bucket: &str) -> GlueTrigger {
     GlueTrigger {
-        glue,
+        glue: glue.into(),
         s3: aws.s3(),
         job_name: "daily-etl".into(),
         precondition: Precondition::Count(1),

@@ -3,8 +3,8 @@
 //! resident memory once the function waits for its first event.
 //!
 //! `init-time [--runs N] [--json FILE] NAME=PATH ...` (put the baseline first, e.g.
-//! `hello=target/release/hello`; ratios are against it). Each binary gets the configuration every
-//! Runnel function requires, pointing at nothing: init must not make network calls.
+//! `hello=target/release/hello`; ratios are against it). Each binary gets the configuration the
+//! template gives Runnel's functions, pointing at nothing: init must not make network calls.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -51,7 +51,10 @@ fn start_once(path: &str) -> anyhow::Result<Start> {
             ("AWS_ACCESS_KEY_ID", "bench"),
             ("AWS_SECRET_ACCESS_KEY", "bench"),
             ("OUTPUT_BUCKET", "bench-curated"),
-            ("OUTPUT_BUCKET", "bench-curated"),
+            // As the template deploys them: s3-ingest starts the day's Glue job, failure-alert
+            // keeps dedupe markers.
+            ("GLUE_JOB_NAME", "bench-daily-etl"),
+            ("DEDUPE_BUCKET", "bench-curated"),
             (
                 "ALERT_TOPIC_ARN",
                 "arn:aws:sns:us-east-1:123456789012:bench",

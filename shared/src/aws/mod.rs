@@ -21,8 +21,12 @@
 pub mod arn;
 #[cfg(any(feature = "alert", feature = "glue"))]
 pub mod glue;
+mod lazy;
 pub mod s3;
 
+pub use lazy::LazyClient;
+
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -116,11 +120,28 @@ pub fn has_environment_keys(lookup: impl Fn(&str) -> Option<String>) -> bool {
     set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")
 }
 
-/// The shared SDK configuration and the clients built from it.
+/// The shared SDK configuration and the clients built from it. Each client is built once, on
+/// its first request, and shared by every clone: building one is a visible part of a cold start
+/// (its TLS configuration takes in every CA root), so two users of S3 in one function pay once.
 #[derive(Debug, Clone)]
 pub struct Aws {
     sdk: SdkConfig,
     endpoints: EndpointSettings,
+    clients: Arc<Clients>,
+}
+
+/// The clients built so far.
+#[derive(Debug, Default)]
+struct Clients {
+    s3: OnceLock<aws_sdk_s3::Client>,
+    #[cfg(any(feature = "producer", feature = "replay"))]
+    kinesis: OnceLock<aws_sdk_kinesis::Client>,
+    #[cfg(feature = "replay")]
+    lambda: OnceLock<aws_sdk_lambda::Client>,
+    #[cfg(feature = "alert")]
+    sns: OnceLock<aws_sdk_sns::Client>,
+    #[cfg(any(feature = "alert", feature = "glue"))]
+    glue: OnceLock<aws_sdk_glue::Client>,
 }
 
 impl Aws {
@@ -143,15 +164,16 @@ impl Aws {
             );
         }
         let sdk = loader.load().await;
-        Aws {
-            sdk,
-            endpoints: EndpointSettings::from_process_env(),
-        }
+        Aws::from_parts(sdk, EndpointSettings::from_process_env())
     }
 
     /// Wraps an existing configuration (tests, or callers with their own loading).
     pub fn from_parts(sdk: SdkConfig, endpoints: EndpointSettings) -> Self {
-        Aws { sdk, endpoints }
+        Aws {
+            sdk,
+            endpoints,
+            clients: Arc::default(),
+        }
     }
 
     /// The shared SDK configuration, for clients this type does not build.
@@ -167,57 +189,115 @@ impl Aws {
     /// The S3 client configuration: the shared one plus path-style addressing when chosen.
     pub fn s3_config(&self) -> aws_sdk_s3::Config {
         let mut builder = aws_sdk_s3::config::Builder::from(&self.sdk);
-        builder.set_endpoint_url(self.endpoints.service_endpoint("S3").map(str::to_owned));
+        builder.set_endpoint_url(self.endpoint("S3"));
         builder
             .force_path_style(self.endpoints.s3_path_style())
             .build()
     }
 
-    /// An S3 client (path-style for emulator endpoints).
+    /// The S3 client (path-style for emulator endpoints).
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(self.s3_config())
+        self.clients
+            .s3
+            .get_or_init(|| aws_sdk_s3::Client::from_conf(self.s3_config()))
+            .clone()
     }
 
     /// The Kinesis client, for the producer and replays.
     #[cfg(any(feature = "producer", feature = "replay"))]
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
-        let mut builder = aws_sdk_kinesis::config::Builder::from(&self.sdk);
-        builder.set_endpoint_url(
-            self.endpoints
-                .service_endpoint("KINESIS")
-                .map(str::to_owned),
-        );
-        aws_sdk_kinesis::Client::from_conf(builder.build())
+        let build = || {
+            let mut builder = aws_sdk_kinesis::config::Builder::from(&self.sdk);
+            builder.set_endpoint_url(self.endpoint("KINESIS"));
+            aws_sdk_kinesis::Client::from_conf(builder.build())
+        };
+        self.clients.kinesis.get_or_init(build).clone()
     }
 
     /// The Lambda client, for replays.
     #[cfg(feature = "replay")]
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
-        let mut builder = aws_sdk_lambda::config::Builder::from(&self.sdk);
-        builder.set_endpoint_url(self.endpoints.service_endpoint("LAMBDA").map(str::to_owned));
-        aws_sdk_lambda::Client::from_conf(builder.build())
+        let build = || {
+            let mut builder = aws_sdk_lambda::config::Builder::from(&self.sdk);
+            builder.set_endpoint_url(self.endpoint("LAMBDA"));
+            aws_sdk_lambda::Client::from_conf(builder.build())
+        };
+        self.clients.lambda.get_or_init(build).clone()
     }
 
     /// The SNS client, for alerts.
     #[cfg(feature = "alert")]
     pub fn sns(&self) -> aws_sdk_sns::Client {
-        let mut builder = aws_sdk_sns::config::Builder::from(&self.sdk);
-        builder.set_endpoint_url(self.endpoints.service_endpoint("SNS").map(str::to_owned));
-        aws_sdk_sns::Client::from_conf(builder.build())
+        let build = || {
+            let mut builder = aws_sdk_sns::config::Builder::from(&self.sdk);
+            builder.set_endpoint_url(self.endpoint("SNS"));
+            aws_sdk_sns::Client::from_conf(builder.build())
+        };
+        self.clients.sns.get_or_init(build).clone()
     }
 
     /// The Glue client, for alert enrichment and the Glue trigger.
     #[cfg(any(feature = "alert", feature = "glue"))]
     pub fn glue(&self) -> aws_sdk_glue::Client {
-        let mut builder = aws_sdk_glue::config::Builder::from(&self.sdk);
-        builder.set_endpoint_url(self.endpoints.service_endpoint("GLUE").map(str::to_owned));
-        aws_sdk_glue::Client::from_conf(builder.build())
+        let build = || {
+            let mut builder = aws_sdk_glue::config::Builder::from(&self.sdk);
+            builder.set_endpoint_url(self.endpoint("GLUE"));
+            aws_sdk_glue::Client::from_conf(builder.build())
+        };
+        self.clients.glue.get_or_init(build).clone()
+    }
+
+    /// The Glue client, built when first used: most invocations of the functions that may call
+    /// Glue never do, and building a client is part of every cold start that does.
+    #[cfg(any(feature = "alert", feature = "glue"))]
+    pub fn glue_on_first_use(&self) -> LazyClient<aws_sdk_glue::Client> {
+        let aws = self.clone();
+        LazyClient::new(move || aws.glue())
+    }
+
+    /// A service's endpoint override, as the client builders take it.
+    fn endpoint(&self, service: &str) -> Option<String> {
+        self.endpoints.service_endpoint(service).map(str::to_owned)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn each_client_is_built_on_its_first_request_and_shared_by_clones() {
+        let aws = Aws::from_parts(
+            SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .http_client(https_client())
+                .build(),
+            EndpointSettings::default(),
+        );
+        let clone = aws.clone();
+        assert!(aws.clients.s3.get().is_none());
+        let _ = clone.s3();
+        assert!(
+            aws.clients.s3.get().is_some(),
+            "a clone's client is the original's"
+        );
+        #[cfg(any(feature = "alert", feature = "glue"))]
+        {
+            let glue = aws.glue_on_first_use();
+            assert!(!glue.is_built());
+            assert!(
+                aws.clients.glue.get().is_none(),
+                "not built before its first use"
+            );
+            let _ = glue.get();
+            assert!(glue.is_built());
+            assert!(
+                aws.clients.glue.get().is_some(),
+                "built once, kept for later callers"
+            );
+        }
+    }
 
     #[test]
     fn environment_keys_need_both_halves() {

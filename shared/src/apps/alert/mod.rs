@@ -25,7 +25,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::{json, Value};
 
 use crate::aws::glue::job_run_details;
-use crate::aws::Aws;
+use crate::aws::{Aws, LazyClient};
 use crate::config::{self, ConfigError};
 use crate::s3event::ObjectRef;
 use crate::telemetry::{self, Metrics};
@@ -186,18 +186,18 @@ pub struct AlertService {
     sns: aws_sdk_sns::Client,
     s3: aws_sdk_s3::Client,
     dedupe: Option<S3Dedupe>,
-    glue: Option<aws_sdk_glue::Client>,
+    glue: Option<LazyClient<aws_sdk_glue::Client>>,
 }
 
 impl AlertService {
     /// The service around its clients: `s3` reads the records S3 on-failure destinations store
     /// and holds dedupe markers (when configured), `glue` enriches Glue alerts (when
-    /// `enrich_glue` is on).
+    /// `enrich_glue` is on; a client or one built on first use, [`Aws::glue_on_first_use`]).
     pub fn new(
         config: AlertConfig,
         sns: aws_sdk_sns::Client,
         s3: aws_sdk_s3::Client,
-        glue: Option<aws_sdk_glue::Client>,
+        glue: Option<LazyClient<aws_sdk_glue::Client>>,
     ) -> Self {
         let dedupe = config.dedupe.as_ref().map(|(bucket, prefix)| {
             S3Dedupe::new(
@@ -256,7 +256,7 @@ impl AlertService {
             return Ok(None);
         }
         let details = match &self.glue {
-            Some(glue) => job_run_details(glue, &glue_event.job_name, &glue_event.job_run_id)
+            Some(glue) => job_run_details(glue.get(), &glue_event.job_name, &glue_event.job_run_id)
                 .await
                 .map_err(|e| crate::error::chain(&e)),
             None => Err("enrichment is off (ENRICH_GLUE=false)".to_string()),
@@ -437,7 +437,8 @@ pub async fn run(service: &str) -> Result<(), lambda_runtime::Error> {
     let metrics = Metrics::new(config.metrics_namespace.clone())
         .dimension("service", service)
         .dimension("pipeline", config.rules.pipeline.clone());
-    let service_impl = AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue()));
+    let service_impl =
+        AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue_on_first_use()));
     let service_ref = &service_impl;
     let metrics_ref = &metrics;
     lambda_runtime::run(lambda_runtime::service_fn(

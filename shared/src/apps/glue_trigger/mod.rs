@@ -30,7 +30,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures::future::BoxFuture;
 
 use crate::aws::s3::{is_precondition_failed, list_keys, ListError};
-use crate::aws::Aws;
+use crate::aws::{Aws, LazyClient};
 use crate::ingest::{index, HookReport, IngestConfig, IngestHook};
 use crate::s3event::ObjectRef;
 use crate::sink::Location;
@@ -40,8 +40,8 @@ use crate::util::hash::fnv1a;
 /// Where a day's state lives and how a run is started.
 #[derive(Debug, Clone)]
 pub struct GlueTrigger {
-    /// Checks running job runs and starts new ones.
-    pub glue: aws_sdk_glue::Client,
+    /// Checks running job runs and starts new ones; built when a day first looks complete.
+    pub glue: LazyClient<aws_sdk_glue::Client>,
     /// Reads the index and the input folder, writes start claims.
     pub s3: aws_sdk_s3::Client,
     /// The Glue job to start.
@@ -94,7 +94,7 @@ impl GlueTrigger {
     /// job reading ingest's curated output.
     pub fn new(config: GlueTriggerConfig, ingest: &IngestConfig, aws: &Aws) -> Self {
         GlueTrigger {
-            glue: aws.glue(),
+            glue: aws.glue_on_first_use(),
             s3: aws.s3(),
             job_name: config.job_name,
             precondition: config.precondition,
@@ -245,6 +245,7 @@ impl GlueTrigger {
     async fn running_run(&self, day: &str) -> Result<Option<String>, GlueError> {
         let runs = self
             .glue
+            .get()
             .get_job_runs()
             .job_name(&self.job_name)
             .max_results(200)
@@ -285,6 +286,7 @@ impl GlueTrigger {
             attempt += 1;
             let mut request = self
                 .glue
+                .get()
                 .start_job_run()
                 .job_name(&self.job_name)
                 .arguments("--date", day)
