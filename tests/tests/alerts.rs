@@ -87,11 +87,12 @@ impl Fixture {
     }
 
     fn service(&self, config: AlertConfig) -> AlertService {
+        // As `run` builds it: Glue on first use.
         AlertService::new(
             config,
             self.aws.sns(),
             self.aws.s3(),
-            Some(self.aws.glue().into()),
+            Some(self.aws.glue_on_first_use()),
         )
     }
 
