@@ -65,6 +65,7 @@
 //! - [`timestamp`]: event times parsed once, RFC 3339 written fast;
 //! - [`s3event`]: S3 object-created events in both shapes (notification, EventBridge);
 //! - [`util`]: a stable hash, exponential backoff with jitter, redaction of secrets;
+//! - [`window`]: windowed aggregates over the outputs, written as panes that merge exactly once;
 //! - [`apps`]: ready-made applications, each behind a feature;
 //! - `testing`: a model of the Kinesis event source mapping's re-delivery, and fault-injecting
 //!   stores (feature `testing`).
@@ -98,3 +99,4 @@ pub mod testing;
 pub mod timestamp;
 pub mod transform;
 pub mod util;
+pub mod window;

@@ -473,3 +473,66 @@ async fn log_events_land_under_their_own_ids() {
     assert!(out.failures.is_empty());
     assert_eq!(ids(&lines_under(&store.objects(), "iot/")), ["e-1", "e-2"]);
 }
+
+#[tokio::test]
+async fn every_run_of_curated_output_writes_its_pane_under_the_same_name() {
+    let store = MemoryStore::new();
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(store.clone()),
+        Mode::Ordered,
+    )
+    .with_panes(panes());
+    let bad = br#"{"device":"","hour":1,"value":0}"#.to_vec();
+    let recs = records(vec![plain("a", 7), plain("b", 7), bad, plain("c", 8)]);
+    let out = p.process(&source_records(&recs)).await;
+    assert!(out.failures.is_empty(), "{:?}", out.errors);
+    let objects = store.objects();
+    let names = |prefix: &str| -> Vec<String> {
+        objects
+            .keys()
+            .filter_map(|(_, k)| k.strip_prefix(prefix).map(str::to_string))
+            .collect()
+    };
+    // Quarantine gets no pane; each data run gets one, named as the run is.
+    assert_eq!(names("aggregates/readings/"), names("iot/"));
+    assert_eq!(names("iot/").len(), 2);
+    assert_eq!(panes_differ(&objects), None);
+    let rows = lines_under(&objects, "aggregates/readings/dt=2026-11-22/hour=07/");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["readings"], 2);
+    assert_eq!(rows[0]["_pane"], format!("{SHARD}:{}:0:0", seq(0)));
+}
+
+#[tokio::test]
+async fn a_pane_that_cannot_be_written_fails_its_run_before_the_data_lands() {
+    let store = MemoryStore::new();
+    let faulty = FaultyStore::new(store.clone(), |o| {
+        (o.key.starts_with("aggregates/") && o.key.contains("hour=08"))
+            .then_some(SinkErrorKind::Throttled)
+    });
+    let p =
+        processor(TestTransform::default(), Arc::new(faulty), Mode::Ordered).with_panes(panes());
+    let recs = records(vec![plain("a", 7), plain("c", 8), plain("d", 8)]);
+    let out = p.process(&source_records(&recs)).await;
+    assert_eq!(out.failures, [seq(1), seq(2)]);
+    let objects = store.objects();
+    assert_eq!(
+        ids(&lines_under(&objects, "iot/")),
+        [format!("{SHARD}:{}:0", seq(0))]
+    );
+    assert_eq!(panes_differ(&objects), None);
+}
+
+#[test]
+fn a_source_that_hands_its_output_back_cannot_aggregate() {
+    let built = runnel::pipeline::Pipeline::new("readings")
+        .source(runnel::source::Firehose)
+        .transform(TestTransform::default())
+        .store(MemoryStore::new())
+        .config(runnel::pipeline::StreamConfig::new("readings", "curated"))
+        .aggregate(aggregation())
+        .build();
+    let err = built.err().expect("refused").to_string();
+    assert!(err.contains("no pane could be written"), "{err}");
+}

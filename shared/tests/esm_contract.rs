@@ -134,6 +134,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 struct RunResult {
+    panes_differ: Option<String>,
     data_ids: Vec<String>,
     quarantine_ids: Vec<String>,
     completed: bool,
@@ -169,7 +170,7 @@ fn run(
                 .insert(seq(*i), *n);
         }
     }
-    let p = processor(transform, store.clone(), s.mode);
+    let p = processor(transform, store.clone(), s.mode).with_panes(panes());
     let ids: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
     let sizes = s.batch_sizes.clone();
     let mut size_i = 0;
@@ -212,6 +213,7 @@ fn run(
     ));
     let objects = inner.objects();
     let result = RunResult {
+        panes_differ: panes_differ(&objects),
         data_ids: ids_of(&lines_under(&objects, "iot/")),
         quarantine_ids: ids_of(&lines_under(&objects, "quarantine/")),
         completed: report.completed,
@@ -237,6 +239,7 @@ proptest! {
         prop_assert_eq!(r.data_ids.iter().cloned().collect::<BTreeSet<_>>(), good, "output differs from the valid documents");
         prop_assert_eq!(duplicates(&r.quarantine_ids), Vec::<String>::new(), "duplicated quarantine");
         prop_assert_eq!(r.quarantine_ids.iter().cloned().collect::<BTreeSet<_>>(), bad, "quarantine differs from the bad documents");
+        prop_assert_eq!(r.panes_differ, None, "merged aggregates differ from the accepted records'");
     }
 
     /// Bad data alone never causes a retry: with no transient fault, no batch reports a failure.

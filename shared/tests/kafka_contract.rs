@@ -139,7 +139,8 @@ fn run(
             redelivery: Kafka.redelivery(),
             ..config(Kafka.default_mode())
         },
-    );
+    )
+    .with_panes(panes());
     let lengths: Vec<usize> = values.iter().map(Vec::len).collect();
     let mut rng = s.seed | 1;
     let invocation = AtomicUsize::new(0);
@@ -190,6 +191,11 @@ fn run(
         },
     ));
     let objects = inner.objects();
+    assert_eq!(
+        panes_differ(&objects),
+        None,
+        "merged aggregates differ from the accepted records'"
+    );
     (
         ids(&lines_under(&objects, "iot/")),
         ids(&lines_under(&objects, "quarantine/")),

@@ -147,6 +147,7 @@ fn records<'a>(
 }
 
 struct Outcome {
+    panes_differ: Option<String>,
     data_ids: Vec<String>,
     quarantine_ids: Vec<String>,
     completed: bool,
@@ -206,7 +207,8 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
             redelivery: Sqs.redelivery(),
             ..config(Mode::ReportAll)
         },
-    );
+    )
+    .with_panes(panes());
     let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
     let mut rng = s.seed | 1;
     let invocation = AtomicUsize::new(0);
@@ -245,6 +247,7 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
     ));
     let objects = inner.objects();
     let outcome = Outcome {
+        panes_differ: panes_differ(&objects),
         data_ids: ids_of(&lines_under(&objects, "iot/")),
         quarantine_ids: ids_of(&lines_under(&objects, "quarantine/")),
         completed: report.completed,
@@ -270,6 +273,7 @@ proptest! {
         prop_assert_eq!(r.data_ids.iter().cloned().collect::<BTreeSet<_>>(), good, "output differs from the valid documents");
         prop_assert_eq!(duplicates(&r.quarantine_ids), Vec::<String>::new(), "duplicated quarantine");
         prop_assert_eq!(r.quarantine_ids.iter().cloned().collect::<BTreeSet<_>>(), bad, "quarantine differs from the bad documents");
+        prop_assert_eq!(&r.panes_differ, &None, "merged aggregates differ from the accepted records'");
         if s.fifo {
             for group in ["g0", "g1", "g2"] {
                 let order: Vec<usize> = r.first_puts.iter().copied().filter(|i| msgs[*i].group == group).collect();

@@ -85,6 +85,9 @@ pub struct StreamConfig {
     pub max_record_bytes: usize,
     /// Puts in flight at once in report-all mode (`WRITE_CONCURRENCY`, 1-64).
     pub concurrency: usize,
+    /// Where aggregations write their panes, each under its own name (`AGGREGATES_BUCKET`,
+    /// default the output bucket; `AGGREGATES_PREFIX`, default `aggregates`).
+    pub aggregates: Location,
 }
 
 impl StreamConfig {
@@ -95,12 +98,13 @@ impl StreamConfig {
             mode: None,
             max_record_bytes: DecodeLimits::default().max_decoded_bytes,
             concurrency: 8,
+            aggregates: Location::new(bucket, "aggregates"),
         }
     }
 
     /// Reads the shared output variables plus `BATCH_MODE` (`ordered` | `report-all` |
     /// `per-group`),
-    /// `MAX_RECORD_BYTES` and `WRITE_CONCURRENCY`.
+    /// `MAX_RECORD_BYTES`, `WRITE_CONCURRENCY`, `AGGREGATES_BUCKET` and `AGGREGATES_PREFIX`.
     pub fn from_lookup(
         name: &str,
         lookup: impl Fn(&str) -> Option<String>,
@@ -130,11 +134,22 @@ impl StreamConfig {
                     "out of range",
                 );
             }
+            let aggregates_bucket = env.optional_or(
+                "AGGREGATES_BUCKET",
+                output.output.bucket.clone(),
+                "the S3 bucket for aggregate panes",
+            );
+            let aggregates_prefix: String = env.optional_or(
+                "AGGREGATES_PREFIX",
+                "aggregates".to_string(),
+                "a key prefix",
+            );
             StreamConfig {
                 output,
                 mode,
                 max_record_bytes,
                 concurrency,
+                aggregates: Location::new(aggregates_bucket, aggregates_prefix),
             }
         })
     }

@@ -47,12 +47,13 @@ use lambda_runtime::LambdaEvent;
 
 use crate::aws::Aws;
 use crate::config::ConfigError;
-use crate::sink::{Hourly, ObjectStore, S3Store};
+use crate::sink::{Hourly, Location, ObjectStore, S3Store};
 use crate::source::{
-    BatchOutcome, BatchSource, BatchStats, Mode, Redelivery, ResponseError, SourceRecord,
+    BatchOutcome, BatchSource, BatchStats, Delivery, Mode, Redelivery, ResponseError, SourceRecord,
 };
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
+use crate::window::{Aggregation, AggregationError, PaneSink};
 use parts::SinkParts;
 
 /// A pipeline being assembled: a name, then a source, then a transform.
@@ -89,6 +90,7 @@ impl<S: BatchSource> Pipeline<S> {
             transform,
             parts: SinkParts::new(),
             config: None,
+            aggregation: None,
         }
     }
 }
@@ -107,6 +109,7 @@ pub struct StreamPipeline<S: BatchSource, T: Transform> {
     transform: T,
     parts: SinkParts<T::Output>,
     config: Option<StreamConfig>,
+    aggregation: Option<Aggregation<T::Output>>,
 }
 
 impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
@@ -115,6 +118,13 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     /// The configuration, instead of reading it from the environment.
     pub fn config(mut self, config: StreamConfig) -> Self {
         self.config = Some(config);
+        self
+    }
+
+    /// Also aggregates the curated outputs in windows ([`crate::window`]): every run writes
+    /// its pane under `AGGREGATES_PREFIX/<aggregation name>/`, beside its data.
+    pub fn aggregate(mut self, aggregation: Aggregation<T::Output>) -> Self {
+        self.aggregation = Some(aggregation);
         self
     }
 
@@ -131,6 +141,24 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
                 self.source.name()
             )));
         }
+        let panes = match self.aggregation {
+            Some(aggregation) => {
+                aggregation.check()?;
+                if self.source.delivery() == Delivery::Response {
+                    return Err(BuildError::Mode(format!(
+                        "the {} source hands its output back to the caller, so no pane could be \
+                         written beside it: aggregate in a pipeline on the delivery's destination",
+                        self.source.name()
+                    )));
+                }
+                let location = Location::new(
+                    config.aggregates.bucket.clone(),
+                    config.aggregates.key(aggregation.name()),
+                );
+                Some(PaneSink::new(aggregation, location))
+            }
+            None => None,
+        };
         let sink = self.parts.into_sink(store, Hourly);
         let mut processor_config = config.processor_config(self.source.default_mode());
         processor_config.redelivery = self.source.redelivery();
@@ -138,9 +166,13 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
             .dimension("pipeline", config.output.pipeline.clone());
+        let mut processor = Processor::new(self.transform, sink, processor_config);
+        if let Some(panes) = panes {
+            processor = processor.with_panes(panes);
+        }
         Ok(Runner {
             name: self.name,
-            processor: Processor::new(self.transform, sink, processor_config),
+            processor,
             source: self.source,
             configured_mode: config.mode,
             metrics,
@@ -213,6 +245,9 @@ pub enum BuildError {
     /// The configured mode does not fit the source.
     #[error("{0}")]
     Mode(String),
+    /// The aggregation cannot be used.
+    #[error(transparent)]
+    Aggregation(#[from] AggregationError),
 }
 
 /// A built pipeline: handles one event at a time.
@@ -257,7 +292,7 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         &self,
         request: &redrive::RedriveRequest,
     ) -> Result<redrive::RedriveAnswer, ResponseError> {
-        if self.source.delivery() == crate::source::Delivery::Response {
+        if self.source.delivery() == Delivery::Response {
             return Err(ResponseError(format!(
                 "the {} source hands its output back to the caller: redrive its quarantine \
                  through the delivery stream",

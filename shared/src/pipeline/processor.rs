@@ -66,6 +66,7 @@ use crate::source::{
     BatchOutcome, Delivery, Mode, RecordStatus, Redelivery, ReturnedOutput, SourceRecord,
 };
 use crate::transform::{RecordContext, Transform};
+use crate::window::{Observation, PaneSink};
 
 use super::apply::{self, Scratch};
 use super::redrive::{entry_id, QuarantinedEntry};
@@ -106,6 +107,8 @@ struct Item {
     dest: Dest,
     /// The item's line in [`Prepared::lines`], newline included.
     line: std::ops::Range<usize>,
+    /// What the item adds to its run's pane, when the pipeline aggregates.
+    observed: Option<Box<Observation>>,
 }
 
 /// Every output line of a batch in one buffer, in item order, so that a run's lines are one
@@ -129,6 +132,7 @@ pub struct Processor<T: Transform> {
     sink: Sink<T::Output>,
     quarantine_encoder: Ndjson,
     config: ProcessorConfig,
+    panes: Option<PaneSink<T::Output>>,
 }
 
 impl<T: Transform> Processor<T> {
@@ -139,7 +143,15 @@ impl<T: Transform> Processor<T> {
             sink,
             quarantine_encoder: Ndjson,
             config,
+            panes: None,
         }
+    }
+
+    /// Also writes the panes of an aggregation beside every run of curated output
+    /// ([`crate::window`]).
+    pub fn with_panes(mut self, panes: PaneSink<T::Output>) -> Self {
+        self.panes = Some(panes);
+        self
     }
 
     /// The processor's configuration.
@@ -334,12 +346,17 @@ impl<T: Transform> Processor<T> {
                 return Err(BadData::Rejected(format!("output does not serialise: {e}")));
             }
             prepared.lines.push(b'\n');
+            let observed = self
+                .panes
+                .as_ref()
+                .and_then(|p| p.aggregation.observe(&output, ctx.arrival).map(Box::new));
             prepared.items.push(Item {
                 record,
                 index: flat,
                 output: n,
                 dest: Dest::Data(dest),
                 line: start..prepared.lines.len(),
+                observed,
             });
         }
         Ok(Ok(()))
@@ -380,6 +397,7 @@ impl<T: Transform> Processor<T> {
             // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
             dest: Dest::Quarantine(daily_partition(arrival)),
             line: start..prepared.lines.len(),
+            observed: None,
         });
     }
 
@@ -490,6 +508,36 @@ impl<T: Transform> Processor<T> {
         })
     }
 
+    /// The pane object of a run of curated output, when the pipeline aggregates.
+    fn pane_for(
+        &self,
+        run: &Run,
+        prepared: &Prepared,
+        records: &[SourceRecord<'_>],
+    ) -> Option<Result<PutObject, String>> {
+        let panes = self.panes.as_ref()?;
+        let items = &prepared.items[run.items.clone()];
+        let first = &items[0];
+        let Dest::Data(partition) = &first.dest else {
+            return None;
+        };
+        let rec = &records[first.record];
+        let name = object_name(
+            partition,
+            rec.stream,
+            rec.position,
+            first.index,
+            first.output,
+            panes.extension(),
+        );
+        let pane_id = format!(
+            "{}:{}:{}:{}",
+            rec.stream, rec.position, first.index, first.output
+        );
+        let observed = items.iter().filter_map(|i| i.observed.as_deref());
+        Some(panes.put(&name, &pane_id, observed))
+    }
+
     fn count_written(&self, run: &Run, items: &[Item], outcome: &mut BatchOutcome) {
         let n = run.items.len();
         outcome.stats.objects_written += 1;
@@ -507,6 +555,14 @@ impl<T: Transform> Processor<T> {
         records: &[SourceRecord<'_>],
     ) -> Result<(), String> {
         let put = self.put_for(run, prepared, records)?;
+        if let Some(pane) = self.pane_for(run, prepared, records) {
+            // Before the data: whatever a reader finds landed is already counted.
+            self.sink
+                .store
+                .put(pane?)
+                .await
+                .map_err(|e| crate::error::chain(&e))?;
+        }
         self.sink
             .store
             .put(put)

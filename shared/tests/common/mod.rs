@@ -303,3 +303,48 @@ pub fn xorshift(state: &mut u64, n: usize) -> usize {
     *state ^= *state << 17;
     (*state % n as u64) as usize
 }
+
+/// The aggregate the re-delivery property tests check: per `value % 3` and half hour of event
+/// time, every kind of measure.
+pub fn aggregation() -> runnel::window::Aggregation<Reading> {
+    let at = |r: &Reading| {
+        Utc.with_ymd_and_hms(2026, 11, 22, r.hour, 0, 0).unwrap()
+            + chrono::Duration::seconds(r.value.rem_euclid(3600))
+    };
+    runnel::window::Aggregation::new("readings")
+        .key("bucket", |r: &Reading| Some((r.value % 3).to_string()))
+        .tumbling(std::time::Duration::from_secs(1800))
+        .event_time(move |r: &Reading| Some(at(r)))
+        .count("readings")
+        .sum("total", |r: &Reading| Some(r.value as f64))
+        .min("least", |r: &Reading| Some(r.value as f64))
+        .max("latest_hour", |r: &Reading| Some(f64::from(r.hour)))
+        .stats("value", |r: &Reading| Some(r.value as f64))
+        .last("last_value", move |r: &Reading| {
+            Some((r.value as f64, at(r)))
+        })
+        .distinct("devices", |r: &Reading| Some(r.device.clone()))
+}
+
+/// The panes of [`aggregation`] under `aggregates/readings` of the curated bucket.
+pub fn panes() -> runnel::window::PaneSink<Reading> {
+    runnel::window::PaneSink::new(
+        aggregation(),
+        Location::new("curated", "aggregates/readings"),
+    )
+}
+
+/// Whether the merged panes in the store equal the aggregate computed directly from the curated
+/// documents that landed (which the property tests check are the valid ones, once each); the
+/// difference when they do not.
+pub fn panes_differ(objects: &ObjectMap) -> Option<String> {
+    let landed: Vec<Reading> = lines_under(objects, "iot/")
+        .into_iter()
+        .map(|line| serde_json::from_value(line).unwrap())
+        .collect();
+    let panes = lines_under(objects, "aggregates/readings/");
+    let aggregation = aggregation();
+    let merged = aggregation.merge_panes(&panes).unwrap();
+    let direct = aggregation.aggregate_directly(landed.iter().map(|r| (r, None)));
+    (merged != direct).then(|| format!("merged panes {merged:?}\n  direct {direct:?}"))
+}

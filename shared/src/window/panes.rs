@@ -1,0 +1,217 @@
+//! Panes: the partial aggregates of one run, written under the run's own key, and their merge.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::sink::{Encoder, Location, NdjsonGzip, PutObject};
+
+use super::aggregation::{Aggregation, Observation};
+use super::state::{read_window_time, window_time, MeasureState};
+
+/// A pane or merged row that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pane row {row}: {reason}")]
+pub struct PaneError {
+    /// The row's place among the rows given.
+    pub row: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Keys and window start: what one pane row, and one merged row, is about.
+type Group = (Vec<String>, i64);
+
+/// The measures of one key and window, folded from outputs or merged from panes.
+struct Folded<'a, I> {
+    aggregation: &'a Aggregation<I>,
+    groups: BTreeMap<Group, Vec<MeasureState>>,
+}
+
+impl<'a, I: 'static> Folded<'a, I> {
+    fn new(aggregation: &'a Aggregation<I>) -> Self {
+        Folded {
+            aggregation,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn states(&mut self, group: Group) -> &mut Vec<MeasureState> {
+        let measures = &self.aggregation.measures;
+        self.groups.entry(group).or_insert_with(|| {
+            measures
+                .iter()
+                .map(|m| MeasureState::empty(m.kind))
+                .collect()
+        })
+    }
+
+    fn add(&mut self, observation: &Observation) {
+        let states = self.states((observation.keys.clone(), observation.window_start));
+        for (state, value) in states.iter_mut().zip(&observation.values) {
+            state.add(*value);
+        }
+    }
+
+    fn merge(&mut self, group: Group, pane: &[MeasureState]) {
+        for (state, other) in self.states(group).iter_mut().zip(pane) {
+            state.merge(other);
+        }
+    }
+
+    /// One row per group, in key and window order; `pane` rows keep sketches whole and carry
+    /// the pane's id, merged rows carry means and estimates.
+    fn rows(&self, pane_id: Option<&str>) -> Vec<Map<String, Value>> {
+        let aggregation = self.aggregation;
+        self.groups
+            .iter()
+            .map(|((keys, start), states)| {
+                let mut row = Map::new();
+                for ((column, _), key) in aggregation.keys.iter().zip(keys) {
+                    row.insert(column.clone(), Value::from(key.as_str()));
+                }
+                row.insert("window_start".into(), window_time(*start).into());
+                row.insert(
+                    "window_end".into(),
+                    window_time(start + aggregation.size_ms).into(),
+                );
+                for (measure, state) in aggregation.measures.iter().zip(states) {
+                    match pane_id {
+                        Some(_) => state.write_pane(&measure.name, &mut row),
+                        None => state.write_merged(&measure.name, &mut row),
+                    }
+                }
+                if let Some(id) = pane_id {
+                    row.insert("_pane".into(), id.into());
+                }
+                row
+            })
+            .collect()
+    }
+}
+
+impl<I: 'static> Aggregation<I> {
+    /// The pane rows of a run's observations, as NDJSON.
+    pub(crate) fn pane_lines<'o>(
+        &self,
+        observations: impl Iterator<Item = &'o Observation>,
+        pane_id: &str,
+    ) -> Vec<u8> {
+        let mut folded = Folded::new(self);
+        for observation in observations {
+            folded.add(observation);
+        }
+        let mut lines = Vec::new();
+        for row in folded.rows(Some(pane_id)) {
+            serde_json::to_writer(&mut lines, &row).expect("a map of JSON values serialises");
+            lines.push(b'\n');
+        }
+        lines
+    }
+
+    /// Merges pane rows (as the pane objects hold them, from any number of runs, shards,
+    /// batches and deliveries) into one row per key and window: what the merge SQL
+    /// ([`Aggregation::merge_sql`]) answers, computed here.
+    pub fn merge_panes<'r>(
+        &self,
+        rows: impl IntoIterator<Item = &'r Value>,
+    ) -> Result<Vec<Map<String, Value>>, PaneError> {
+        let mut merged = Folded::new(self);
+        for (n, row) in rows.into_iter().enumerate() {
+            let fail = |reason: String| PaneError { row: n, reason };
+            let row = row
+                .as_object()
+                .ok_or_else(|| fail("not a JSON object".into()))?;
+            let keys = self
+                .keys
+                .iter()
+                .map(|(column, _)| {
+                    row.get(column)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| fail(format!("{column}: missing or not text")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let start = read_window_time(row.get("window_start")).map_err(fail)?;
+            let states = self
+                .measures
+                .iter()
+                .map(|m| MeasureState::read_pane(m.kind, &m.name, row).map_err(fail))
+                .collect::<Result<Vec<_>, _>>()?;
+            merged.merge((keys, start), &states);
+        }
+        Ok(merged.rows(None))
+    }
+
+    /// The merged rows of outputs aggregated directly, with their arrival times: what merging
+    /// the panes of any deliveries of exactly these outputs must give.
+    pub fn aggregate_directly<'o>(
+        &self,
+        outputs: impl IntoIterator<Item = (&'o I, Option<chrono::DateTime<chrono::Utc>>)>,
+    ) -> Vec<Map<String, Value>> {
+        let mut folded = Folded::new(self);
+        for (output, arrival) in outputs {
+            if let Some(observation) = self.observe(output, arrival) {
+                folded.add(&observation);
+            }
+        }
+        folded.rows(None)
+    }
+}
+
+/// Where a pipeline's panes go, and how they are written.
+pub struct PaneSink<O> {
+    pub(crate) aggregation: Aggregation<O>,
+    pub(crate) location: Location,
+    encoder: NdjsonGzip,
+}
+
+impl<O: 'static> PaneSink<O> {
+    /// Panes of `aggregation` under `location`.
+    pub fn new(aggregation: Aggregation<O>, location: Location) -> Self {
+        PaneSink {
+            aggregation,
+            location,
+            encoder: NdjsonGzip::default(),
+        }
+    }
+
+    /// The aggregation.
+    pub fn aggregation(&self) -> &Aggregation<O> {
+        &self.aggregation
+    }
+
+    /// Where the panes go.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The pane objects' file name ending.
+    pub(crate) fn extension(&self) -> &'static str {
+        self.encoder.extension()
+    }
+
+    /// The pane object of one run: `name` is the run's object name (made with
+    /// [`PaneSink::extension`]), `pane_id` the id of its first document. Written for every run of
+    /// curated output, even one with nothing to aggregate, so that a re-delivered run that
+    /// reaches fewer records overwrites what a longer one wrote under the same key.
+    pub(crate) fn put<'o>(
+        &self,
+        name: &str,
+        pane_id: &str,
+        observations: impl Iterator<Item = &'o Observation>,
+    ) -> Result<PutObject, String> {
+        let key = self.location.key(name);
+        let lines = self.aggregation.pane_lines(observations, pane_id);
+        let body = self
+            .encoder
+            .encode(&lines)
+            .map_err(|e| format!("encode s3://{}/{key}: {e}", self.location.bucket))?;
+        Ok(PutObject {
+            bucket: self.location.bucket.clone(),
+            key,
+            body,
+            content_type: self.encoder.content_type(),
+        })
+    }
+}

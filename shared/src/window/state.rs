@@ -1,0 +1,405 @@
+//! Mergeable measure states, the pane and merged rows they are written as, and the one place each
+//! measure's merge is defined (the SQL of [`super::sql`] follows the same table of columns).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+/// Registers of the distinct-count sketch: 2^12.
+pub(crate) const SKETCH_PRECISION: usize = 12;
+pub(crate) type Sketch = simple_hll::HyperLogLog<SKETCH_PRECISION>;
+
+/// What a measure keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MeasureKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Stats,
+    Last,
+    Distinct,
+}
+
+/// One output's value for one measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Observed {
+    /// Counted, no value (count).
+    One,
+    /// The output has no value for the measure.
+    Nothing,
+    Number(f64),
+    /// A value and when it was taken (epoch milliseconds).
+    Timed(f64, i64),
+    /// The hash of a value counted by the sketch.
+    Hash(u64),
+}
+
+/// A stable 64-bit hash for the sketch: xxh3 is specified, so panes written by any version of
+/// the function merge with each other.
+pub(crate) fn sketch_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// The state of one measure in one pane or merged row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MeasureState {
+    Count(u64),
+    Sum(f64),
+    Min(Option<f64>),
+    Max(Option<f64>),
+    Stats {
+        count: u64,
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    /// The latest value: (when, value).
+    Last(Option<(i64, f64)>),
+    Distinct(Box<Sketch>),
+}
+
+fn least(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn greatest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The later of two timed values; in the same millisecond, the greater value (so the result does
+/// not depend on the order of merging).
+fn later(a: Option<(i64, f64)>, b: Option<(i64, f64)>) -> Option<(i64, f64)> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if (y.0, y.1) > (x.0, x.1) { y } else { x }),
+        (x, y) => x.or(y),
+    }
+}
+
+impl MeasureState {
+    pub(crate) fn empty(kind: MeasureKind) -> Self {
+        match kind {
+            MeasureKind::Count => MeasureState::Count(0),
+            MeasureKind::Sum => MeasureState::Sum(0.0),
+            MeasureKind::Min => MeasureState::Min(None),
+            MeasureKind::Max => MeasureState::Max(None),
+            MeasureKind::Stats => MeasureState::Stats {
+                count: 0,
+                sum: 0.0,
+                min: None,
+                max: None,
+            },
+            MeasureKind::Last => MeasureState::Last(None),
+            MeasureKind::Distinct => MeasureState::Distinct(Box::default()),
+        }
+    }
+
+    /// Adds one output's value.
+    pub(crate) fn add(&mut self, observed: Observed) {
+        match (self, observed) {
+            (MeasureState::Count(n), Observed::One) => *n += 1,
+            (MeasureState::Sum(s), Observed::Number(v)) => *s += v,
+            (MeasureState::Min(m), Observed::Number(v)) => *m = least(*m, Some(v)),
+            (MeasureState::Max(m), Observed::Number(v)) => *m = greatest(*m, Some(v)),
+            (
+                MeasureState::Stats {
+                    count,
+                    sum,
+                    min,
+                    max,
+                },
+                Observed::Number(v),
+            ) => {
+                *count += 1;
+                *sum += v;
+                *min = least(*min, Some(v));
+                *max = greatest(*max, Some(v));
+            }
+            (MeasureState::Last(l), Observed::Timed(v, at)) => *l = later(*l, Some((at, v))),
+            (MeasureState::Distinct(s), Observed::Hash(h)) => s.add_hash(h),
+            _ => {}
+        }
+    }
+
+    /// Merges another state of the same measure: the one definition of each measure's merge.
+    pub(crate) fn merge(&mut self, other: &MeasureState) {
+        match (self, other) {
+            (MeasureState::Count(a), MeasureState::Count(b)) => *a += b,
+            (MeasureState::Sum(a), MeasureState::Sum(b)) => *a += b,
+            (MeasureState::Min(a), MeasureState::Min(b)) => *a = least(*a, *b),
+            (MeasureState::Max(a), MeasureState::Max(b)) => *a = greatest(*a, *b),
+            (
+                MeasureState::Stats {
+                    count,
+                    sum,
+                    min,
+                    max,
+                },
+                MeasureState::Stats {
+                    count: c,
+                    sum: s,
+                    min: lo,
+                    max: hi,
+                },
+            ) => {
+                *count += c;
+                *sum += s;
+                *min = least(*min, *lo);
+                *max = greatest(*max, *hi);
+            }
+            (MeasureState::Last(a), MeasureState::Last(b)) => *a = later(*a, *b),
+            (MeasureState::Distinct(a), MeasureState::Distinct(b)) => a.merge(b),
+            (a, b) => debug_assert!(false, "merging {a:?} with {b:?}"),
+        }
+    }
+
+    /// Writes the pane columns of the measure `name`.
+    pub(crate) fn write_pane(&self, name: &str, row: &mut Map<String, Value>) {
+        match self {
+            MeasureState::Distinct(sketch) => {
+                // Sparse: [register, rank] for each register in use.
+                let used: Vec<Value> = sketch
+                    .get_registers()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| **r > 0)
+                    .map(|(i, r)| Value::from(vec![i as u64, u64::from(*r)]))
+                    .collect();
+                row.insert(format!("{name}_hll"), Value::Array(used));
+            }
+            other => other.write_common(name, row),
+        }
+    }
+
+    /// Writes the merged columns of the measure `name` (a mean for stats, an estimate for a
+    /// sketch).
+    pub(crate) fn write_merged(&self, name: &str, row: &mut Map<String, Value>) {
+        match self {
+            MeasureState::Distinct(sketch) => {
+                row.insert(name.to_string(), Value::from(estimate(sketch)));
+            }
+            MeasureState::Stats { count, sum, .. } => {
+                self.write_common(name, row);
+                let mean = (*count > 0).then(|| sum / *count as f64);
+                row.insert(format!("{name}_mean"), number(mean));
+            }
+            other => other.write_common(name, row),
+        }
+    }
+
+    fn write_common(&self, name: &str, row: &mut Map<String, Value>) {
+        match self {
+            MeasureState::Count(n) => {
+                row.insert(name.to_string(), Value::from(*n));
+            }
+            MeasureState::Sum(s) => {
+                row.insert(name.to_string(), number(Some(*s)));
+            }
+            MeasureState::Min(m) | MeasureState::Max(m) => {
+                row.insert(name.to_string(), number(*m));
+            }
+            MeasureState::Stats {
+                count,
+                sum,
+                min,
+                max,
+            } => {
+                row.insert(format!("{name}_count"), Value::from(*count));
+                row.insert(format!("{name}_sum"), number(Some(*sum)));
+                row.insert(format!("{name}_min"), number(*min));
+                row.insert(format!("{name}_max"), number(*max));
+            }
+            MeasureState::Last(l) => {
+                row.insert(name.to_string(), number(l.map(|(_, v)| v)));
+                row.insert(
+                    format!("{name}_at"),
+                    l.map_or(Value::Null, |(at, _)| at.into()),
+                );
+            }
+            MeasureState::Distinct(_) => unreachable!("written by write_pane / write_merged"),
+        }
+    }
+
+    /// Reads the pane columns of the measure `name`.
+    pub(crate) fn read_pane(
+        kind: MeasureKind,
+        name: &str,
+        row: &Map<String, Value>,
+    ) -> Result<Self, String> {
+        let num = |column: &str| -> Result<Option<f64>, String> {
+            match row.get(column) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| format!("{column}: not a number: {v}")),
+            }
+        };
+        let int = |column: &str| -> Result<u64, String> {
+            row.get(column)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("{column}: missing or not a count"))
+        };
+        Ok(match kind {
+            MeasureKind::Count => MeasureState::Count(int(name)?),
+            MeasureKind::Sum => MeasureState::Sum(num(name)?.unwrap_or(0.0)),
+            MeasureKind::Min => MeasureState::Min(num(name)?),
+            MeasureKind::Max => MeasureState::Max(num(name)?),
+            MeasureKind::Stats => MeasureState::Stats {
+                count: int(&format!("{name}_count"))?,
+                sum: num(&format!("{name}_sum"))?.unwrap_or(0.0),
+                min: num(&format!("{name}_min"))?,
+                max: num(&format!("{name}_max"))?,
+            },
+            MeasureKind::Last => {
+                let at = row.get(&format!("{name}_at")).and_then(Value::as_i64);
+                MeasureState::Last(match (at, num(name)?) {
+                    (Some(at), Some(v)) => Some((at, v)),
+                    _ => None,
+                })
+            }
+            MeasureKind::Distinct => {
+                let column = format!("{name}_hll");
+                let used = row
+                    .get(&column)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| format!("{column}: missing or not a list"))?;
+                let mut registers = vec![0u8; 1 << SKETCH_PRECISION];
+                for pair in used {
+                    let (i, r) = pair
+                        .as_array()
+                        .and_then(|p| Some((p.first()?.as_u64()?, p.get(1)?.as_u64()?)))
+                        .filter(|(i, r)| (*i as usize) < registers.len() && *r <= 64)
+                        .ok_or_else(|| format!("{column}: not a [register, rank] pair: {pair}"))?;
+                    registers[i as usize] = r as u8;
+                }
+                MeasureState::Distinct(Box::new(Sketch::with_registers(registers)))
+            }
+        })
+    }
+}
+
+fn number(v: Option<f64>) -> Value {
+    v.and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+/// The sketch's estimate: HyperLogLog's raw estimate with linear counting while registers are
+/// empty and the raw estimate is small (Flajolet et al. 2007), rounded. The merge SQL computes the
+/// same formula over the merged registers.
+pub(crate) fn estimate(sketch: &Sketch) -> u64 {
+    let registers = sketch.get_registers();
+    let m = registers.len() as f64;
+    let (mut z, mut empty) = (0.0, 0usize);
+    for r in registers {
+        z += (-f64::from(*r)).exp2();
+        empty += usize::from(*r == 0);
+    }
+    let raw = ALPHA_NUMERATOR / (1.0 + ALPHA_DENOMINATOR / m) * m * m / z;
+    let estimate = if raw <= 2.5 * m && empty > 0 {
+        m * (m / empty as f64).ln()
+    } else {
+        raw
+    };
+    estimate.round() as u64
+}
+
+/// HyperLogLog's bias constant for m ≥ 128 registers: 0.7213 / (1 + 1.079 / m).
+pub(crate) const ALPHA_NUMERATOR: f64 = 0.7213;
+pub(crate) const ALPHA_DENOMINATOR: f64 = 1.079;
+
+/// A window start or end as written in rows: RFC 3339 in UTC, fractions only when not whole.
+pub(crate) fn window_time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Reads a window time written by [`window_time`].
+pub(crate) fn read_window_time(value: Option<&Value>) -> Result<i64, String> {
+    let text = value
+        .and_then(Value::as_str)
+        .ok_or("window_start: missing or not text")?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("window_start {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_is_exact_for_a_few_values_and_close_for_many() {
+        let mut sketch = Sketch::default();
+        for i in 0..20u32 {
+            sketch.add_hash(sketch_hash(format!("device-{i}").as_bytes()));
+        }
+        assert_eq!(estimate(&sketch), 20);
+        for i in 20..50_000u32 {
+            sketch.add_hash(sketch_hash(format!("device-{i}").as_bytes()));
+        }
+        let e = estimate(&sketch) as f64;
+        // Three standard errors of 1.04 / sqrt(4096).
+        assert!((e - 50_000.0).abs() / 50_000.0 < 3.0 * 0.01625, "{e}");
+    }
+
+    #[test]
+    fn last_values_merge_in_any_order_to_the_same_value() {
+        let values = [(5, 1.0), (9, 2.0), (9, 3.0), (1, 9.0)];
+        let mut forward = MeasureState::Last(None);
+        let mut backward = MeasureState::Last(None);
+        for (at, v) in values {
+            forward.add(Observed::Timed(v, at));
+        }
+        for (at, v) in values.iter().rev() {
+            backward.merge(&MeasureState::Last(Some((*at, *v))));
+        }
+        assert_eq!(forward, MeasureState::Last(Some((9, 3.0))));
+        assert_eq!(forward, backward);
+    }
+
+    #[test]
+    fn pane_columns_read_back_as_written() {
+        let mut sketch = Sketch::default();
+        sketch.add_hash(sketch_hash(b"a"));
+        let states = [
+            (MeasureKind::Count, MeasureState::Count(3)),
+            (MeasureKind::Sum, MeasureState::Sum(2.5)),
+            (MeasureKind::Min, MeasureState::Min(None)),
+            (MeasureKind::Max, MeasureState::Max(Some(-1.0))),
+            (
+                MeasureKind::Stats,
+                MeasureState::Stats {
+                    count: 2,
+                    sum: 3.0,
+                    min: Some(1.0),
+                    max: Some(2.0),
+                },
+            ),
+            (MeasureKind::Last, MeasureState::Last(Some((17, 4.0)))),
+            (
+                MeasureKind::Distinct,
+                MeasureState::Distinct(Box::new(sketch)),
+            ),
+        ];
+        for (kind, state) in states {
+            let mut row = Map::new();
+            state.write_pane("m", &mut row);
+            assert_eq!(MeasureState::read_pane(kind, "m", &row), Ok(state));
+        }
+    }
+
+    #[test]
+    fn window_times_are_rfc3339_and_read_back() {
+        assert_eq!(window_time(60_000), "1970-01-01T00:01:00Z");
+        assert_eq!(window_time(1_500), "1970-01-01T00:00:01.500Z");
+        let text = Value::from(window_time(1_765_100_000_000));
+        assert_eq!(read_window_time(Some(&text)), Ok(1_765_100_000_000));
+    }
+}
