@@ -76,6 +76,44 @@ def athena_query(athena, database, output, sql):
     return rows[0], rows[1:]
 
 
+def minute(text):
+    """A window start or event time as Athena or DuckDB prints it, cut to its minute."""
+    return text.replace("T", " ")[:16]
+
+
+def compare_aggregates(header, merged, raw):
+    """The merged panes (infra/athena/device_minute.sql) against the raw readings grouped the
+    same way: counts, minima and maxima exactly, sums and means within 1e-9 relative, the distinct
+    temperatures within three standard errors of the sketch (1.6 %) or one. Returns the problems."""
+    problems = []
+    rows = {(r[0], minute(r[1])): dict(zip(header, r)) for r in merged}
+    expected = {(r[0], minute(r[1])): r for r in raw}
+    if rows.keys() != expected.keys():
+        missing, extra = expected.keys() - rows.keys(), rows.keys() - expected.keys()
+        problems.append(f"aggregates: {len(rows)} device-minutes merged, {len(expected)} in the raw readings "
+                        f"(missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]})")
+    num = lambda v: None if v in (None, "", "None", "null") else float(v)
+    close = lambda a, b: a is not None and b is not None and abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
+    for key in sorted(rows.keys() & expected.keys()):
+        row, (_, _, n, t_min, t_max, t_sum, h_max, distinct) = rows[key], expected[key]
+        checks = [
+            ("readings", int(row["readings"]) == int(n)),
+            ("temperature_c_count", int(row["temperature_c_count"]) == int(n)),
+            ("temperature_c_min", num(row["temperature_c_min"]) == num(t_min)),
+            ("temperature_c_max", num(row["temperature_c_max"]) == num(t_max)),
+            ("humidity_max", num(row["humidity_max"]) == num(h_max)),
+            ("temperature_c_sum", close(num(row["temperature_c_sum"]), num(t_sum))),
+            ("temperature_c_mean", close(num(row["temperature_c_mean"]), num(t_sum) / int(n))),
+            ("temperature_values", abs(int(row["temperature_values"]) - int(distinct)) <= max(1, 0.049 * int(distinct))),
+        ]
+        wrong = [name for name, ok in checks if not ok]
+        if wrong:
+            problems.append(f"aggregates: {key} differs in {wrong}: merged {row}, raw {expected[key]}")
+            if len(problems) > 5:
+                break
+    return problems
+
+
 def run_glue_job(job, day, curated_base, output_path):
     """One of the Glue jobs for the day on this machine's Spark (scripts/run-glue-job)."""
     python = os.path.join(ROOT, ".tools", "spark", "bin", "python")
@@ -250,6 +288,14 @@ def main():
     _, compacted = athena_query(athena, database, results,
                                 f"SELECT count(*), count(DISTINCT _id) FROM compacted_readings WHERE dt = '{day}'")
 
+    with open(os.path.join(ROOT, "infra", "athena", "device_minute.sql")) as f:
+        aggregates_header, merged = athena_query(athena, database, results, f.read().strip())
+    _, raw_minutes = athena_query(athena, database, results,
+                                  "SELECT device_id, substr(CAST(event_time AS VARCHAR), 1, 16), count(*), "
+                                  "min(temperature_c), max(temperature_c), sum(temperature_c), max(humidity_pct), "
+                                  "count(DISTINCT temperature_c) FROM curated_readings GROUP BY 1, 2")
+    pane_objects = len(list_keys(s3, curated, "aggregates/device_minute/"))
+
     rows_out = sum(m["rows_out"] for m in manifests)
     rows_bad = sum(m["rows_quarantined"] for m in manifests)
     subjects = [json.loads(a["Body"]).get("Subject", "") for a in alerts]
@@ -273,6 +319,15 @@ def main():
         print("                   " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
     if len(per_hour) > 6:
         print(f"                   ... {len(per_hour) - 6} more hour(s)")
+    print(f"  aggregates       {len(merged)} device-minutes merged from {pane_objects} pane objects "
+          f"(infra/athena/device_minute.sql over device_minute_panes)")
+    shown = ["device_id", "window_start", "readings", "temperature_c_min", "temperature_c_max",
+             "temperature_c_mean", "battery_pct", "temperature_values"]
+    at = [aggregates_header.index(c) for c in shown]
+    table = [shown] + [[str(r[i]) if i != at[5] or r[i] is None else f"{float(r[i]):.2f}" for i in at] for r in merged[:5]]
+    widths = [max(len(v) for v in column) for column in zip(*table)]
+    for row in table:
+        print("                   " + "  ".join(v.rjust(w) for v, w in zip(row, widths)))
     print(f"  latency          p50 {p50:.1f} s   p99 {p99:.1f} s  (stream arrival → curated object, 1 s clock resolution)")
     print(f"  wall time        {time.time() - started:.0f} s")
 
@@ -308,6 +363,7 @@ def main():
         problems.append(f"compacted_readings holds {compacted[0]} (rows, distinct ids), expected {total} each")
     if compaction["files_after"] >= compaction["files_before"]:
         problems.append(f"compaction left {compaction['files_after']} files from {compaction['files_before']}")
+    problems += compare_aggregates(aggregates_header, merged, raw_minutes)
     if len(runs) != 1:
         problems.append(f"{len(runs)} Glue runs, expected exactly 1 for the day")
     if len(alerts) != 1 or "Glue job" not in subjects[0]:

@@ -442,7 +442,7 @@ class DeployedStack(unittest.TestCase):
                 props = self.template["Resources"][resource]["Properties"]
                 self.assertGreater(props["NotificationProperty"]["NotifyDelayAfter"], 0)
         database = self.outputs["GlueDatabaseName"]
-        for name in ["curated_readings", "curated_transactions", "compacted_readings", "daily_accounts"]:
+        for name in ["curated_readings", "curated_transactions", "compacted_readings", "daily_accounts", "device_minute_panes"]:
             table = glue.get_table(DatabaseName=database, Name=name)["Table"]
             with self.subTest(table=name):
                 self.assertEqual(table["Parameters"]["projection.enabled"], "true")

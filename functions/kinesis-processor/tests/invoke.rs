@@ -36,6 +36,35 @@ async fn binary_handles_sample_events_through_the_runtime_api() {
         n
     };
     assert_eq!(docs, 2 + 4);
+    // Each curated object has its pane of the device_minute aggregate, under the same name;
+    // merged, they are the aggregate of the curated readings.
+    let panes = list_keys(&aws, &bucket, "aggregates/device_minute/").await;
+    let names = |keys: &[String], prefix: &str| -> Vec<String> {
+        keys.iter()
+            .map(|k| k.strip_prefix(prefix).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&panes, "aggregates/device_minute/"),
+        names(&curated, "iot/")
+    );
+    let (mut pane_rows, mut readings) = (Vec::new(), Vec::new());
+    for k in &panes {
+        pane_rows.extend(ndjson_lines(&get_object(&aws, &bucket, k).await));
+    }
+    for k in &curated {
+        for line in ndjson_lines(&get_object(&aws, &bucket, k).await) {
+            readings
+                .push(serde_json::from_value::<kinesis_processor::CuratedReading>(line).unwrap());
+        }
+    }
+    let aggregate = kinesis_processor::device_minute();
+    let merged = aggregate.merge_panes(&pane_rows).unwrap();
+    assert_eq!(
+        merged,
+        aggregate.aggregate_directly(readings.iter().map(|r| (r, None)))
+    );
+    assert!(!merged.is_empty());
     // The two poison records are neighbours: one quarantine run, one object, two entries.
     let quarantined = list_keys(&aws, &bucket, "quarantine/iot/").await;
     assert_eq!(quarantined.len(), 1);
