@@ -175,8 +175,16 @@ pub fn table_pipeline() -> runnel::pipeline::StreamPipeline<
     runnel::source::DynamoDb,
     runnel::source::dynamodb::NewImages<IotTransform>,
 > {
+    table_pipeline_from(runnel::source::DynamoDb)
+}
+
+/// The table's pipeline behind a source of DynamoDB stream records (the mapping, or the
+/// mapping with tumbling windows).
+pub fn table_pipeline_from<S: runnel::source::BatchSource>(
+    source: S,
+) -> runnel::pipeline::StreamPipeline<S, runnel::source::dynamodb::NewImages<IotTransform>> {
     runnel::pipeline::Pipeline::new("kinesis-processor")
-        .source(runnel::source::DynamoDb)
+        .source(source)
         .transform(runnel::source::dynamodb::NewImages(IotTransform))
 }
 
@@ -209,7 +217,8 @@ pub fn aggregating_pipeline_from<S: runnel::source::BatchSource>(
 }
 
 /// The batch source the function is wired to (`SOURCE`, default `kinesis`): one binary serves
-/// the stream, queue and table mappings and the delivery stream's transformation of the template.
+/// the stream, queue and table mappings and the delivery stream's transformation of the template,
+/// and stream and table mappings with tumbling windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
     /// A Kinesis stream mapping.
@@ -223,6 +232,11 @@ pub enum Source {
     Firehose,
     /// A Kafka mapping (Amazon MSK or self-managed).
     Kafka,
+    /// A Kinesis stream mapping with tumbling windows: one set of `device_minute` rows per shard
+    /// and window instead of panes per run.
+    KinesisWindows,
+    /// A DynamoDB stream mapping with tumbling windows.
+    DynamoDbWindows,
 }
 
 impl Source {
@@ -244,8 +258,10 @@ impl std::str::FromStr for Source {
             "dynamodb" => Ok(Source::DynamoDb),
             "firehose" => Ok(Source::Firehose),
             "kafka" => Ok(Source::Kafka),
+            "kinesis-windows" => Ok(Source::KinesisWindows),
+            "dynamodb-windows" => Ok(Source::DynamoDbWindows),
             other => Err(format!(
-                "SOURCE={other:?} is not a source this function reads; use kinesis, sqs, dynamodb, firehose or kafka"
+                "SOURCE={other:?} is not a source this function reads; use kinesis, sqs, dynamodb, firehose, kafka, kinesis-windows or dynamodb-windows"
             )),
         }
     }
@@ -261,10 +277,17 @@ mod tests {
         assert_eq!(" SQS ".parse::<Source>(), Ok(Source::Sqs));
         assert_eq!("dynamodb".parse::<Source>(), Ok(Source::DynamoDb));
         assert_eq!("kafka".parse::<Source>(), Ok(Source::Kafka));
-        assert!("kinesis-v2"
-            .parse::<Source>()
-            .unwrap_err()
-            .contains("kinesis, sqs, dynamodb, firehose or kafka"));
+        assert_eq!(
+            "Kinesis-Windows".parse::<Source>(),
+            Ok(Source::KinesisWindows)
+        );
+        assert_eq!(
+            "dynamodb-windows".parse::<Source>(),
+            Ok(Source::DynamoDbWindows)
+        );
+        assert!("kinesis-v2".parse::<Source>().unwrap_err().contains(
+            "kinesis, sqs, dynamodb, firehose, kafka, kinesis-windows or dynamodb-windows"
+        ));
     }
 
     fn reading(json: &str) -> Reading {

@@ -301,3 +301,63 @@ fn an_unknown_source_stops_the_binary_with_the_reason() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn with_tumbling_windows_the_binary_carries_state_and_writes_each_window_once() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "kinesis-windows"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    let mut event: serde_json::Value =
+        serde_json::from_str(&event_file("window-kinesis.json")).unwrap();
+    let first = api.invoke_value(&event);
+    assert_eq!(first["batchItemFailures"], serde_json::json!([]));
+    let state = first["state"].clone();
+    assert!(state["runnel"].is_string(), "{first}");
+    // The readings landed; nothing of the window yet.
+    assert_eq!(list_keys(&aws, &bucket, "iot/").await.len(), 1);
+    assert!(list_keys(&aws, &bucket, "aggregates/").await.is_empty());
+    // The window's last invocation: no records, the state, then the same again (a retry).
+    event["Records"] = serde_json::json!([]);
+    event["state"] = state;
+    event["isFinalInvokeForWindow"] = serde_json::json!(true);
+    for _ in 0..2 {
+        let last = api.invoke_value(&event);
+        assert_eq!(
+            last,
+            serde_json::json!({"state": {}, "batchItemFailures": []})
+        );
+    }
+    let windows = list_keys(&aws, &bucket, "aggregates/device_minute/").await;
+    assert_eq!(
+        windows,
+        ["aggregates/device_minute/dt=2026-12-07/hour=10/shardId-000000000000-1796637660000-49612345678901234567890123456789012345678901234567900001.json.gz"]
+    );
+    let rows = ndjson_lines(&get_object(&aws, &bucket, &windows[0]).await);
+    let merged = kinesis_processor::device_minute()
+        .merge_panes(&rows)
+        .unwrap();
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert_eq!(merged[0]["device_id"], "sensor-0001");
+    assert_eq!(merged[0]["window_start"], "2026-12-07T10:01:00Z");
+    assert_eq!(merged[0]["readings"], 2);
+    assert_eq!(merged[0]["temperature_c_mean"], 22.0);
+    assert_eq!(merged[0]["temperature_values"], 2);
+    // A state the function cannot use (another program's) is kept in quarantine, not used.
+    event["state"] = serde_json::json!({"count": "7"});
+    event["isFinalInvokeForWindow"] = serde_json::json!(false);
+    let answer = api.invoke_value(&event);
+    assert!(answer["state"]["runnel"].is_string(), "{answer}");
+    let quarantined = list_keys(&aws, &bucket, "quarantine/iot/").await;
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    let entry = &ndjson_lines(&get_object(&aws, &bucket, &quarantined[0]).await)[0];
+    assert_eq!(entry["kind"], "window_state");
+}

@@ -36,6 +36,7 @@ pub mod ingest;
 mod parts;
 pub mod processor;
 pub mod redrive;
+mod tumbling;
 
 pub use config::{OutputConfig, StreamConfig};
 pub use processor::{Processor, ProcessorConfig};
@@ -155,7 +156,18 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
                     config.aggregates.bucket.clone(),
                     config.aggregates.key(aggregation.name()),
                 );
-                Some(PaneSink::new(aggregation, location))
+                let panes = PaneSink::new(aggregation, location);
+                Some(match self.source.windowed() {
+                    true => panes.in_window_state(crate::window::tumbling::STATE_LIMIT),
+                    false => panes,
+                })
+            }
+            None if self.source.windowed() => {
+                return Err(BuildError::Mode(format!(
+                    "a {} mapping with tumbling windows keeps an aggregate in the window's \
+                     state: give the pipeline one with .aggregate(..)",
+                    self.source.name()
+                )))
             }
             None => None,
         };
@@ -272,15 +284,22 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         event: &S::Event,
     ) -> (Result<S::Response, ResponseError>, BatchOutcome) {
         let records = self.source.records(event);
-        match self.process(&records).await {
+        match self.process(event, &records).await {
             Ok(outcome) => (self.source.response(event, &outcome), outcome),
             Err(e) => (Err(e), BatchOutcome::default()),
         }
     }
 
     /// Checks the batch, then processes it in the mode the source picks for it.
-    async fn process(&self, records: &[SourceRecord<'_>]) -> Result<BatchOutcome, ResponseError> {
+    async fn process(
+        &self,
+        event: &S::Event,
+        records: &[SourceRecord<'_>],
+    ) -> Result<BatchOutcome, ResponseError> {
         self.source.check(records)?;
+        if let Some(window) = self.source.window(event) {
+            return self.processor.process_window(window, records).await;
+        }
         let mode = self.source.mode(records, self.configured_mode);
         Ok(self.processor.process_in(records, mode).await)
     }
@@ -318,7 +337,7 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
             telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
         let lag = self.source.lag_ms(&records, Utc::now());
         let outcome = self
-            .process(&records)
+            .process(&event, &records)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "batch refused"))?;
         drop(records);

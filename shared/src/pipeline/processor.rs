@@ -159,6 +159,14 @@ impl<T: Transform> Processor<T> {
         &self.config
     }
 
+    pub(crate) fn panes(&self) -> Option<&PaneSink<T::Output>> {
+        self.panes.as_ref()
+    }
+
+    pub(crate) fn store(&self) -> &dyn crate::sink::ObjectStore {
+        self.sink.store.as_ref()
+    }
+
     /// Processes a batch in the configured mode and returns what to report.
     pub async fn process(&self, records: &[SourceRecord<'_>]) -> BatchOutcome {
         self.process_in(records, self.config.mode).await
@@ -185,6 +193,9 @@ impl<T: Transform> Processor<T> {
             Delivery::Response => self.hand_back(records, &prepared, &mut outcome).await,
         };
         conclude(records, &prepared, &failed, &mut outcome);
+        if self.panes.as_ref().is_some_and(|p| !p.per_run) {
+            outcome.observed = observed(prepared, &failed);
+        }
         outcome
     }
 
@@ -515,7 +526,7 @@ impl<T: Transform> Processor<T> {
         prepared: &Prepared,
         records: &[SourceRecord<'_>],
     ) -> Option<Result<PutObject, String>> {
-        let panes = self.panes.as_ref()?;
+        let panes = self.panes.as_ref().filter(|p| p.per_run)?;
         let items = &prepared.items[run.items.clone()];
         let first = &items[0];
         let Dest::Data(partition) = &first.dest else {
@@ -867,6 +878,16 @@ fn conclude(
         .collect();
     outcome.records = statuses(prepared, failed);
     outcome.stats.records_failed = outcome.failures.len();
+}
+
+/// The observations of the outputs of records not reported, in item order.
+fn observed(prepared: Prepared, failed: &[bool]) -> Vec<(usize, Observation)> {
+    prepared
+        .items
+        .into_iter()
+        .filter(|item| !failed[item.record])
+        .filter_map(|item| Some((item.record, *item.observed?)))
+        .collect()
 }
 
 /// What happened to each record, from its items and whether it is reported.

@@ -19,6 +19,7 @@ pub mod kafka;
 pub mod kinesis;
 mod lean;
 pub mod sqs;
+pub mod windowed;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -29,6 +30,7 @@ pub use firehose::Firehose;
 pub use kafka::Kafka;
 pub use kinesis::Kinesis;
 pub use sqs::Sqs;
+pub use windowed::Windowed;
 
 /// How failures inside a batch are reported; the batch processor documents the exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +155,10 @@ pub struct BatchOutcome {
     pub errors: Vec<String>,
     /// Per record, the output handed back ([`Delivery::Response`] only; empty otherwise).
     pub returned: Vec<ReturnedOutput>,
+    /// The state a tumbling-window invocation answers with ([`crate::window::tumbling`]).
+    pub window_state: Option<std::collections::HashMap<String, String>>,
+    /// What each written output adds to an aggregate kept in a window's state, by record.
+    pub(crate) observed: Vec<(usize, crate::window::Observation)>,
 }
 
 /// Why a response could not be built; the invocation fails and the source retries the batch.
@@ -215,6 +221,20 @@ pub trait BatchSource: Send + Sync + 'static {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Whether the source's invocations carry tumbling windows ([`Windowed`]).
+    fn windowed(&self) -> bool {
+        false
+    }
+
+    /// The tumbling window of a windowed invocation ([`Windowed`]); `None` for every other
+    /// event.
+    fn window<'e>(
+        &self,
+        _event: &'e Self::Event,
+    ) -> Option<&'e aws_lambda_events::time_window::TimeWindowProperties> {
+        None
     }
 
     /// The response for a processed batch.

@@ -10,7 +10,6 @@ use super::state::{MeasureKind, Observed};
 type TimeFn<I> = Arc<dyn Fn(&I) -> Option<DateTime<Utc>> + Send + Sync>;
 
 /// Which clock cuts the windows.
-#[derive(Clone)]
 pub(crate) enum Clock<I> {
     /// A time inside the output (falls back to the record's arrival when it gives none).
     Event(TimeFn<I>),
@@ -24,7 +23,6 @@ type TimedFn<I> = Arc<dyn Fn(&I) -> Option<(f64, DateTime<Utc>)> + Send + Sync>;
 type TextFn<I> = Arc<dyn Fn(&I) -> Option<String> + Send + Sync>;
 
 /// How one measure reads its value from an output.
-#[derive(Clone)]
 pub(crate) enum Extract<I> {
     /// Every output counts.
     Every,
@@ -37,7 +35,6 @@ pub(crate) enum Extract<I> {
 }
 
 /// One named measure.
-#[derive(Clone)]
 pub(crate) struct Measure<I> {
     pub(crate) name: String,
     pub(crate) kind: MeasureKind,
@@ -63,13 +60,55 @@ pub(crate) struct Measure<I> {
 ///     .last("battery", |r: &Reading| r.battery.map(|b| (b, r.ts)));
 /// assert_eq!(per_device_minute.name(), "device_minute");
 /// ```
-#[derive(Clone)]
 pub struct Aggregation<I> {
     pub(crate) name: String,
     pub(crate) keys: Vec<(String, KeyFn<I>)>,
     pub(crate) size_ms: i64,
     pub(crate) clock: Clock<I>,
     pub(crate) measures: Vec<Measure<I>>,
+}
+
+// By hand: the closures are shared, so no `I: Clone` is needed.
+impl<I> Clone for Clock<I> {
+    fn clone(&self) -> Self {
+        match self {
+            Clock::Event(f) => Clock::Event(f.clone()),
+            Clock::Arrival => Clock::Arrival,
+        }
+    }
+}
+
+impl<I> Clone for Extract<I> {
+    fn clone(&self) -> Self {
+        match self {
+            Extract::Every => Extract::Every,
+            Extract::Value(f) => Extract::Value(f.clone()),
+            Extract::Timed(f) => Extract::Timed(f.clone()),
+            Extract::Text(f) => Extract::Text(f.clone()),
+        }
+    }
+}
+
+impl<I> Clone for Measure<I> {
+    fn clone(&self) -> Self {
+        Measure {
+            name: self.name.clone(),
+            kind: self.kind,
+            extract: self.extract.clone(),
+        }
+    }
+}
+
+impl<I> Clone for Aggregation<I> {
+    fn clone(&self) -> Self {
+        Aggregation {
+            name: self.name.clone(),
+            keys: self.keys.clone(),
+            size_ms: self.size_ms,
+            clock: self.clock.clone(),
+            measures: self.measures.clone(),
+        }
+    }
 }
 
 impl<I: 'static> Aggregation<I> {

@@ -35,6 +35,7 @@ mod aggregation;
 mod panes;
 mod sql;
 mod state;
+pub mod tumbling;
 
 pub use aggregation::Aggregation;
 pub(crate) use aggregation::Observation;

@@ -22,14 +22,14 @@ pub struct PaneError {
 /// Keys and window start: what one pane row, and one merged row, is about.
 type Group = (Vec<String>, i64);
 
-/// The measures of one key and window, folded from outputs or merged from panes.
-struct Folded<'a, I> {
+/// The measures of each key and window, folded from outputs or merged from panes.
+pub(crate) struct Folded<'a, I> {
     aggregation: &'a Aggregation<I>,
     groups: BTreeMap<Group, Vec<MeasureState>>,
 }
 
 impl<'a, I: 'static> Folded<'a, I> {
-    fn new(aggregation: &'a Aggregation<I>) -> Self {
+    pub(crate) fn new(aggregation: &'a Aggregation<I>) -> Self {
         Folded {
             aggregation,
             groups: BTreeMap::new(),
@@ -47,7 +47,13 @@ impl<'a, I: 'static> Folded<'a, I> {
     }
 
     fn add(&mut self, observation: &Observation) {
-        let states = self.states((observation.keys.clone(), observation.window_start));
+        self.add_in(observation.window_start, observation);
+    }
+
+    /// Adds an output's values to the window starting at `window_start` (a tumbling window
+    /// Lambda cut), whatever window the aggregation's clock would give it.
+    pub(crate) fn add_in(&mut self, window_start: i64, observation: &Observation) {
+        let states = self.states((observation.keys.clone(), window_start));
         for (state, value) in states.iter_mut().zip(&observation.values) {
             state.add(*value);
         }
@@ -61,7 +67,15 @@ impl<'a, I: 'static> Folded<'a, I> {
 
     /// One row per group, in key and window order; `pane` rows keep sketches whole and carry
     /// the pane's id, merged rows carry means and estimates.
-    fn rows(&self, pane_id: Option<&str>) -> Vec<Map<String, Value>> {
+    pub(crate) fn aggregation(&self) -> &'a Aggregation<I> {
+        self.aggregation
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub(crate) fn rows(&self, pane_id: Option<&str>) -> Vec<Map<String, Value>> {
         let aggregation = self.aggregation;
         self.groups
             .iter()
@@ -117,12 +131,24 @@ impl<I: 'static> Aggregation<I> {
         rows: impl IntoIterator<Item = &'r Value>,
     ) -> Result<Vec<Map<String, Value>>, PaneError> {
         let mut merged = Folded::new(self);
+        merged.merge_rows(rows)?;
+        Ok(merged.rows(None))
+    }
+}
+
+impl<I: 'static> Folded<'_, I> {
+    /// Merges pane rows into the groups.
+    pub(crate) fn merge_rows<'r>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'r Value>,
+    ) -> Result<(), PaneError> {
+        let aggregation = self.aggregation;
         for (n, row) in rows.into_iter().enumerate() {
             let fail = |reason: String| PaneError { row: n, reason };
             let row = row
                 .as_object()
                 .ok_or_else(|| fail("not a JSON object".into()))?;
-            let keys = self
+            let keys = aggregation
                 .keys
                 .iter()
                 .map(|(column, _)| {
@@ -133,16 +159,18 @@ impl<I: 'static> Aggregation<I> {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let start = read_window_time(row.get("window_start")).map_err(fail)?;
-            let states = self
+            let states = aggregation
                 .measures
                 .iter()
                 .map(|m| MeasureState::read_pane(m.kind, &m.name, row).map_err(fail))
                 .collect::<Result<Vec<_>, _>>()?;
-            merged.merge((keys, start), &states);
+            self.merge((keys, start), &states);
         }
-        Ok(merged.rows(None))
+        Ok(())
     }
+}
 
+impl<I: 'static> Aggregation<I> {
     /// The merged rows of outputs aggregated directly, with their arrival times: what merging
     /// the panes of any deliveries of exactly these outputs must give.
     pub fn aggregate_directly<'o>(
@@ -164,6 +192,10 @@ pub struct PaneSink<O> {
     pub(crate) aggregation: Aggregation<O>,
     pub(crate) location: Location,
     encoder: NdjsonGzip,
+    /// Whether each run writes a pane object; otherwise the processor hands the observations
+    /// back in its outcome (a tumbling window's state folds them).
+    pub(crate) per_run: bool,
+    pub(crate) state_limit: usize,
 }
 
 impl<O: 'static> PaneSink<O> {
@@ -173,7 +205,19 @@ impl<O: 'static> PaneSink<O> {
             aggregation,
             location,
             encoder: NdjsonGzip::default(),
+            per_run: true,
+            state_limit: super::tumbling::STATE_LIMIT,
         }
+    }
+
+    /// The same aggregation kept in a tumbling window's state instead of per-run panes
+    /// ([`crate::window::tumbling`]): its rows are written under `location` when the window
+    /// ends, or when the state would pass `state_limit` bytes
+    /// ([`STATE_LIMIT`](crate::window::tumbling::STATE_LIMIT) by default).
+    pub fn in_window_state(mut self, state_limit: usize) -> Self {
+        self.per_run = false;
+        self.state_limit = state_limit;
+        self
     }
 
     /// The aggregation.
@@ -201,8 +245,25 @@ impl<O: 'static> PaneSink<O> {
         pane_id: &str,
         observations: impl Iterator<Item = &'o Observation>,
     ) -> Result<PutObject, String> {
+        self.put_lines(name, self.aggregation.pane_lines(observations, pane_id))
+    }
+
+    /// The object of rows already folded (a tumbling window's), under `name`.
+    pub(crate) fn put_rows(
+        &self,
+        name: &str,
+        rows: Vec<Map<String, Value>>,
+    ) -> Result<PutObject, String> {
+        let mut lines = Vec::new();
+        for row in rows {
+            serde_json::to_writer(&mut lines, &row).expect("a map of JSON values serialises");
+            lines.push(b'\n');
+        }
+        self.put_lines(name, lines)
+    }
+
+    fn put_lines(&self, name: &str, lines: Vec<u8>) -> Result<PutObject, String> {
         let key = self.location.key(name);
-        let lines = self.aggregation.pane_lines(observations, pane_id);
         let body = self
             .encoder
             .encode(&lines)
