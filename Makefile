@@ -11,6 +11,9 @@ CARGO_FUZZ_VERSION := 0.13.2
 # make fuzz: seconds per target.
 FUZZ_SECONDS ?= 300
 SPARK_VENV := $(TOOLS)/spark
+FLINK_VENV := $(TOOLS)/flink
+# PyFlink 2.3 runs on Python 3.11 and Java 17.
+FLINK_PYTHON ?= python3.11
 # Glue 5.0 runs Python 3.11 (and Spark 3.5.4, pinned in tools/spark.txt).
 SPARK_PYTHON ?= python3.11
 # The Python side of the benchmarks is a Python 3.11 Lambda handler.
@@ -18,7 +21,7 @@ BENCH_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(LAMBDA_VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test disk-check bench tools lint unit fuzz fuzz-smoke faults glue-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
+.PHONY: demo test disk-check bench tools lint unit fuzz fuzz-smoke faults glue-check flink-check infra-check scaffold-check sam-build deploy-test local-tools test-big clean-tools
 
 ## test: every check and every test, against a private emulator started and stopped here.
 ## Builds are not incremental here: one pass needs no incremental cache, and it would double the
@@ -28,6 +31,7 @@ test: disk-check tools lint infra-check
 	scripts/with-emulator cargo test --workspace --all-targets
 	$(MAKE) fuzz-smoke
 	$(MAKE) glue-check
+	$(MAKE) flink-check
 	$(MAKE) scaffold-check
 	$(MAKE) sam-build
 	$(MAKE) deploy-test
@@ -77,6 +81,15 @@ glue-check: tools $(SPARK_VENV)/.installed
 $(SPARK_VENV)/.installed: tools/spark.txt
 	@command -v $(SPARK_PYTHON) >/dev/null || { echo "glue-check: $(SPARK_PYTHON) not found; install Python 3.11 or set SPARK_PYTHON" >&2; exit 1; }
 	PYTHON=$(SPARK_PYTHON) scripts/venv $(SPARK_VENV) tools/spark.txt
+
+## flink-check: the device_minute aggregate computed by the pipeline (panes merged) against the
+## same tumbling-window GROUP BY in Flink SQL (PyFlink, local mini cluster) over the same readings.
+flink-check: $(FLINK_VENV)/.installed
+	scripts/flink-check
+
+$(FLINK_VENV)/.installed: tools/flink.txt
+	@command -v $(FLINK_PYTHON) >/dev/null || { echo "flink-check: $(FLINK_PYTHON) not found; install Python 3.11 or set FLINK_PYTHON" >&2; exit 1; }
+	PYTHON=$(FLINK_PYTHON) scripts/venv $(FLINK_VENV) tools/flink.txt
 
 ## fuzz-smoke: every fuzz target for 6 s (about a minute in all) from the seeds and saved crashes.
 fuzz-smoke: $(CARGO_FUZZ)
