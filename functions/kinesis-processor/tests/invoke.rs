@@ -297,7 +297,9 @@ fn an_unknown_source_stops_the_binary_with_the_reason() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("use kinesis, sqs, dynamodb, firehose or kafka"),
+        text.contains(
+            "use kinesis, sqs, dynamodb, firehose, kafka, kinesis-windows or dynamodb-windows"
+        ),
         "{text}"
     );
 }

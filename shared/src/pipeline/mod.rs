@@ -36,6 +36,7 @@ pub mod ingest;
 mod parts;
 pub mod processor;
 pub mod redrive;
+mod run_names;
 mod tumbling;
 
 pub use config::{OutputConfig, StreamConfig};

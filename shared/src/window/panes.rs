@@ -206,7 +206,8 @@ impl<O: 'static> PaneSink<O> {
             location,
             encoder: NdjsonGzip::default(),
             per_run: true,
-            state_limit: super::tumbling::STATE_LIMIT,
+            // Set with the window state it bounds (in_window_state).
+            state_limit: 0,
         }
     }
 
