@@ -139,6 +139,15 @@ def expected_accounts(texts):
     return {account: tuple(v) for account, v in totals.items()}
 
 
+def rule_event(message):
+    """The EventBridge event of a rule alert, from an SQS message of the alert topic (None for others)."""
+    try:
+        event = json.loads(json.loads(message["Body"])["Message"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return event if isinstance(event, dict) and event.get("detail-type") == "Runnel Rule Matched" else None
+
+
 def progress(msg):
     print(f"  {msg}", flush=True)
 
@@ -188,6 +197,13 @@ def main():
     if kills < args.kill_processor:
         sys.exit(f"demo: only {kills} of {args.kill_processor} kills happened before production ended; lower --rate")
 
+    # One device overheats: above 80 °C three readings in a row (the rules too_hot and overheating).
+    hot = [{"device_id": "sensor-hot", "ts": f"{day}T12:00:0{i}Z", "temperature": 86.5 + i, "unit": "C", "battery": 50.0}
+           for i in range(3)]
+    progress(f"sending {len(hot)} readings of sensor-hot above 80 °C")
+    client("kinesis").put_records(StreamName=out["StreamName"], Records=[
+        {"Data": json.dumps(r).encode(), "PartitionKey": "sensor-hot"} for r in hot])
+
     queue_url = out.get("ReadingsQueueUrl")
     queued = args.queue_readings if queue_url else 0
     queue_name = queue_url.rsplit("/", 1)[1] if queue_url else ""
@@ -227,7 +243,7 @@ def main():
         sys.exit(f"failure-alert failed: {answer}")
 
     print(f"4/6 waiting for the pipeline to settle (at most {args.timeout} s)")
-    expected_docs = args.readings + queued
+    expected_docs = args.readings + queued + len(hot)
     expected_bad = args.poison + (1 if queued else 0)
     deadline = time.time() + args.timeout
     alerts, docs, quarantined, manifests, runs = [], 0, 0, [], []
@@ -240,9 +256,12 @@ def main():
                      for k, _ in list_keys(s3, out["CuratedBucketName"], "manifests/transactions/") if k.endswith(".manifest.json")]
         runs = glue.get_job_runs(JobName=out["GlueJobName"])["JobRuns"]
         alerts += sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        rule_alerts = [e["detail"] for e in map(rule_event, alerts) if e]
         progress(f"{time.time() - started:5.0f}s readings landed {docs}/{expected_docs}, quarantined {quarantined}/{expected_bad}, "
-                 f"files {len(manifests)}/{args.files}, Glue runs {len(runs)}, alerts {len(alerts)}")
-        settled = docs >= expected_docs and quarantined >= expected_bad and len(manifests) >= args.files and runs and alerts
+                 f"files {len(manifests)}/{args.files}, Glue runs {len(runs)}, alerts {len(alerts) - len(rule_alerts)}, "
+                 f"rule alerts {len(rule_alerts)}/2")
+        settled = (docs >= expected_docs and quarantined >= expected_bad and len(manifests) >= args.files and runs
+                   and len(alerts) > len(rule_alerts) and len(rule_alerts) >= 2)
         if settled:
             break
         if time.time() > deadline:
@@ -298,7 +317,7 @@ def main():
 
     rows_out = sum(m["rows_out"] for m in manifests)
     rows_bad = sum(m["rows_quarantined"] for m in manifests)
-    subjects = [json.loads(a["Body"]).get("Subject", "") for a in alerts]
+    subjects = [json.loads(a["Body"]).get("Subject", "") for a in alerts if not rule_event(a)]
 
     print()
     print("Runnel demo summary")
@@ -309,7 +328,10 @@ def main():
     print(f"  curated objects  {objects:>7} in {len(partitions)} hourly partition(s)")
     print(f"  transactions     files {len(manifests):>3}   rows landed {rows_out:>7}   rows quarantined {rows_bad:>3}")
     print(f"  Glue runs        started {len(runs):>3}   ({', '.join(r['JobRunState'] for r in runs)})")
-    print(f"  alerts           delivered {len(alerts):>3}   {subjects[0] if subjects else ''}")
+    print(f"  alerts           delivered {len(subjects):>3}   {subjects[0] if subjects else ''}")
+    for a in sorted(rule_alerts, key=lambda a: a["rule"]):
+        print(f"  rule alert       {a['rule']:<12} {a['key']['device_id']}  {a['field']} {a['value']} {a['condition']} {a['limit']}"
+              f" ({a['consecutive']} in a row) at {a['at']}, window from {a['window_start']}")
     print(f"  Glue jobs (Spark) daily_accounts {daily['aggregates']} accounts from {daily['unique']} transactions; "
           f"compact_readings {compaction['files_before']} curated objects -> {compaction['files_after']} Parquet file(s)")
     print(f"  Athena           {len(per_device_hour)} device-hours in curated_readings, {len(accounts)} accounts in "
@@ -338,7 +360,7 @@ def main():
                        "latency_p99_s": p99, "wall_s": time.time() - started}, f, indent=2)
 
     problems = []
-    total = args.readings + queued
+    total = args.readings + queued + len(hot)
     if len(set(ids)) != total:
         problems.append(f"{len(set(ids))} distinct readings landed, expected {total}: something was lost")
     if docs != total:
@@ -366,8 +388,11 @@ def main():
     problems += compare_aggregates(aggregates_header, merged, raw_minutes)
     if len(runs) != 1:
         problems.append(f"{len(runs)} Glue runs, expected exactly 1 for the day")
-    if len(alerts) != 1 or "Glue job" not in subjects[0]:
+    if len(subjects) != 1 or "Glue job" not in subjects[0]:
         problems.append(f"alerts {subjects}, expected one Glue job alert")
+    fired = sorted((a["rule"], a["key"]["device_id"]) for a in rule_alerts)
+    if fired != [("overheating", "sensor-hot"), ("too_hot", "sensor-hot")]:
+        problems.append(f"rule alerts {fired}, expected overheating and too_hot for sensor-hot, once each")
     if problems:
         for p in problems:
             print(f"DEMO FAILED: {p}", file=sys.stderr)

@@ -63,7 +63,7 @@ class DeployedStack(unittest.TestCase):
 
     def test_stack_is_complete_with_outputs(self):
         self.assertIn(self.status, ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
-        for key in ["StreamName", "RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AlertTopicArn", "GlueJobName"]:
+        for key in ["StreamName", "RawBucketName", "CuratedBucketName", "QuarantineBucketName", "AlertTopicArn", "AlertBusName", "GlueJobName"]:
             self.assertIn(key, self.outputs)
         self.assertEqual(self.outputs["StreamName"], "runnel-emu-iot")
 
@@ -451,6 +451,26 @@ class DeployedStack(unittest.TestCase):
         for name in ["iterator-age", "kinesis-processor-errors", "queue-processor-errors", "readings-dead-letters", "table-processor-errors", "firehose-processor-errors", "s3-ingest-errors",
                      "failure-alert-errors", "rule-dlq-depth", "alert-dlq-depth"]:
             self.assertIn(f"{STACK}-{name}", alarms)
+
+    def test_an_overheating_device_alerts_once_through_the_bus_to_the_topic(self):
+        """Readings on the stream → kinesis-processor's rules → the alert bus → its rule → the topic."""
+        sqs, url = client("sqs"), self.inbox()
+        device = f"sensor-hot-{time.time_ns()}"
+        # This test's own partition (dt=2026-10-06).
+        readings = [{"device_id": device, "ts": f"2026-10-06T09:00:0{i}Z", "temperature": 85.0 + i, "unit": "C"} for i in range(3)]
+        client("kinesis").put_records(StreamName=self.outputs["StreamName"], Records=[
+            {"Data": json.dumps(r).encode(), "PartitionKey": device} for r in readings])
+        rules, deadline = [], time.time() + 120
+        while time.time() < deadline and len(rules) < 2:
+            for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+                event = json.loads(json.loads(m["Body"])["Message"])
+                if event.get("detail-type") == "Runnel Rule Matched" and event["detail"]["key"] == {"device_id": device}:
+                    rules.append(event["detail"]["rule"])
+        self.assertEqual(sorted(rules), ["overheating", "too_hot"])
+        # Nothing more arrives for the device: one alert per rule, key and window.
+        for _ in range(3):
+            for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+                self.assertNotIn(device, m["Body"])
 
     def test_deployed_alert_function_runs_and_publishes(self):
         sqs = client("sqs")

@@ -5,7 +5,8 @@
 //! through `runnel::testing::esm` — retries, checkpoint at the lowest failure, fresh batch sizes, bisect on
 //! function error — with transient transform failures, injected S3 faults and crashes (an
 //! invocation that dies after some puts). With the mapping retrying until success, the union of
-//! output must hold every valid document exactly once and quarantine every bad one exactly once.
+//! output must hold every valid document exactly once and quarantine every bad one exactly once,
+//! and the rule must have alerted each key and window of what landed, once.
 
 mod common;
 
@@ -19,6 +20,7 @@ use runnel::sink::{MemoryStore, SinkErrorKind};
 use runnel::source::Mode;
 use runnel::testing::esm::{drive, EsmConfig, Invocation};
 use runnel::testing::FaultyStore;
+use runnel::window::MemoryAlerts;
 
 #[derive(Debug, Clone)]
 enum Rec {
@@ -135,6 +137,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 
 struct RunResult {
     panes_differ: Option<String>,
+    alerts_differ: Option<String>,
     data_ids: Vec<String>,
     quarantine_ids: Vec<String>,
     completed: bool,
@@ -155,10 +158,14 @@ fn run(
     let inner = MemoryStore::new();
     let faults = Faults::new(s.fault_rate, s.seed);
     let schedule = faults.clone();
-    let store = Arc::new(FaultyStore::new(inner.clone(), move |_| {
-        schedule
-            .fails_next_put()
-            .then_some(SinkErrorKind::Throttled)
+    let marker_failures = Arc::new(AtomicUsize::new(0));
+    let counted = marker_failures.clone();
+    let store = Arc::new(FaultyStore::new(inner.clone(), move |put| {
+        let fails = schedule.fails_next_put();
+        if fails && put.key.starts_with("alerts/") {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+        fails.then_some(SinkErrorKind::Throttled)
     }));
     let transform = TestTransform::default();
     for (i, n) in &s.transient {
@@ -170,7 +177,10 @@ fn run(
                 .insert(seq(*i), *n);
         }
     }
-    let p = processor(transform, store.clone(), s.mode).with_panes(panes());
+    let publisher = MemoryAlerts::new();
+    let p = processor(transform, store.clone(), s.mode)
+        .with_panes(panes())
+        .with_alerts(alerts(publisher.clone()));
     let ids: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
     let sizes = s.batch_sizes.clone();
     let mut size_i = 0;
@@ -214,6 +224,11 @@ fn run(
     let objects = inner.objects();
     let result = RunResult {
         panes_differ: panes_differ(&objects),
+        alerts_differ: alerts_differ(
+            &objects,
+            &publisher.published(),
+            marker_failures.load(Ordering::Relaxed),
+        ),
         data_ids: ids_of(&lines_under(&objects, "iot/")),
         quarantine_ids: ids_of(&lines_under(&objects, "quarantine/")),
         completed: report.completed,
@@ -240,6 +255,7 @@ proptest! {
         prop_assert_eq!(duplicates(&r.quarantine_ids), Vec::<String>::new(), "duplicated quarantine");
         prop_assert_eq!(r.quarantine_ids.iter().cloned().collect::<BTreeSet<_>>(), bad, "quarantine differs from the bad documents");
         prop_assert_eq!(r.panes_differ, None, "merged aggregates differ from the accepted records'");
+        prop_assert_eq!(r.alerts_differ, None, "alerts differ from the accepted records'");
     }
 
     /// Bad data alone never causes a retry: with no transient fault, no batch reports a failure.

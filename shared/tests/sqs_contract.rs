@@ -22,6 +22,7 @@ use runnel::sink::{MemoryStore, Sink, SinkErrorKind};
 use runnel::source::{BatchSource, Mode, SourceRecord, Sqs};
 use runnel::testing::queue::{drive, Invocation, QueueConfig};
 use runnel::testing::FaultyStore;
+use runnel::window::MemoryAlerts;
 
 #[derive(Debug, Clone)]
 struct Msg {
@@ -148,6 +149,7 @@ fn records<'a>(
 
 struct Outcome {
     panes_differ: Option<String>,
+    alerts_differ: Option<String>,
     data_ids: Vec<String>,
     quarantine_ids: Vec<String>,
     completed: bool,
@@ -166,11 +168,16 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
     let inner = MemoryStore::new();
     let faults = Faults::new(s.fault_rate, s.seed);
     let first_puts: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let marker_failures = Arc::new(AtomicUsize::new(0));
     let store = {
         let (faults, first_puts) = (faults.clone(), first_puts.clone());
+        let counted = marker_failures.clone();
         let prefix = format!("{queue}-");
         Arc::new(FaultyStore::new(inner.clone(), move |put| {
             if faults.fails_next_put() {
+                if put.key.starts_with("alerts/") {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
                 return Some(SinkErrorKind::Throttled);
             }
             if put.key.starts_with("iot/") {
@@ -200,6 +207,7 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
                 .insert(seq(*i), *n);
         }
     }
+    let publisher = MemoryAlerts::new();
     let p = Processor::new(
         transform,
         Sink::new(store),
@@ -208,7 +216,8 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
             ..config(Mode::ReportAll)
         },
     )
-    .with_panes(panes());
+    .with_panes(panes())
+    .with_alerts(alerts(publisher.clone()));
     let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
     let mut rng = s.seed | 1;
     let invocation = AtomicUsize::new(0);
@@ -248,6 +257,11 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
     let objects = inner.objects();
     let outcome = Outcome {
         panes_differ: panes_differ(&objects),
+        alerts_differ: alerts_differ(
+            &objects,
+            &publisher.published(),
+            marker_failures.load(Ordering::Relaxed),
+        ),
         data_ids: ids_of(&lines_under(&objects, "iot/")),
         quarantine_ids: ids_of(&lines_under(&objects, "quarantine/")),
         completed: report.completed,
@@ -274,6 +288,7 @@ proptest! {
         prop_assert_eq!(duplicates(&r.quarantine_ids), Vec::<String>::new(), "duplicated quarantine");
         prop_assert_eq!(r.quarantine_ids.iter().cloned().collect::<BTreeSet<_>>(), bad, "quarantine differs from the bad documents");
         prop_assert_eq!(&r.panes_differ, &None, "merged aggregates differ from the accepted records'");
+        prop_assert_eq!(&r.alerts_differ, &None, "alerts differ from the accepted records'");
         if s.fifo {
             for group in ["g0", "g1", "g2"] {
                 let order: Vec<usize> = r.first_puts.iter().copied().filter(|i| msgs[*i].group == group).collect();

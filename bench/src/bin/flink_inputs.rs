@@ -83,7 +83,9 @@ async fn main() -> anyhow::Result<()> {
     let readings: Vec<String> = (0..count).map(|i| reading(i, &mut rng)).collect();
     let store = MemoryStore::new();
     let config = StreamConfig::new("kinesis-processor", "curated");
+    // The rules' alerts are not compared: they stay in memory.
     let runner = kinesis_processor::aggregating_pipeline_from(Kinesis)
+        .alerts(runnel::window::MemoryAlerts::new())
         .store(store.clone())
         .config(config)
         .build()?;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use runnel::records::{FieldError, Validate};
 use runnel::timestamp::{rfc3339, rfc3339_opt, EventTime};
 use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
-use runnel::window::Aggregation;
+use runnel::window::{Aggregation, Rule};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -208,12 +208,49 @@ pub fn device_minute() -> Aggregation<CuratedReading> {
         })
 }
 
-/// [`pipeline_from`] with the [`device_minute`] aggregate: what the function runs for every
-/// source whose output it writes itself.
+/// A device too hot on one reading: above 80 °C (the sensors' range ends at 90 °C). At most one
+/// alert per device and 15 minutes of reading time.
+pub fn too_hot() -> Rule<CuratedReading> {
+    Rule::above("too_hot", "temperature_c", 80.0, |r: &CuratedReading| {
+        Some(r.temperature_c)
+    })
+    .key("device_id", |r: &CuratedReading| Some(r.device_id.clone()))
+    .event_time(|r: &CuratedReading| Some(r.event_time))
+    .once_per(std::time::Duration::from_secs(15 * 60))
+}
+
+/// A device overheating: three readings in a row above 60 °C. At most one alert per device and
+/// 15 minutes of reading time.
+pub fn overheating() -> Rule<CuratedReading> {
+    Rule::above(
+        "overheating",
+        "temperature_c",
+        60.0,
+        |r: &CuratedReading| Some(r.temperature_c),
+    )
+    .key("device_id", |r: &CuratedReading| Some(r.device_id.clone()))
+    .event_time(|r: &CuratedReading| Some(r.event_time))
+    .consecutive(3)
+    .once_per(std::time::Duration::from_secs(15 * 60))
+}
+
+/// The pipeline's rules: [`too_hot`] and [`overheating`].
+pub fn with_rules<S, T>(
+    pipeline: runnel::pipeline::StreamPipeline<S, T>,
+) -> runnel::pipeline::StreamPipeline<S, T>
+where
+    S: runnel::source::BatchSource,
+    T: Transform<Output = CuratedReading>,
+{
+    pipeline.rule(too_hot()).rule(overheating())
+}
+
+/// [`pipeline_from`] with the [`device_minute`] aggregate and the rules: what the function runs
+/// for every source whose output it writes itself.
 pub fn aggregating_pipeline_from<S: runnel::source::BatchSource>(
     source: S,
 ) -> runnel::pipeline::StreamPipeline<S, IotTransform> {
-    pipeline_from(source).aggregate(device_minute())
+    with_rules(pipeline_from(source).aggregate(device_minute()))
 }
 
 /// The batch source the function is wired to (`SOURCE`, default `kinesis`): one binary serves

@@ -5,12 +5,13 @@
 //! Every source but Firehose also writes the panes of `device_minute` (per device and minute)
 //! under `AGGREGATES_PREFIX/device_minute/`; with `SOURCE=kinesis-windows` or
 //! `dynamodb-windows` (mappings with `TumblingWindowInSeconds`) the aggregate is kept in the
-//! window's state and written once per shard and window instead.
+//! window's state and written once per shard and window instead. Those sources also check the
+//! rules `too_hot` and `overheating`, publishing alerts to EventBridge's `ALERT_BUS`.
 //! Configuration: see `runnel::pipeline::StreamConfig` (the template sets `OUTPUT_PREFIX=iot`).
 
 use kinesis_processor::{
     aggregating_pipeline_from, device_minute, pipeline_from, table_pipeline, table_pipeline_from,
-    Source,
+    with_rules, Source,
 };
 use runnel::source::Windowed;
 
@@ -23,7 +24,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
         }
         Ok(Source::Sqs) => aggregating_pipeline_from(runnel::source::Sqs).run().await,
-        Ok(Source::DynamoDb) => table_pipeline().aggregate(device_minute()).run().await,
+        Ok(Source::DynamoDb) => {
+            with_rules(table_pipeline().aggregate(device_minute()))
+                .run()
+                .await
+        }
         // The delivery stream writes Firehose's output: no pane could be written beside it.
         Ok(Source::Firehose) => pipeline_from(runnel::source::Firehose).run().await,
         Ok(Source::Kafka) => aggregating_pipeline_from(runnel::source::Kafka).run().await,
@@ -35,10 +40,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
         }
         Ok(Source::DynamoDbWindows) => {
-            table_pipeline_from(Windowed(runnel::source::DynamoDb))
-                .aggregate(device_minute())
-                .run()
-                .await
+            with_rules(
+                table_pipeline_from(Windowed(runnel::source::DynamoDb)).aggregate(device_minute()),
+            )
+            .run()
+            .await
         }
         Err(reason) => {
             eprintln!("{reason}");

@@ -363,3 +363,133 @@ async fn with_tumbling_windows_the_binary_carries_state_and_writes_each_window_o
     let entry = &ndjson_lines(&get_object(&aws, &bucket, &quarantined[0]).await)[0];
     assert_eq!(entry["kind"], "window_state");
 }
+
+/// Messages an EventBridge rule delivered to `queue`, waiting up to `patience` for `at_least`.
+async fn drain(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    at_least: usize,
+    patience: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut got = Vec::new();
+    while std::time::Instant::now() < deadline && got.len() < at_least.max(1) {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            got.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn an_overheating_device_alerts_through_eventbridge_once() {
+    use aws_sdk_eventbridge::types::Target;
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let events = aws.eventbridge();
+    let sqs = aws_sdk_sqs::Client::new(aws.sdk_config());
+    let bus = unique_name("alerts");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique_name("rule-inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    // Routed as a user would route them: by Runnel's source and detail-type.
+    let pattern = serde_json::json!({
+        "source": [runnel::window::alerts::ALERT_SOURCE],
+        "detail-type": [runnel::window::alerts::ALERT_DETAIL_TYPE],
+    });
+    events
+        .put_rule()
+        .name("runnel-alerts")
+        .event_bus_name(&bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("runnel-alerts")
+        .event_bus_name(&bus)
+        .targets(
+            Target::builder()
+                .id("inbox")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+            ("PIPELINE_NAME", "demo"),
+            ("ALERT_BUS", &bus),
+        ],
+    ));
+    // Four readings of one device above 80 °C: too_hot at the first, overheating at the third.
+    let answer = api.invoke("kinesis-overheating.json");
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    let mut alerts = drain(&sqs, &queue, 2, std::time::Duration::from_secs(20)).await;
+    alerts.sort_by_key(|e| e["detail"]["rule"].as_str().unwrap().to_string());
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for event in &alerts {
+        assert_eq!(event["source"], "runnel");
+        assert_eq!(event["detail-type"], "Runnel Rule Matched");
+        assert_eq!(event["detail"]["pipeline"], "demo");
+        assert_eq!(
+            event["detail"]["key"],
+            serde_json::json!({"device_id": "sensor-hot"})
+        );
+        assert_eq!(event["detail"]["window_start"], "2026-11-22T07:00:00.000Z");
+    }
+    let (overheating, too_hot) = (&alerts[0]["detail"], &alerts[1]["detail"]);
+    assert_eq!(overheating["rule"], "overheating");
+    assert_eq!(overheating["consecutive"], 3);
+    assert_eq!(overheating["value"], 87.25);
+    assert_eq!(overheating["at"], "2026-11-22T07:02:00.000Z");
+    assert_eq!(too_hot["rule"], "too_hot");
+    assert_eq!(too_hot["value"], 85.5);
+    let markers = list_keys(&aws, &bucket, "alerts/").await;
+    assert_eq!(markers.len(), 2, "{markers:?}");
+
+    // The same batch again (a retry): it lands again under the same keys, and alerts nobody.
+    let again = api.invoke("kinesis-overheating.json");
+    assert_eq!(again, serde_json::json!({"batchItemFailures": []}));
+    let repeated = drain(&sqs, &queue, 0, std::time::Duration::from_secs(5)).await;
+    assert!(repeated.is_empty(), "alerted twice: {repeated:?}");
+}

@@ -34,14 +34,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// The services whose `AWS_ENDPOINT_URL_<SERVICE>` variable is read.
-const SERVICES: [&str; 5] = ["S3", "SNS", "GLUE", "KINESIS", "LAMBDA"];
+const SERVICES: [&str; 6] = ["S3", "SNS", "GLUE", "KINESIS", "LAMBDA", "EVENTBRIDGE"];
 
 /// What the environment says about endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
     /// `AWS_ENDPOINT_URL`: every service.
     pub endpoint_url: Option<String>,
-    /// `AWS_ENDPOINT_URL_<SERVICE>` (`S3`, `SNS`, `GLUE`, `KINESIS`, `LAMBDA`): that service only.
+    /// `AWS_ENDPOINT_URL_<SERVICE>` (`S3`, `SNS`, `GLUE`, `KINESIS`, `LAMBDA`, `EVENTBRIDGE`): that service only.
     pub service_endpoint_urls: Vec<(String, String)>,
     /// `RUNNEL_S3_PATH_STYLE=true|false` overrides the choice made from the endpoints.
     pub s3_path_style: Option<bool>,
@@ -142,6 +142,8 @@ struct Clients {
     sns: OnceLock<aws_sdk_sns::Client>,
     #[cfg(any(feature = "alert", feature = "glue"))]
     glue: OnceLock<aws_sdk_glue::Client>,
+    #[cfg(feature = "eventbridge")]
+    eventbridge: OnceLock<aws_sdk_eventbridge::Client>,
 }
 
 impl Aws {
@@ -253,6 +255,17 @@ impl Aws {
     pub fn glue_on_first_use(&self) -> LazyClient<aws_sdk_glue::Client> {
         let aws = self.clone();
         LazyClient::new(move || aws.glue())
+    }
+
+    /// The EventBridge client, for rule alerts.
+    #[cfg(feature = "eventbridge")]
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        let build = || {
+            let mut builder = aws_sdk_eventbridge::config::Builder::from(&self.sdk);
+            builder.set_endpoint_url(self.endpoint("EVENTBRIDGE"));
+            aws_sdk_eventbridge::Client::from_conf(builder.build())
+        };
+        self.clients.eventbridge.get_or_init(build).clone()
     }
 
     /// A service's endpoint override, as the client builders take it.

@@ -88,6 +88,11 @@ pub struct StreamConfig {
     /// Where aggregations write their panes, each under its own name (`AGGREGATES_BUCKET`,
     /// default the output bucket; `AGGREGATES_PREFIX`, default `aggregates`).
     pub aggregates: Location,
+    /// Where rules keep the markers of alerts sent, each rule in its own folder
+    /// (`AGGREGATES_BUCKET`; `ALERTS_PREFIX`, default `alerts`).
+    pub alert_markers: Location,
+    /// The EventBridge bus rules publish to (`ALERT_BUS`, default `default`).
+    pub alert_bus: String,
 }
 
 impl StreamConfig {
@@ -99,12 +104,15 @@ impl StreamConfig {
             max_record_bytes: DecodeLimits::default().max_decoded_bytes,
             concurrency: 8,
             aggregates: Location::new(bucket, "aggregates"),
+            alert_markers: Location::new(bucket, "alerts"),
+            alert_bus: "default".to_string(),
         }
     }
 
     /// Reads the shared output variables plus `BATCH_MODE` (`ordered` | `report-all` |
     /// `per-group`),
-    /// `MAX_RECORD_BYTES`, `WRITE_CONCURRENCY`, `AGGREGATES_BUCKET` and `AGGREGATES_PREFIX`.
+    /// `MAX_RECORD_BYTES`, `WRITE_CONCURRENCY`, `AGGREGATES_BUCKET`, `AGGREGATES_PREFIX`,
+    /// `ALERTS_PREFIX` and `ALERT_BUS`.
     pub fn from_lookup(
         name: &str,
         lookup: impl Fn(&str) -> Option<String>,
@@ -144,12 +152,21 @@ impl StreamConfig {
                 "aggregates".to_string(),
                 "a key prefix",
             );
+            let alerts_prefix: String =
+                env.optional_or("ALERTS_PREFIX", "alerts".to_string(), "a key prefix");
+            let alert_bus = env.optional_or(
+                "ALERT_BUS",
+                "default".to_string(),
+                "an EventBridge bus name or ARN",
+            );
             StreamConfig {
                 output,
                 mode,
                 max_record_bytes,
                 concurrency,
+                alert_markers: Location::new(aggregates_bucket.clone(), alerts_prefix),
                 aggregates: Location::new(aggregates_bucket, aggregates_prefix),
+                alert_bus,
             }
         })
     }

@@ -30,10 +30,13 @@
 //! EMF metrics and answers with the source's response. [`StreamPipeline::build`] gives the same
 //! [`Runner`] without the Lambda runtime, for tests and benchmarks.
 
+mod alerting;
 mod apply;
 pub mod config;
 pub mod ingest;
+mod outcome;
 mod parts;
+mod plan;
 pub mod processor;
 pub mod redrive;
 mod run_names;
@@ -55,7 +58,7 @@ use crate::source::{
 };
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
-use crate::window::{Aggregation, AggregationError, PaneSink};
+use crate::window::{Aggregation, AggregationError, AlertPublisher, AlertSink, PaneSink, Rule};
 use parts::SinkParts;
 
 /// A pipeline being assembled: a name, then a source, then a transform.
@@ -93,6 +96,8 @@ impl<S: BatchSource> Pipeline<S> {
             parts: SinkParts::new(),
             config: None,
             aggregation: None,
+            rules: Vec::new(),
+            publisher: None,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct StreamPipeline<S: BatchSource, T: Transform> {
     parts: SinkParts<T::Output>,
     config: Option<StreamConfig>,
     aggregation: Option<Aggregation<T::Output>>,
+    rules: Vec<Rule<T::Output>>,
+    publisher: Option<Arc<dyn AlertPublisher>>,
 }
 
 impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
@@ -130,11 +137,58 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         self
     }
 
+    /// Also checks `rule` on every output that lands, publishing an alert when it matches
+    /// ([`crate::window::Rule`]); several calls add several rules.
+    pub fn rule(mut self, rule: Rule<T::Output>) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Where the rules' alerts go, instead of EventBridge's `ALERT_BUS` (which needs runnel's
+    /// `eventbridge` feature).
+    pub fn alerts(mut self, publisher: impl AlertPublisher + 'static) -> Self {
+        self.publisher = Some(Arc::new(publisher));
+        self
+    }
+
+    /// The rules with their publisher, when there are rules.
+    fn alert_sink(
+        &mut self,
+        config: &StreamConfig,
+    ) -> Result<Option<AlertSink<T::Output>>, BuildError> {
+        if self.rules.is_empty() {
+            return Ok(None);
+        }
+        if self.source.delivery() == Delivery::Response {
+            return Err(BuildError::Rule(format!(
+                "the {} source hands its output back to the caller: check rules in a pipeline \
+                 on the delivery's destination",
+                self.source.name()
+            )));
+        }
+        let publisher = self.publisher.clone().ok_or_else(|| {
+            BuildError::Rule(
+                "rules need a publisher: call .alerts(..), or .run() with runnel's eventbridge \
+                 feature"
+                    .into(),
+            )
+        })?;
+        let sink = AlertSink::new(
+            config.output.pipeline.clone(),
+            std::mem::take(&mut self.rules),
+            publisher,
+            config.alert_markers.clone(),
+        );
+        sink.check().map_err(BuildError::Rule)?;
+        Ok(Some(sink))
+    }
+
     fn runner(
-        self,
+        mut self,
         store: Arc<dyn ObjectStore>,
         config: StreamConfig,
     ) -> Result<Runner<S, T>, BuildError> {
+        let alerts = self.alert_sink(&config)?;
         if config.mode == Some(Mode::PerGroup) && self.source.redelivery() != Redelivery::Regrouped
         {
             return Err(BuildError::Mode(format!(
@@ -183,6 +237,9 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         if let Some(panes) = panes {
             processor = processor.with_panes(panes);
         }
+        if let Some(alerts) = alerts {
+            processor = processor.with_alerts(alerts);
+        }
         Ok(Runner {
             name: self.name,
             processor,
@@ -190,6 +247,11 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             configured_mode: config.mode,
             metrics,
         })
+    }
+
+    /// Rules without a publisher of their own publish to EventBridge.
+    fn needs_eventbridge(&self) -> bool {
+        cfg!(feature = "eventbridge") && !self.rules.is_empty() && self.publisher.is_none()
     }
 
     /// The runner without the Lambda runtime (tests, benchmarks). Needs a store
@@ -212,10 +274,22 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             None => crate::config::logged(StreamConfig::from_env(&self.name))?,
         };
         tracing::debug!(?config, "configuration loaded");
-        let store = match self.parts.store.take() {
-            Some(store) => store,
-            None => Arc::new(S3Store::new(Aws::from_env().await.s3())),
+        let aws = match self.parts.store.is_none() || self.needs_eventbridge() {
+            true => Some(Aws::from_env().await),
+            false => None,
         };
+        let store = match (self.parts.store.take(), &aws) {
+            (Some(store), _) => store,
+            (None, aws) => Arc::new(S3Store::new(aws.as_ref().expect("loaded above").s3())),
+        };
+        #[cfg(feature = "eventbridge")]
+        if let (true, Some(aws)) = (self.needs_eventbridge(), &aws) {
+            let bus = config.alert_bus.clone();
+            self = self.alerts(crate::window::EventBridgeAlerts::new(
+                aws.eventbridge(),
+                bus,
+            ));
+        }
         let runner = self
             .runner(store, config)
             .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
@@ -261,6 +335,9 @@ pub enum BuildError {
     /// The aggregation cannot be used.
     #[error(transparent)]
     Aggregation(#[from] AggregationError),
+    /// The rules cannot be used.
+    #[error("{0}")]
+    Rule(String),
 }
 
 /// A built pipeline: handles one event at a time.
@@ -371,6 +448,9 @@ pub fn record_metrics(
     metrics.count("DocumentsQuarantined", stats.documents_quarantined as u64);
     metrics.count("RecordsFailed", stats.records_failed as u64);
     metrics.count("ObjectsWritten", stats.objects_written as u64);
+    if stats.alerts_published > 0 {
+        metrics.count("AlertsPublished", stats.alerts_published as u64);
+    }
     metrics.add("BytesIn", Unit::Bytes, stats.bytes_in as f64);
     metrics.add("BatchLatency", Unit::Milliseconds, latency_ms);
     if let Some((name, age)) = lag {
@@ -387,6 +467,7 @@ fn log_outcome(pipeline: &str, outcome: &BatchOutcome, latency: f64) {
         quarantined = s.documents_quarantined,
         objects = s.objects_written,
         failed = s.records_failed,
+        alerts = s.alerts_published,
         latency_ms = latency,
         "batch processed"
     );

@@ -62,13 +62,13 @@ use crate::records::{
     Document, Place,
 };
 use crate::sink::{daily_partition, Encoder, Location, Ndjson, PutObject, Sink};
-use crate::source::{
-    BatchOutcome, Delivery, Mode, RecordStatus, Redelivery, ReturnedOutput, SourceRecord,
-};
+use crate::source::{BatchOutcome, Delivery, Mode, Redelivery, ReturnedOutput, SourceRecord};
 use crate::transform::{RecordContext, Transform};
-use crate::window::{Observation, PaneSink};
+use crate::window::{AlertSink, PaneSink};
 
 use super::apply::{self, Scratch};
+use super::outcome::{blocked, conclude, observed};
+use super::plan::{Dest, Item, Prepared, Run};
 use super::redrive::{entry_id, QuarantinedEntry};
 use super::run_names::{object_name, shared_partition};
 
@@ -93,40 +93,6 @@ pub struct ProcessorConfig {
     pub delivery: Delivery,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Dest {
-    // Shared: consecutive documents of one partition point at one string instead of one each.
-    Data(Arc<str>),
-    Quarantine(String),
-}
-
-struct Item {
-    record: usize,
-    index: u32,
-    /// The output's index among the outputs of its document (fan-out).
-    output: u32,
-    dest: Dest,
-    /// The item's line in [`Prepared::lines`], newline included.
-    line: std::ops::Range<usize>,
-    /// What the item adds to its run's pane, when the pipeline aggregates.
-    observed: Option<Box<Observation>>,
-}
-
-/// Every output line of a batch in one buffer, in item order, so that a run's lines are one
-/// contiguous slice: no allocation per line, one compressor call per object.
-struct Prepared {
-    items: Vec<Item>,
-    lines: Vec<u8>,
-    transient: Vec<bool>,
-}
-
-struct Run {
-    first: usize,
-    items: std::ops::Range<usize>,
-    /// Set for a run that a transiently failed record precedes with no output in between.
-    held_back: bool,
-}
-
 /// The processor for one transform and one sink.
 pub struct Processor<T: Transform> {
     transform: T,
@@ -134,6 +100,7 @@ pub struct Processor<T: Transform> {
     quarantine_encoder: Ndjson,
     config: ProcessorConfig,
     panes: Option<PaneSink<T::Output>>,
+    pub(super) alerts: Option<AlertSink<T::Output>>,
 }
 
 impl<T: Transform> Processor<T> {
@@ -145,7 +112,15 @@ impl<T: Transform> Processor<T> {
             quarantine_encoder: Ndjson,
             config,
             panes: None,
+            alerts: None,
         }
+    }
+
+    /// Also checks `alerts`' rules on every output that lands, publishing their alerts
+    /// ([`crate::window::Rule`]).
+    pub fn with_alerts(mut self, alerts: AlertSink<T::Output>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Also writes the panes of an aggregation beside every run of curated output
@@ -193,6 +168,7 @@ impl<T: Transform> Processor<T> {
             }
             Delivery::Response => self.hand_back(records, &prepared, &mut outcome).await,
         };
+        let failed = self.alert(records, &prepared, failed, &mut outcome).await;
         conclude(records, &prepared, &failed, &mut outcome);
         if self.panes.as_ref().is_some_and(|p| !p.per_run) {
             outcome.observed = observed(prepared, &failed);
@@ -362,6 +338,10 @@ impl<T: Transform> Processor<T> {
                 .panes
                 .as_ref()
                 .and_then(|p| p.aggregation.observe(&output, ctx.arrival).map(Box::new));
+            let probes = self
+                .alerts
+                .as_ref()
+                .map_or_else(Vec::new, |a| a.rules.probe(&output, ctx.arrival));
             prepared.items.push(Item {
                 record,
                 index: flat,
@@ -369,6 +349,7 @@ impl<T: Transform> Processor<T> {
                 dest: Dest::Data(dest),
                 line: start..prepared.lines.len(),
                 observed,
+                probes,
             });
         }
         Ok(Ok(()))
@@ -410,6 +391,7 @@ impl<T: Transform> Processor<T> {
             dest: Dest::Quarantine(daily_partition(arrival)),
             line: start..prepared.lines.len(),
             observed: None,
+            probes: Vec::new(),
         });
     }
 
@@ -793,84 +775,4 @@ impl<T: Transform> Processor<T> {
 struct LaneResult {
     written: Vec<usize>,
     failure: Option<(usize, String)>,
-}
-
-/// The records reported before anything is written: ordered, every record from the first that
-/// failed transiently; per group, every record of a group from its first such record;
-/// report-all, those records alone.
-fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mode) -> Vec<bool> {
-    match mode {
-        Mode::ReportAll => transient.to_vec(),
-        Mode::Ordered => {
-            let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
-            (0..records.len()).map(|i| i >= cut).collect()
-        }
-        Mode::PerGroup => {
-            let mut failed_groups = std::collections::HashSet::new();
-            records
-                .iter()
-                .zip(transient)
-                .map(|(r, t)| match r.partition_key {
-                    Some(key) if failed_groups.contains(key) => true,
-                    Some(key) if *t => {
-                        failed_groups.insert(key);
-                        true
-                    }
-                    _ => *t,
-                })
-                .collect()
-        }
-    }
-}
-
-/// Fills in what to report and each record's status once the batch is written.
-fn conclude(
-    records: &[SourceRecord<'_>],
-    prepared: &Prepared,
-    failed: &[bool],
-    outcome: &mut BatchOutcome,
-) {
-    outcome.failures = records
-        .iter()
-        .zip(failed)
-        .filter(|(_, f)| **f)
-        .map(|(r, _)| r.item_identifier.to_string())
-        .collect();
-    outcome.records = statuses(prepared, failed);
-    outcome.stats.records_failed = outcome.failures.len();
-}
-
-/// The observations of the outputs of records not reported, in item order.
-fn observed(prepared: Prepared, failed: &[bool]) -> Vec<(usize, Observation)> {
-    prepared
-        .items
-        .into_iter()
-        .filter(|item| !failed[item.record])
-        .filter_map(|item| Some((item.record, *item.observed?)))
-        .collect()
-}
-
-/// What happened to each record, from its items and whether it is reported.
-fn statuses(prepared: &Prepared, failed: &[bool]) -> Vec<RecordStatus> {
-    let mut written = vec![false; failed.len()];
-    let mut quarantined = vec![false; failed.len()];
-    for item in &prepared.items {
-        match item.dest {
-            Dest::Data(_) => written[item.record] = true,
-            Dest::Quarantine(_) => quarantined[item.record] = true,
-        }
-    }
-    (0..failed.len())
-        .map(|i| {
-            if failed[i] {
-                RecordStatus::Failed
-            } else if written[i] {
-                RecordStatus::Written
-            } else if quarantined[i] {
-                RecordStatus::Quarantined
-            } else {
-                RecordStatus::Filtered
-            }
-        })
-        .collect()
 }

@@ -119,6 +119,8 @@ pub struct BatchStats {
     pub objects_written: usize,
     /// Payload bytes in the event.
     pub bytes_in: usize,
+    /// Rule alerts published ([`crate::window::Rule`]).
+    pub alerts_published: usize,
 }
 
 /// What to do with the curated output.

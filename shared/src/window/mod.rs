@@ -30,14 +30,25 @@
 //! output goes back to the delivery stream: refused when the pipeline is built). When an event
 //! source mapping gives up on a batch after a crashed attempt wrote part of it, the documents a
 //! later batch writes again are counted twice in the merge, just as they land twice by `_id`.
+//!
+//! A [`Rule`] is checked on the same outputs as they land (a value beyond a limit, once or `n`
+//! times in a row per key); its matches are published as alerts, at most once per rule, key and
+//! window ([`alerts`]). Given with [`StreamPipeline::rule`](crate::pipeline::StreamPipeline::rule).
 
 mod aggregation;
+pub mod alerts;
 mod panes;
+mod rules;
 mod sql;
 mod state;
 pub mod tumbling;
 
 pub use aggregation::Aggregation;
 pub(crate) use aggregation::Observation;
+#[cfg(feature = "eventbridge")]
+pub use alerts::EventBridgeAlerts;
+pub use alerts::{Alert, AlertError, AlertPublisher, AlertSink, MemoryAlerts};
 pub use panes::{PaneError, PaneSink};
+pub(crate) use rules::Probe;
+pub use rules::{Condition, Rule};
 pub use sql::AggregationError;

@@ -348,3 +348,67 @@ pub fn panes_differ(objects: &ObjectMap) -> Option<String> {
     let direct = aggregation.aggregate_directly(landed.iter().map(|r| (r, None)));
     (merged != direct).then(|| format!("merged panes {merged:?}\n  direct {direct:?}"))
 }
+
+/// The rule the re-delivery property tests check: a value above 0.5, keyed like
+/// [`aggregation`] (`value % 3`), at most once per half hour of event time.
+pub fn rule() -> runnel::window::Rule<Reading> {
+    runnel::window::Rule::above("positive", "value", 0.5, |r: &Reading| Some(r.value as f64))
+        .key("bucket", |r: &Reading| Some((r.value % 3).to_string()))
+        .event_time(|r: &Reading| Some(reading_time(r)))
+        .once_per(std::time::Duration::from_secs(1800))
+}
+
+fn reading_time(r: &Reading) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, r.hour, 0, 0).unwrap()
+        + chrono::Duration::seconds(r.value.rem_euclid(3600))
+}
+
+/// [`rule`]'s alerts to `publisher`, markers under `alerts/` of the curated bucket.
+pub fn alerts(publisher: runnel::window::MemoryAlerts) -> runnel::window::AlertSink<Reading> {
+    runnel::window::AlertSink::new(
+        "test",
+        vec![rule()],
+        Arc::new(publisher),
+        Location::new("curated", "alerts"),
+    )
+}
+
+/// Whether the alerts published are exactly those of the documents that landed: every key and
+/// window with a value above the limit alerted, nothing else, and no alert twice unless a marker
+/// put failed after its publish (`marker_failures`, the one gap the markers leave).
+pub fn alerts_differ(
+    objects: &ObjectMap,
+    published: &[runnel::window::Alert],
+    marker_failures: usize,
+) -> Option<String> {
+    let expected: std::collections::BTreeSet<(String, String)> = lines_under(objects, "iot/")
+        .into_iter()
+        .map(|line| serde_json::from_value::<Reading>(line).unwrap())
+        .filter(|r| r.value as f64 > 0.5)
+        .map(|r| {
+            let at = reading_time(&r).timestamp();
+            let start = DateTime::from_timestamp(at - at.rem_euclid(1800), 0).unwrap();
+            (
+                (r.value % 3).to_string(),
+                start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
+        })
+        .collect();
+    let got: Vec<(String, String)> = published
+        .iter()
+        .map(|a| {
+            (
+                a.key["bucket"].as_str().unwrap().to_string(),
+                a.window_start.clone(),
+            )
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<(String, String)> = got.iter().cloned().collect();
+    if distinct != expected {
+        return Some(format!("alerted {distinct:?}\n  expected {expected:?}"));
+    }
+    let repeated = got.len() - distinct.len();
+    (repeated > marker_failures).then(|| {
+        format!("{repeated} alerts sent twice, with only {marker_failures} failed marker puts")
+    })
+}
