@@ -17,7 +17,7 @@ pub(crate) enum Clock<I> {
     Arrival,
 }
 
-type KeyFn<I> = Arc<dyn Fn(&I) -> Option<String> + Send + Sync>;
+pub(crate) type KeyFn<I> = Arc<dyn Fn(&I) -> Option<String> + Send + Sync>;
 type ValueFn<I> = Arc<dyn Fn(&I) -> Option<f64> + Send + Sync>;
 type TimedFn<I> = Arc<dyn Fn(&I) -> Option<(f64, DateTime<Utc>)> + Send + Sync>;
 type TextFn<I> = Arc<dyn Fn(&I) -> Option<String> + Send + Sync>;
@@ -69,6 +69,22 @@ pub struct Aggregation<I> {
 }
 
 // By hand: the closures are shared, so no `I: Clone` is needed.
+impl<I> Clock<I> {
+    /// The time an output falls at: its own, else its record's arrival, else the epoch.
+    pub(crate) fn time_of(&self, output: &I, arrival: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        match self {
+            Clock::Event(time) => time(output).or(arrival),
+            Clock::Arrival => arrival,
+        }
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+}
+
+/// An output's values of key columns, `None` when one is missing.
+pub(crate) fn key_values<I>(keys: &[(String, KeyFn<I>)], output: &I) -> Option<Vec<String>> {
+    keys.iter().map(|(_, key)| key(output)).collect()
+}
+
 impl<I> Clone for Clock<I> {
     fn clone(&self) -> Self {
         match self {
@@ -247,16 +263,8 @@ impl<I: 'static> Aggregation<I> {
         output: &I,
         arrival: Option<DateTime<Utc>>,
     ) -> Option<Observation> {
-        let keys = self
-            .keys
-            .iter()
-            .map(|(_, key)| key(output))
-            .collect::<Option<Vec<String>>>()?;
-        let at = match &self.clock {
-            Clock::Event(time) => time(output).or(arrival),
-            Clock::Arrival => arrival,
-        }
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let keys = key_values(&self.keys, output)?;
+        let at = self.clock.time_of(output, arrival);
         let values = self
             .measures
             .iter()

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::aggregation::Clock;
+use super::aggregation::{key_values, Clock, KeyFn};
 
-type KeyFn<I> = Arc<dyn Fn(&I) -> Option<String> + Send + Sync>;
 type ValueFn<I> = Arc<dyn Fn(&I) -> Option<f64> + Send + Sync>;
 
 /// Which side of its limit a value must be on to count.
@@ -158,22 +157,11 @@ impl<I: 'static> Rule<I> {
 
     /// What the rule sees of one output, `None` when a key is missing.
     fn probe(&self, rule: usize, output: &I, arrival: Option<DateTime<Utc>>) -> Option<Probe> {
-        let keys = self
-            .keys
-            .iter()
-            .map(|(_, key)| key(output))
-            .collect::<Option<Vec<String>>>()?;
-        let value = (self.value)(output);
-        let at = match &self.clock {
-            Clock::Event(time) => time(output).or(arrival),
-            Clock::Arrival => arrival,
-        }
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         Some(Probe {
             rule,
-            keys,
-            value: value.filter(|v| self.passes(*v)),
-            at_ms: at.timestamp_millis(),
+            keys: key_values(&self.keys, output)?,
+            value: (self.value)(output).filter(|v| self.passes(*v)),
+            at_ms: self.clock.time_of(output, arrival).timestamp_millis(),
         })
     }
 }
