@@ -117,7 +117,7 @@ demo: tools sam-build $(SPARK_VENV)/.installed
 	scripts/demo
 
 ## bench: every benchmark in one run, printed with the targets (BENCHMARKS.md); ~30 min cold.
-bench: tools sam-build $(SPARK_VENV)/.installed $(BENCH_VENV)/.installed
+bench: tools sam-build $(SPARK_VENV)/.installed $(BENCH_VENV)/.installed $(FLINK_VENV)/.installed
 	scripts/bench
 
 $(BENCH_VENV)/.installed: tools/bench.txt

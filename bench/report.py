@@ -10,6 +10,8 @@ import os
 import platform
 import sys
 
+import cost
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
 FUNCTIONS = ["kinesis-processor", "s3-ingest", "failure-alert", "hello"]
@@ -56,11 +58,63 @@ def fmt_time(ns):
     return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.2f} µs" if ns >= 1e3 else f"{ns:.0f} ns"
 
 
+def analytics(md, k, flink, landing):
+    """The aggregating path beside the landing path, Flink SQL on the same readings, and the cost
+    of the seeds' workload."""
+    per_core = lambda ms: k["records"] / (ms / 1e3)
+    md.append(f"### Stream analytics: the same {k['records']:,}-record Kinesis event, landing against landing "
+              "with the `device_minute` panes and the rules, one core\n")
+    md.append("| path | ms | records/s per core | × landing |")
+    md.append("| --- | ---: | ---: | ---: |")
+    for name, ms in [("landing only (`kinesis_processor::pipeline()`)", k["handler_ms"]),
+                     ("landing + `device_minute` panes", k["panes_ms"]),
+                     ("landing + panes + rules `too_hot`, `overheating` (the deployed path)", k["panes_rules_ms"])]:
+        md.append(f"| {name} | {ms:.2f} | {per_core(ms):,.0f} | {ms / k['handler_ms']:.2f} |")
+    if flink:
+        small, large = flink["records"]
+        md.append(f"| Flink SQL 2.3 (PyFlink, local mini cluster, batch, parallelism 1): the same TUMBLE GROUP BY over "
+                  f"the {k['records']:,} curated readings repeated to {large:,}, marginal rate | – | "
+                  f"{flink['marginal_records_per_s']:,.0f} | {flink['marginal_records_per_s'] / per_core(k['panes_rules_ms']):.2f} × the deployed path's rate |")
+        md.append(f"\nFlink: {small:,} readings in {flink['seconds'][0]:.2f} s and {large:,} in {flink['seconds'][1]:.2f} s "
+                  f"(median of {flink['runs']}); the first job in a fresh JVM took {flink['first_job_s']:.1f} s. "
+                  "Flink reads the curated lines from a file; Runnel's figures include the Kinesis event's parse and base64.\n")
+    md.append(f"Objects per batch of {k['records']:,}: {k['curated_objects']} curated, {k['pane_objects']} pane(s) "
+              f"({(k['curated_objects'] + k['pane_objects']) * 1e6 / k['records']:,.0f} per 1M readings at this batch size).")
+    if landing and "pane_objects" in landing:
+        md.append(f" On the emulator at the template's settings (BatchSize 500): {landing['objects_per_million']:,.0f} curated "
+                  f"and {landing['pane_objects_per_million']:,.0f} pane objects per 1M readings.")
+    md.append("")
+    payload_per_s = per_core(k["panes_rules_ms"]) * k["avg_record_bytes"]
+    # Objects per invocation as the benchmark batch wrote them: one curated run and its pane
+    # while a batch stays within one hour.
+    per_invocation = k["curated_objects"] + k["pane_objects"]
+    rows = [(f"Runnel on Lambda, BatchSize {size:,}{note}", cost.lambda_month(payload_per_s, size, per_invocation / size))
+            for size, note in ((500, " (the template)"), (3000, " (about 5 MB of 1 KB messages per event, under the 6 MB limit)"))]
+    md.append(f"### Monthly cost of {cost.MESSAGES_PER_S:,} messages of 1 KB per second (us-east-1 list prices)\n")
+    md.append("| service | requests $ | compute $ | S3 PUTs $ | total $ / month | windows and rules |")
+    md.append("| --- | ---: | ---: | ---: | ---: | --- |")
+    for name, c in rows:
+        md.append(f"| {name} | {c['requests']:,.2f} | {c['compute']:,.2f} | {c['s3_puts']:,.2f} | {c['total']:,.2f} | yes |")
+    if flink:
+        f = cost.flink_month(flink["marginal_records_per_s"])
+        md.append(f"| Managed Service for Apache Flink, {f['kpus']} KPU + 1 orchestration KPU | – | {f['compute']:,.2f} | – | "
+                  f"{f['total']:,.2f} (with {f['kpus'] * cost.FLINK_STORAGE_GB_PER_KPU} GB of application storage) | yes |")
+    for per_record in (1, 5):
+        f = cost.firehose_month(per_record)
+        label = "one message per record, billed as 5 KB" if per_record == 1 else f"{per_record} messages packed per record"
+        md.append(f"| Firehose Direct PUT, {label} ({f['gb']:,.0f} GB billed) | – | – | – | {f['total']:,.2f} | no (landing only) |")
+    md.append(f"\nLambda at {cost.LAMBDA_MEMORY_MB} MB arm64: the deployed path's measured "
+              f"{payload_per_s / 1e6:.1f} MB of readings per second per core scaled to 1 KB messages, plus "
+              f"{cost.S3_WAIT_S * 1e3:.0f} ms per invocation waiting on S3 (an assumption: not measurable here); the formula is in "
+              "`bench/cost.py`. Not included, the same for every row that reads the stream: the Kinesis stream itself.\n")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "bench")
     k, py, init, init_bundle, init_one_root, mem, ing, ing_py, landing, sources = (load(out, n) for n in (
         "kinesis.json", "python.json", "init.json", "init-bundle.json", "init-one-root.json", "memory.json", "ingest.json",
         "ingest-python.json", "landing.json", "sources.json"))
+    flink = load(out, "flink.json")
     md, checks = [], []
 
     def check(name, value, target, ok):
@@ -95,6 +149,8 @@ def main():
             c, billed = cost_per_million(ms, k["records"])
             md.append(f"| {name} | {billed:,} | {c['arm64']:.6f} | {c['x86_64']:.6f} |")
         md.append("")
+    if k and "panes_rules_ms" in k:
+        analytics(md, k, flink, landing)
     if sources:
         md.append("### Every other source's path, same readings one per record, against its own parse floor\n")
         md.append("The floor is serde_json parsing the event into the source's `aws_lambda_events` model; the handler "

@@ -356,7 +356,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"readings": args.readings, "objects": objects, "partitions": len(partitions),
-                       "objects_per_million": objects * 1e6 / max(1, docs), "latency_p50_s": p50,
+                       "objects_per_million": objects * 1e6 / max(1, docs), "pane_objects": pane_objects,
+                       "pane_objects_per_million": pane_objects * 1e6 / max(1, docs), "latency_p50_s": p50,
                        "latency_p99_s": p99, "wall_s": time.time() - started}, f, indent=2)
 
     problems = []

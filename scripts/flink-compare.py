@@ -15,35 +15,15 @@ import os
 import sys
 import time
 
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from flink_device_minute import batch_environment, create_readings, device_minute
+
 
 def main():
     directory = sys.argv[1]
     started = time.time()
-    env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    env.get_config().set("table.local-time-zone", "UTC")
-    env.get_config().set("parallelism.default", "2")
-    path = os.path.join(directory, "readings.ndjson")
-    env.execute_sql(f"""
-        CREATE TABLE readings (
-            device_id STRING,
-            event_time STRING,
-            temperature_c DOUBLE,
-            humidity_pct DOUBLE,
-            battery_pct DOUBLE,
-            ts AS TO_TIMESTAMP(REPLACE(REPLACE(event_time, 'T', ' '), 'Z', ''))
-        ) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'json',
-                'json.ignore-parse-errors' = 'false')
-    """)
-    result = env.execute_sql("""
-        SELECT device_id, DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss''Z''') AS window_start,
-               COUNT(*) AS readings, MIN(temperature_c) AS t_min, MAX(temperature_c) AS t_max,
-               CAST(SUM(CAST(temperature_c AS DECIMAL(14, 2))) AS STRING) AS t_sum,
-               AVG(temperature_c) AS t_mean, MAX(humidity_pct) AS humidity_max,
-               COUNT(DISTINCT temperature_c) AS distinct_temperatures
-        FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL '1' MINUTES))
-        GROUP BY device_id, window_start, window_end
-    """)
+    env = batch_environment(parallelism=2)
+    create_readings(env, "readings", os.path.join(directory, "readings.ndjson"))
+    result = env.execute_sql(device_minute("readings"))
     flink = {}
     with result.collect() as rows:
         for r in rows:

@@ -1,5 +1,5 @@
-"""Removes resources the emulator's CloudFormation does not know, and every property that refers
-to them, from a packaged (JSON) template; prints what it removed.
+"""Removes resources the emulator's CloudFormation does not know, and every property and output
+that refers to them, from a packaged (JSON) template; prints what it removed.
 
     trim-for-emulator.py IN.json OUT.json TYPE [TYPE ...]
 
@@ -45,4 +45,8 @@ def strip(node, path):
 
 
 strip(resources, [])
+for name, output in list(template.get("Outputs", {}).items()):
+    if refers(output):
+        print(f"trim: output {name} refers to a trimmed resource")
+        del template["Outputs"][name]
 json.dump(template, open(dst, "w"), indent=1)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kinesis_processor::IotTransform;
-use runnel::pipeline::{Runner, StreamConfig};
+use runnel::pipeline::{Runner, StreamConfig, StreamPipeline};
 use runnel::sink::MemoryStore;
 use runnel::source::Kinesis;
 
@@ -108,14 +108,35 @@ pub fn iot_event(records: usize) -> (Vec<u8>, usize) {
 }
 
 /// The production pipeline of `kinesis-processor` (default configuration, bucket `curated`)
-/// with the S3 store replaced by memory.
+/// with the S3 store replaced by memory: landing only.
 pub fn memory_processor() -> (Runner<Kinesis, IotTransform>, MemoryStore) {
+    memory_runner(kinesis_processor::pipeline())
+}
+
+/// What the deployed function runs on a Kinesis mapping, in memory: landing, the
+/// `device_minute` panes and the rules (alerts kept in memory).
+pub fn memory_aggregating_processor() -> (Runner<Kinesis, IotTransform>, MemoryStore) {
+    memory_runner(
+        kinesis_processor::aggregating_pipeline_from(Kinesis)
+            .alerts(runnel::window::MemoryAlerts::new()),
+    )
+}
+
+/// Landing and the `device_minute` panes, without the rules.
+pub fn memory_pane_processor() -> (Runner<Kinesis, IotTransform>, MemoryStore) {
+    memory_runner(kinesis_processor::pipeline().aggregate(kinesis_processor::device_minute()))
+}
+
+/// `pipeline` with the default configuration (bucket `curated`) and an in-memory store.
+fn memory_runner(
+    pipeline: StreamPipeline<Kinesis, IotTransform>,
+) -> (Runner<Kinesis, IotTransform>, MemoryStore) {
     let config = StreamConfig::from_lookup("kinesis-processor", |name| {
         (name == "OUTPUT_BUCKET").then(|| "curated".into())
     })
     .expect("the default configuration is valid");
     let store = MemoryStore::new();
-    let runner = kinesis_processor::pipeline()
+    let runner = pipeline
         .store(store.clone())
         .config(config)
         .build()

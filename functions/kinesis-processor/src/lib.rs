@@ -418,6 +418,18 @@ mod merge_query {
         super::device_minute().check().unwrap();
     }
 
+    /// The template's named query creates the view from the same merge.
+    #[test]
+    fn the_template_s_view_is_the_checked_in_merge_query() {
+        let template = include_str!("../../../infra/template.yaml");
+        let sql = super::device_minute().merge_sql("device_minute_panes");
+        let view = format!("        CREATE OR REPLACE VIEW device_minute AS {sql}\n");
+        assert!(
+            template.contains(&view),
+            "infra/template.yaml's DeviceMinuteView must hold the line:\n{view}"
+        );
+    }
+
     /// The template's `device_minute_panes` table declares the columns the panes have.
     #[test]
     fn the_template_s_pane_table_has_the_pane_columns() {

@@ -364,6 +364,54 @@ async fn with_tumbling_windows_the_binary_carries_state_and_writes_each_window_o
     assert_eq!(entry["kind"], "window_state");
 }
 
+#[tokio::test]
+async fn a_table_stream_window_s_last_invocation_lands_its_records_and_writes_the_window_once() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "dynamodb-windows"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+        ],
+    ));
+    // One INSERT in the window's last invocation, delivered twice (a retry of the last
+    // invocation carries the same state and records).
+    let event: serde_json::Value =
+        serde_json::from_str(&event_file("window-dynamodb.json")).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            api.invoke_value(&event),
+            serde_json::json!({"state": {}, "batchItemFailures": []})
+        );
+    }
+    let landed = list_keys(&aws, &bucket, "iot/").await;
+    assert_eq!(landed.len(), 1, "{landed:?}");
+    let readings = ndjson_lines(&get_object(&aws, &bucket, &landed[0]).await);
+    assert_eq!(readings.len(), 1, "{readings:?}");
+    assert_eq!(readings[0]["device_id"], "sensor-0042");
+    let windows = list_keys(&aws, &bucket, "aggregates/device_minute/").await;
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert!(
+        windows[0].starts_with(
+            "aggregates/device_minute/dt=2026-11-22/hour=07/shardId-00000001795331700000-abcdef12-1795331700000-"
+        ),
+        "{windows:?}"
+    );
+    let rows = ndjson_lines(&get_object(&aws, &bucket, &windows[0]).await);
+    let merged = kinesis_processor::device_minute()
+        .merge_panes(&rows)
+        .unwrap();
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert_eq!(merged[0]["device_id"], "sensor-0042");
+    assert_eq!(merged[0]["window_start"], "2026-11-22T07:15:00Z");
+    assert_eq!(merged[0]["readings"], 1);
+    assert_eq!(merged[0]["temperature_c_mean"], 21.5);
+    assert_eq!(merged[0]["battery_pct"], 88.0);
+}
+
 /// Messages an EventBridge rule delivered to `queue`, waiting up to `patience` for `at_least`.
 async fn drain(
     sqs: &aws_sdk_sqs::Client,

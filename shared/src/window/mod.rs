@@ -39,6 +39,7 @@ mod aggregation;
 pub mod alerts;
 mod panes;
 mod rules;
+mod sketch;
 mod sql;
 mod state;
 pub mod tumbling;

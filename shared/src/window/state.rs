@@ -4,9 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-/// Registers of the distinct-count sketch: 2^12.
-pub(crate) const SKETCH_PRECISION: usize = 12;
-pub(crate) type Sketch = simple_hll::HyperLogLog<SKETCH_PRECISION>;
+pub(crate) use super::sketch::{Sketch, SKETCH_PRECISION};
 
 /// What a measure keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +53,7 @@ pub(crate) enum MeasureState {
     },
     /// The latest value: (when, value).
     Last(Option<(i64, f64)>),
-    Distinct(Box<Sketch>),
+    Distinct(Sketch),
 }
 
 fn least(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -95,7 +93,7 @@ impl MeasureState {
                 max: None,
             },
             MeasureKind::Last => MeasureState::Last(None),
-            MeasureKind::Distinct => MeasureState::Distinct(Box::default()),
+            MeasureKind::Distinct => MeasureState::Distinct(Sketch::default()),
         }
     }
 
@@ -164,11 +162,9 @@ impl MeasureState {
             MeasureState::Distinct(sketch) => {
                 // Sparse: [register, rank] for each register in use.
                 let used: Vec<Value> = sketch
-                    .get_registers()
+                    .used()
                     .iter()
-                    .enumerate()
-                    .filter(|(_, r)| **r > 0)
-                    .map(|(i, r)| Value::from(vec![i as u64, u64::from(*r)]))
+                    .map(|&(i, r)| Value::from(vec![u64::from(i), u64::from(r)]))
                     .collect();
                 row.insert(format!("{name}_hll"), Value::Array(used));
             }
@@ -269,16 +265,17 @@ impl MeasureState {
                     .get(&column)
                     .and_then(Value::as_array)
                     .ok_or_else(|| format!("{column}: missing or not a list"))?;
-                let mut registers = vec![0u8; 1 << SKETCH_PRECISION];
-                for pair in used {
-                    let (i, r) = pair
-                        .as_array()
-                        .and_then(|p| Some((p.first()?.as_u64()?, p.get(1)?.as_u64()?)))
-                        .filter(|(i, r)| (*i as usize) < registers.len() && *r <= 64)
-                        .ok_or_else(|| format!("{column}: not a [register, rank] pair: {pair}"))?;
-                    registers[i as usize] = r as u8;
-                }
-                MeasureState::Distinct(Box::new(Sketch::with_registers(registers)))
+                let pairs = used
+                    .iter()
+                    .map(|pair| {
+                        pair.as_array()
+                            .and_then(|p| Some((p.first()?.as_u64()?, p.get(1)?.as_u64()?)))
+                            .ok_or_else(|| format!("{column}: not a [register, rank] pair: {pair}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                MeasureState::Distinct(Sketch::from_used(pairs).ok_or_else(|| {
+                    format!("{column}: a register beyond 4096 or a rank beyond 53")
+                })?)
             }
         })
     }
@@ -293,10 +290,10 @@ fn number(v: Option<f64>) -> Value {
 /// empty and the raw estimate is small (Flajolet et al. 2007), rounded. The merge SQL computes the
 /// same formula over the merged registers.
 pub(crate) fn estimate(sketch: &Sketch) -> u64 {
-    let registers = sketch.get_registers();
+    let registers = sketch.registers();
     let m = registers.len() as f64;
     let (mut z, mut empty) = (0.0, 0usize);
-    for r in registers {
+    for r in registers.iter() {
         z += (-f64::from(*r)).exp2();
         empty += usize::from(*r == 0);
     }
@@ -383,10 +380,7 @@ mod tests {
                 },
             ),
             (MeasureKind::Last, MeasureState::Last(Some((17, 4.0)))),
-            (
-                MeasureKind::Distinct,
-                MeasureState::Distinct(Box::new(sketch)),
-            ),
+            (MeasureKind::Distinct, MeasureState::Distinct(sketch)),
         ];
         for (kind, state) in states {
             let mut row = Map::new();
