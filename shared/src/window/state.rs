@@ -157,65 +157,47 @@ impl MeasureState {
     }
 
     /// Writes the pane columns of the measure `name`.
-    pub(crate) fn write_pane(&self, name: &str, row: &mut Map<String, Value>) {
+    pub(crate) fn write_pane<C: Columns>(&self, name: &str, row: &mut C) {
         match self {
-            MeasureState::Distinct(sketch) => {
-                // Sparse: [register, rank] for each register in use.
-                let used: Vec<Value> = sketch
-                    .used()
-                    .iter()
-                    .map(|&(i, r)| Value::from(vec![u64::from(i), u64::from(r)]))
-                    .collect();
-                row.insert(format!("{name}_hll"), Value::Array(used));
-            }
+            // Sparse: [register, rank] for each register in use.
+            MeasureState::Distinct(sketch) => row.registers(name, "_hll", &sketch.used()),
             other => other.write_common(name, row),
         }
     }
 
     /// Writes the merged columns of the measure `name` (a mean for stats, an estimate for a
     /// sketch).
-    pub(crate) fn write_merged(&self, name: &str, row: &mut Map<String, Value>) {
+    pub(crate) fn write_merged<C: Columns>(&self, name: &str, row: &mut C) {
         match self {
-            MeasureState::Distinct(sketch) => {
-                row.insert(name.to_string(), Value::from(estimate(sketch)));
-            }
+            MeasureState::Distinct(sketch) => row.integer(name, "", Some(estimate(sketch))),
             MeasureState::Stats { count, sum, .. } => {
                 self.write_common(name, row);
                 let mean = (*count > 0).then(|| sum / *count as f64);
-                row.insert(format!("{name}_mean"), number(mean));
+                row.number(name, "_mean", mean);
             }
             other => other.write_common(name, row),
         }
     }
 
-    fn write_common(&self, name: &str, row: &mut Map<String, Value>) {
+    fn write_common<C: Columns>(&self, name: &str, row: &mut C) {
         match self {
-            MeasureState::Count(n) => {
-                row.insert(name.to_string(), Value::from(*n));
-            }
-            MeasureState::Sum(s) => {
-                row.insert(name.to_string(), number(Some(*s)));
-            }
-            MeasureState::Min(m) | MeasureState::Max(m) => {
-                row.insert(name.to_string(), number(*m));
-            }
+            MeasureState::Count(n) => row.integer(name, "", Some(*n)),
+            MeasureState::Sum(s) => row.number(name, "", Some(*s)),
+            MeasureState::Min(m) | MeasureState::Max(m) => row.number(name, "", *m),
             MeasureState::Stats {
                 count,
                 sum,
                 min,
                 max,
             } => {
-                row.insert(format!("{name}_count"), Value::from(*count));
-                row.insert(format!("{name}_sum"), number(Some(*sum)));
-                row.insert(format!("{name}_min"), number(*min));
-                row.insert(format!("{name}_max"), number(*max));
+                row.integer(name, "_count", Some(*count));
+                row.number(name, "_sum", Some(*sum));
+                row.number(name, "_min", *min);
+                row.number(name, "_max", *max);
             }
             MeasureState::Last(l) => {
-                row.insert(name.to_string(), number(l.map(|(_, v)| v)));
-                row.insert(
-                    format!("{name}_at"),
-                    l.map_or(Value::Null, |(at, _)| at.into()),
-                );
+                row.number(name, "", l.map(|(_, v)| v));
+                row.signed(name, "_at", l.map(|(at, _)| at));
             }
             MeasureState::Distinct(_) => unreachable!("written by write_pane / write_merged"),
         }
@@ -284,6 +266,132 @@ impl MeasureState {
 fn number(v: Option<f64>) -> Value {
     v.and_then(serde_json::Number::from_f64)
         .map_or(Value::Null, Value::Number)
+}
+
+/// Where a row's columns go: a JSON map (merged rows, a window's state), or a line written
+/// straight into an object's bytes ([`JsonLine`], the panes of every batch). A column is named by
+/// its measure and a suffix (`_sum`, `_hll`, ...); a value that is not a finite number is null.
+pub(crate) trait Columns {
+    fn text(&mut self, name: &str, value: &str);
+    fn number(&mut self, name: &str, suffix: &str, value: Option<f64>);
+    fn integer(&mut self, name: &str, suffix: &str, value: Option<u64>);
+    fn signed(&mut self, name: &str, suffix: &str, value: Option<i64>);
+    fn registers(&mut self, name: &str, suffix: &str, used: &[(u16, u8)]);
+}
+
+impl Columns for Map<String, Value> {
+    fn text(&mut self, name: &str, value: &str) {
+        self.insert(name.to_string(), Value::from(value));
+    }
+
+    fn number(&mut self, name: &str, suffix: &str, value: Option<f64>) {
+        self.insert(format!("{name}{suffix}"), number(value));
+    }
+
+    fn integer(&mut self, name: &str, suffix: &str, value: Option<u64>) {
+        self.insert(
+            format!("{name}{suffix}"),
+            value.map_or(Value::Null, Value::from),
+        );
+    }
+
+    fn signed(&mut self, name: &str, suffix: &str, value: Option<i64>) {
+        self.insert(
+            format!("{name}{suffix}"),
+            value.map_or(Value::Null, Value::from),
+        );
+    }
+
+    fn registers(&mut self, name: &str, suffix: &str, used: &[(u16, u8)]) {
+        let pairs = used
+            .iter()
+            .map(|&(i, r)| Value::from(vec![u64::from(i), u64::from(r)]))
+            .collect();
+        self.insert(format!("{name}{suffix}"), Value::Array(pairs));
+    }
+}
+
+/// One JSON object and its newline, written into `out` as its columns come: no map, no key or
+/// value allocated per column.
+pub(crate) struct JsonLine<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+/// A name written into JSON as it is (column names are checked identifiers; keys are escaped).
+fn plain(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl<'a> JsonLine<'a> {
+    pub(crate) fn start(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        JsonLine { out, first: true }
+    }
+
+    pub(crate) fn end(self) {
+        self.out.extend_from_slice(b"}\n");
+    }
+
+    fn key(&mut self, name: &str, suffix: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        if plain(name) && plain(suffix) {
+            self.out.push(b'"');
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(suffix.as_bytes());
+            self.out.extend_from_slice(b"\":");
+        } else {
+            self.value(&format!("{name}{suffix}"));
+            self.out.push(b':');
+        }
+    }
+
+    fn value<V: serde::Serialize + ?Sized>(&mut self, value: &V) {
+        serde_json::to_writer(&mut *self.out, value).expect("a text or number serialises");
+    }
+
+    fn or_null<V: serde::Serialize>(&mut self, value: Option<V>) {
+        match value {
+            Some(v) => self.value(&v),
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+impl Columns for JsonLine<'_> {
+    fn text(&mut self, name: &str, value: &str) {
+        self.key(name, "");
+        self.value(value);
+    }
+
+    fn number(&mut self, name: &str, suffix: &str, value: Option<f64>) {
+        self.key(name, suffix);
+        self.or_null(value.filter(|v| v.is_finite()));
+    }
+
+    fn integer(&mut self, name: &str, suffix: &str, value: Option<u64>) {
+        self.key(name, suffix);
+        self.or_null(value);
+    }
+
+    fn signed(&mut self, name: &str, suffix: &str, value: Option<i64>) {
+        self.key(name, suffix);
+        self.or_null(value);
+    }
+
+    fn registers(&mut self, name: &str, suffix: &str, used: &[(u16, u8)]) {
+        self.key(name, suffix);
+        self.out.push(b'[');
+        for (n, &(i, r)) in used.iter().enumerate() {
+            if n > 0 {
+                self.out.push(b',');
+            }
+            self.value(&[u64::from(i), u64::from(r)]);
+        }
+        self.out.push(b']');
+    }
 }
 
 /// The sketch's estimate: HyperLogLog's raw estimate with linear counting while registers are
