@@ -59,7 +59,7 @@ infra-check: tools
 	cd infra && cfn-lint template.yaml
 	cd infra && BC_SKIP_MAPPING=TRUE ../$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
 	@# checkov drops resources whose condition is false with the defaults: check the optional ones too.
-	mkdir -p infra/.aws-sam && scripts/template-with-options infra/template.yaml infra/.aws-sam/template-all-options.yaml ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true IngestTrigger=sqs \
+	mkdir -p infra/.aws-sam && scripts/template-with-options infra/template.yaml infra/.aws-sam/template-all-options.yaml ReadingsQueueType=fifo ReadingsTableStream=true ReadingsFirehose=true IngestTrigger=sqs TumblingWindowSeconds=60 \
 	  KafkaBootstrapServers=b-1.kafka.example.com:9096 KafkaSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-AbCdEf
 	cd infra/.aws-sam && BC_SKIP_MAPPING=TRUE ../../$(CHECKOV_VENV)/bin/checkov -f template-all-options.yaml --framework cloudformation --compact --quiet
 

@@ -304,6 +304,54 @@ async fn dynamodb_sample_lands_new_images() {
     assert_eq!(store.put_count(), 2, "one data run, one quarantine object");
 }
 
+/// A bad item, then its fix, then a removal whose old image is no reading: the fix lands (its old
+/// image is never read), the removal makes nothing, the bad insert alone is quarantined; an
+/// integer beyond 2^53 stays text in the quarantined document.
+#[tokio::test]
+async fn dynamodb_corrections_land_whatever_the_old_image() {
+    let store = MemoryStore::new();
+    let runner = kinesis_processor::table_pipeline()
+        .store(store.clone())
+        .config(StreamConfig::new("kinesis-processor", "curated"))
+        .build()
+        .unwrap();
+    let event: DynamoDbBatch =
+        serde_json::from_str(&event_file("dynamodb-corrections.json")).unwrap();
+    let (response, out) = runner.handle(&event).await;
+    assert!(response.unwrap().batch_item_failures.is_empty());
+    use runnel::source::RecordStatus::*;
+    assert_eq!(out.records, [Quarantined, Written, Filtered]);
+    let objects = store.objects();
+    let under = |prefix: &str| -> Vec<serde_json::Value> {
+        objects
+            .iter()
+            .filter(|((_, k), _)| k.starts_with(prefix))
+            .flat_map(|(_, b)| ndjson_lines(b))
+            .collect()
+    };
+    let landed = under("kinesis-processor/");
+    assert_eq!(landed.len(), 1, "{landed:?}");
+    assert_eq!(landed[0]["device_id"], "sensor-0050");
+    assert_eq!(landed[0]["temperature_c"], 23.0);
+    let quarantined = under("quarantine/");
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(
+        quarantined[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{quarantined:?}"
+    );
+    use base64::Engine as _;
+    let document: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(quarantined[0]["data_base64"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document["newImage"]["counter"], "12345678901234567");
+}
+
 /// A CloudWatch Logs subscription on the stream: each log event is one document (here not a
 /// reading, so quarantined one by one with its own JSON), the control message is dropped.
 #[tokio::test]

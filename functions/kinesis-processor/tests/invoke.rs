@@ -204,6 +204,45 @@ async fn with_source_dynamodb_the_binary_lands_new_images() {
     assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 1);
 }
 
+/// The fix of a bad item lands through the binary although its old image is no reading; a
+/// removal whose old image is none makes nothing; only the bad insert is quarantined.
+#[tokio::test]
+async fn with_source_dynamodb_a_correction_lands_whatever_the_old_image() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let api = RuntimeApi::start();
+    let _handler = KillOnDrop(api.run_handler(
+        BINARY,
+        &[
+            ("SOURCE", "dynamodb"),
+            ("OUTPUT_BUCKET", &bucket),
+            ("OUTPUT_PREFIX", "iot"),
+            ("QUARANTINE_PREFIX", "quarantine/iot"),
+        ],
+    ));
+    assert_eq!(
+        api.invoke("dynamodb-corrections.json"),
+        serde_json::json!({"batchItemFailures": []})
+    );
+    let curated = list_keys(&aws, &bucket, "iot/").await;
+    assert_eq!(curated.len(), 1, "{curated:?}");
+    let lines = ndjson_lines(&get_object(&aws, &bucket, &curated[0]).await);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["device_id"], "sensor-0050");
+    assert_eq!(lines[0]["temperature_c"], 23.0);
+    let quarantined = list_keys(&aws, &bucket, "quarantine/iot/").await;
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    let entries = ndjson_lines(&get_object(&aws, &bucket, &quarantined[0]).await);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{entries:?}"
+    );
+}
+
 #[tokio::test]
 async fn with_source_firehose_the_binary_answers_every_record() {
     let aws = emulator().await;

@@ -14,29 +14,40 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use crate::source::lean::read_name;
 use crate::util::json;
 
-/// What an `N` value's text becomes in the document: an integer when it is one that fits in 64
-/// bits, a float when it has at most 15 significant digits (which an `f64` keeps exactly), else
-/// the text itself, which a JSON reader's `f64` would round.
+/// What an `N` value's text becomes in the document. Its readers (Athena's JSON SerDe into
+/// `DOUBLE`, JavaScript, jq) hold numbers as `f64`, so a number is written as one only when an
+/// `f64` keeps it: an integer of at most 2^53 in magnitude, or a number of at most 15 significant
+/// digits. Anything else — a longer integer, a longer decimal, beyond `f64`'s range — is kept as
+/// its text.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Number {
-    /// A whole number that fits in an `i64`.
-    Signed(i64),
-    /// A whole number above `i64::MAX` that fits in a `u64`.
-    Unsigned(u64),
+    /// A whole number of at most 2^53 in magnitude.
+    Integer(i64),
     /// A finite number with at most 15 significant digits.
     Float(f64),
     /// Anything else, kept as text.
     Text,
 }
 
+/// The largest magnitude up to which every integer is an `f64`.
+const F64_EXACT_INTEGERS: i64 = 1 << 53;
+
 impl Number {
     /// Reads an `N` value's text.
     pub(crate) fn read(text: &str) -> Number {
         if let Ok(i) = text.parse::<i64>() {
-            return Number::Signed(i);
+            return if i.unsigned_abs() <= F64_EXACT_INTEGERS.unsigned_abs() {
+                Number::Integer(i)
+            } else {
+                Number::Text
+            };
         }
-        if let Ok(u) = text.parse::<u64>() {
-            return Number::Unsigned(u);
+        if text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+')
+        {
+            // An integer beyond i64.
+            return Number::Text;
         }
         // Significant digits: from the first non-zero digit of the mantissa to its last.
         let mantissa = text.split(['e', 'E']).next().unwrap_or("");
@@ -56,6 +67,12 @@ impl Number {
     }
 }
 
+/// Appends an `N` value's text as the event reader writes it (for tests beside [`super::to_json`]).
+#[cfg(test)]
+pub(crate) fn write_number_text(out: &mut Vec<u8>, text: &str) {
+    write_number::<serde_json::Error>(out, text).expect("a number's text is written");
+}
+
 /// Appends `text` as a JSON string.
 fn write_str<E: de::Error>(out: &mut Vec<u8>, text: &str) -> Result<(), E> {
     json::write_str(out, text);
@@ -65,8 +82,7 @@ fn write_str<E: de::Error>(out: &mut Vec<u8>, text: &str) -> Result<(), E> {
 /// Appends an `N` value's text as [`Number`] makes it.
 fn write_number<E: de::Error>(out: &mut Vec<u8>, text: &str) -> Result<(), E> {
     match Number::read(text) {
-        Number::Signed(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        Number::Unsigned(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
+        Number::Integer(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         Number::Float(f) => serde_json::to_writer(&mut *out, &f).map_err(E::custom)?,
         Number::Text => write_str(out, text)?,
     }

@@ -460,7 +460,7 @@ mod tests {
             doc["newImage"],
             json!({
                 "s": "a \"quoted\" é", "i": -42, "f": 21.25, "big": "12345678901234567890.5",
-                "u": 18446744073709551615u64, "odd": 7, "nan": "NaN", "b": "AAE=", "ok": false,
+                "u": "18446744073709551615", "odd": 7, "nan": "NaN", "b": "AAE=", "ok": false,
                 "nothing": null, "m": {"a": [1, "two"]}, "ss": ["a", "b"], "ns": [1, 2500.0],
                 "bs": ["AQ=="], "empty": {}, "list": []
             })

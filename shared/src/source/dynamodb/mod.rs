@@ -161,7 +161,8 @@ fn push_stream_id(out: &mut String, arn: Option<&str>, table: Option<&str>) {
 }
 
 /// Converts an attribute value to plain JSON: `S` → string, `N` → number (kept as a string when
-/// it has more than 15 significant digits, which a JSON reader's f64 would round), `BOOL`,
+/// an f64 reader would round it: an integer beyond 2^53 in magnitude, any other number of more
+/// than 15 significant digits), `BOOL`,
 /// `NULL`, `M` → object, `L` → array, `B` → base64 string, `SS` / `NS` / `BS` → arrays.
 pub fn to_json(value: AttributeValue) -> Value {
     match value {
@@ -188,8 +189,7 @@ fn map_to_json(map: HashMap<String, AttributeValue>) -> Value {
 
 fn number(text: &str) -> Value {
     match Number::read(text) {
-        Number::Signed(i) => i.into(),
-        Number::Unsigned(u) => u.into(),
+        Number::Integer(i) => i.into(),
         Number::Float(f) => serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or_else(|| Value::String(text.to_string())),
@@ -209,11 +209,13 @@ pub enum ChangeKind {
     Remove,
 }
 
-/// A change record as a transform reads it, with the item type `T` for both images. An image
-/// the stream does not carry (`StreamViewType`) is `None`.
+/// A change record as a transform reads it: the new image as the item type `T`, the old image
+/// as `O` — plain JSON unless asked for (`Change<Reading, Reading>`), so that an item written
+/// invalid and then corrected is not refused for what it was. An image the stream does not carry
+/// (`StreamViewType`) is `None`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Change<T> {
+pub struct Change<T, O = Value> {
     /// INSERT, MODIFY or REMOVE.
     pub event_name: ChangeKind,
     /// The item's key attributes.
@@ -221,10 +223,10 @@ pub struct Change<T> {
     /// The item after the change.
     pub new_image: Option<T>,
     /// The item before the change.
-    pub old_image: Option<T>,
+    pub old_image: Option<O>,
 }
 
-impl<T: Validate> Validate for Change<T> {
+impl<T: Validate, O> Validate for Change<T, O> {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         match &self.new_image {
             Some(image) => image.validate(),
@@ -234,12 +236,14 @@ impl<T: Validate> Validate for Change<T> {
 }
 
 /// Runs a transform of the item type on each inserted or modified item's new image; removals
-/// make no output. A new image the stream does not carry (`KEYS_ONLY`, `OLD_IMAGE`) is bad data.
+/// make no output and no quarantine entry. The old image is never read, so it never decides a
+/// change's fate. A new image the stream does not carry (`KEYS_ONLY`, `OLD_IMAGE`) is bad data.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NewImages<T>(pub T);
 
 impl<T: Transform> Transform for NewImages<T> {
-    type Input = Change<T::Input>;
+    // The old image is skipped, not parsed.
+    type Input = Change<T::Input, serde::de::IgnoredAny>;
     type Output = T::Output;
 
     fn validate(&self, input: &Self::Input) -> Result<(), Vec<FieldError>> {
@@ -321,6 +325,64 @@ mod tests {
                 "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["AQ=="]
             })
         );
+    }
+
+    /// Numbers an f64 keeps are numbers; the rest keep their text, at each boundary.
+    #[test]
+    fn numbers_an_f64_would_round_stay_text() {
+        let cases = [
+            ("9007199254740991", json!(9007199254740991i64)),
+            ("9007199254740992", json!(9007199254740992i64)),
+            ("9007199254740993", json!("9007199254740993")),
+            ("-9007199254740992", json!(-9007199254740992i64)),
+            ("-9007199254740993", json!("-9007199254740993")),
+            ("12345678901234567", json!("12345678901234567")),
+            ("18446744073709551616", json!("18446744073709551616")),
+            ("123456789012345678901", json!("123456789012345678901")),
+            ("1234567890.12345", json!(1234567890.12345)),
+            ("1234567890.123456", json!("1234567890.123456")),
+            ("1234567890.1234567", json!("1234567890.1234567")),
+            ("-0.000123456789012345", json!(-0.000123456789012345)),
+            ("-0.0001234567890123456", json!("-0.0001234567890123456")),
+            ("1E+3", json!(1000.0)),
+            ("1.5e-7", json!(1.5e-7)),
+            ("123456789012345678e2", json!("123456789012345678e2")),
+            ("1e400", json!("1e400")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(number(text), expected, "{text}");
+            // The event reader writes the same.
+            let mut out = Vec::new();
+            attributes::write_number_text(&mut out, text);
+            assert_eq!(
+                serde_json::from_slice::<Value>(&out).unwrap(),
+                expected,
+                "{text}"
+            );
+        }
+    }
+
+    /// A correction lands whatever the item was before; a removal makes nothing, whatever the
+    /// old image holds.
+    #[test]
+    fn new_images_never_read_the_old_image() {
+        let change = |event: &str, new: Option<Value>| {
+            let mut doc = json!({
+                "eventName": event, "keys": {"device_id": "d"},
+                "oldImage": {"device_id": 7, "temperature": "very hot"}
+            });
+            if let Some(new) = new {
+                doc["newImage"] = new;
+            }
+            serde_json::from_value::<Change<Value, serde::de::IgnoredAny>>(doc).unwrap()
+        };
+        let modify = change(
+            "MODIFY",
+            Some(json!({"device_id": "d", "temperature": 21.5})),
+        );
+        assert_eq!(modify.new_image.unwrap()["temperature"], 21.5);
+        let remove = change("REMOVE", None);
+        assert!(remove.new_image.is_none() && remove.old_image.is_some());
     }
 
     #[test]
