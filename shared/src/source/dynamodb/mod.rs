@@ -15,8 +15,9 @@
 //!  "oldImage": {"device_id": "sensor-0042", "temperature": 20.0}}
 //! ```
 //!
-//! A transform reads it as [`Change<T>`] (both images typed), or wraps a transform of the item
-//! type in [`NewImages`] to process each inserted or modified item's new image and skip removals.
+//! A transform reads it as [`Change<T>`] (the new image typed, the old one plain JSON unless
+//! typed too: `Change<T, T>`), or wraps a transform of the item type in [`NewImages`] to process
+//! each inserted or modified item's new image and skip removals, never reading the old image.
 
 use std::collections::HashMap;
 
