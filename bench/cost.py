@@ -34,7 +34,8 @@ FIREHOSE_GB = 0.029
 FIREHOSE_RECORD_ROUNDING = 5 * 1024
 
 # Assumptions the machine cannot measure, written out where the table shows them.
-LAMBDA_MEMORY_MB = 512
+# The template's kinesis-processor.
+LAMBDA_MEMORY_MB = 256
 # Time an invocation waits on its S3 PUTs (written concurrently), billed as duration.
 S3_WAIT_S = 0.05
 
@@ -64,8 +65,9 @@ def flink_month(messages_per_s_per_kpu):
 
 
 def firehose_month(messages_per_record):
-    """Firehose Direct PUT: dollars per month with `messages_per_record` messages in each
-    record (one: each 1 KB message is billed as 5 KB)."""
+    """Firehose Direct PUT: dollars per month with `messages_per_record` newline-delimited
+    messages in each record (one: each 1 KB message is billed as 5 KB)."""
     records = MESSAGES_PER_S * SECONDS_PER_MONTH / messages_per_record
-    billed = math.ceil(MESSAGE_BYTES * messages_per_record / FIREHOSE_RECORD_ROUNDING) * FIREHOSE_RECORD_ROUNDING
+    record_bytes = (MESSAGE_BYTES + 1) * messages_per_record
+    billed = math.ceil(record_bytes / FIREHOSE_RECORD_ROUNDING) * FIREHOSE_RECORD_ROUNDING
     return {"gb": records * billed / GB, "total": records * billed / GB * FIREHOSE_GB}

@@ -99,9 +99,10 @@ def analytics(md, k, flink, landing):
         f = cost.flink_month(flink["marginal_records_per_s"])
         md.append(f"| Managed Service for Apache Flink, {f['kpus']} KPU + 1 orchestration KPU | – | {f['compute']:,.2f} | – | "
                   f"{f['total']:,.2f} (with {f['kpus'] * cost.FLINK_STORAGE_GB_PER_KPU} GB of application storage) | yes |")
-    for per_record in (1, 5):
+    for per_record in (1, 4):
         f = cost.firehose_month(per_record)
-        label = "one message per record, billed as 5 KB" if per_record == 1 else f"{per_record} messages packed per record"
+        label = ("one message per record, billed as 5 KB" if per_record == 1
+                 else f"{per_record} newline-delimited messages per record (under 5 KB)")
         md.append(f"| Firehose Direct PUT, {label} ({f['gb']:,.0f} GB billed) | – | – | – | {f['total']:,.2f} | no (landing only) |")
     md.append(f"\nLambda at {cost.LAMBDA_MEMORY_MB} MB arm64: the deployed path's measured "
               f"{payload_per_s / 1e6:.1f} MB of readings per second per core scaled to 1 KB messages, plus "

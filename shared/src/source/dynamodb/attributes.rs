@@ -16,9 +16,9 @@ use crate::util::json;
 
 /// What an `N` value's text becomes in the document. Its readers (Athena's JSON SerDe into
 /// `DOUBLE`, JavaScript, jq) hold numbers as `f64`, so a number is written as one only when an
-/// `f64` keeps it: an integer of at most 2^53 in magnitude, or a number of at most 15 significant
-/// digits. Anything else — a longer integer, a longer decimal, beyond `f64`'s range — is kept as
-/// its text.
+/// `f64` keeps it: an integer literal of at most 2^53 in magnitude, or another literal (a
+/// fraction or an exponent) of at most 15 significant digits. Anything else — a longer integer,
+/// a longer decimal, beyond `f64`'s range either way — is kept as its text.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Number {
     /// A whole number of at most 2^53 in magnitude.
@@ -61,7 +61,10 @@ impl Number {
         }
         let significant = first.map_or(0, |first| last - first);
         match text.parse::<f64>() {
-            Ok(f) if significant <= 15 && f.is_finite() => Number::Float(f),
+            // A non-zero value that parses to zero underflowed.
+            Ok(f) if significant <= 15 && f.is_finite() && (f != 0.0 || significant == 0) => {
+                Number::Float(f)
+            }
             _ => Number::Text,
         }
     }

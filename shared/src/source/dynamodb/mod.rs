@@ -198,6 +198,30 @@ fn number(text: &str) -> Value {
     }
 }
 
+/// Reads an integer field that the document holds as a JSON number, or as text when it is beyond
+/// 2^53 in magnitude (see [`to_json`]): put
+/// `#[serde(deserialize_with = "runnel::source::dynamodb::integer")]` on an `i64`, `u64` or
+/// `i128` field of the item type.
+pub fn integer<'de, D, I>(deserializer: D) -> Result<I, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    I: Deserialize<'de> + std::str::FromStr,
+    I::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText<I> {
+        Number(I),
+        Text(String),
+    }
+    match NumberOrText::<I>::deserialize(deserializer)? {
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(text) => text
+            .parse()
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an integer: {e}"))),
+    }
+}
+
 /// What happened to the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -349,6 +373,9 @@ mod tests {
             ("1.5e-7", json!(1.5e-7)),
             ("123456789012345678e2", json!("123456789012345678e2")),
             ("1e400", json!("1e400")),
+            ("1e-400", json!("1e-400")),
+            ("0.000", json!(0.0)),
+            ("10000000000000000", json!("10000000000000000")),
         ];
         for (text, expected) in cases {
             assert_eq!(number(text), expected, "{text}");
@@ -361,6 +388,24 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// An integer field reads the number and the text forms alike.
+    #[test]
+    fn integer_fields_read_numbers_and_their_text() {
+        #[derive(Debug, Deserialize)]
+        struct Item {
+            #[serde(deserialize_with = "integer")]
+            counter: u64,
+        }
+        let read = |v: Value| serde_json::from_value::<Item>(json!({ "counter": v }));
+        assert_eq!(read(json!(42)).unwrap().counter, 42);
+        assert_eq!(
+            read(json!("18446744073709551615")).unwrap().counter,
+            u64::MAX
+        );
+        let error = read(json!("12.5")).unwrap_err().to_string();
+        assert!(error.contains("\"12.5\" is not an integer"), "{error}");
     }
 
     /// A correction lands whatever the item was before; a removal makes nothing, whatever the
