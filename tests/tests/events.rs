@@ -282,19 +282,26 @@ async fn sqs_message_without_an_id_fails_the_batch_before_anything_is_written() 
     assert_eq!(store.put_count(), 0);
 }
 
-/// The table's change records: INSERT and MODIFY land as readings, REMOVE makes nothing, a bad
-/// new image is quarantined, nothing is reported.
-#[tokio::test]
-async fn dynamodb_sample_lands_new_images() {
+/// The table pipeline on the DynamoDB sample `name`, into memory; nothing may be reported.
+async fn run_table(name: &str) -> (runnel::source::BatchOutcome, MemoryStore) {
     let store = MemoryStore::new();
     let runner = kinesis_processor::table_pipeline()
         .store(store.clone())
         .config(StreamConfig::new("kinesis-processor", "curated"))
         .build()
         .unwrap();
-    let event: DynamoDbBatch = serde_json::from_str(&event_file("dynamodb-readings.json")).unwrap();
-    let (response, out) = runner.handle(&event).await;
-    assert!(response.unwrap().batch_item_failures.is_empty());
+    let event: DynamoDbBatch =
+        serde_json::from_str(&event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (response, outcome) = runner.handle(&event).await;
+    assert!(response.unwrap().batch_item_failures.is_empty(), "{name}");
+    (outcome, store)
+}
+
+/// The table's change records: INSERT and MODIFY land as readings, REMOVE makes nothing, a bad
+/// new image is quarantined, nothing is reported.
+#[tokio::test]
+async fn dynamodb_sample_lands_new_images() {
+    let (out, store) = run_table("dynamodb-readings.json").await;
     assert_eq!(
         (out.stats.documents_written, out.stats.documents_quarantined),
         (2, 1)
@@ -309,16 +316,7 @@ async fn dynamodb_sample_lands_new_images() {
 /// integer beyond 2^53 stays text in the quarantined document.
 #[tokio::test]
 async fn dynamodb_corrections_land_whatever_the_old_image() {
-    let store = MemoryStore::new();
-    let runner = kinesis_processor::table_pipeline()
-        .store(store.clone())
-        .config(StreamConfig::new("kinesis-processor", "curated"))
-        .build()
-        .unwrap();
-    let event: DynamoDbBatch =
-        serde_json::from_str(&event_file("dynamodb-corrections.json")).unwrap();
-    let (response, out) = runner.handle(&event).await;
-    assert!(response.unwrap().batch_item_failures.is_empty());
+    let (out, store) = run_table("dynamodb-corrections.json").await;
     use runnel::source::RecordStatus::*;
     assert_eq!(out.records, [Quarantined, Written, Filtered]);
     let objects = store.objects();

@@ -170,8 +170,9 @@ async fn with_source_sqs_the_binary_answers_queue_batches() {
     assert_eq!(list_keys(&aws, &bucket, "quarantine/iot/").await.len(), 3);
 }
 
-#[tokio::test]
-async fn with_source_dynamodb_the_binary_lands_new_images() {
+/// The binary with `SOURCE=dynamodb` invoked once with the sample `event` through the Runtime
+/// API, writing to a fresh bucket; nothing may be reported. The emulator and the bucket.
+async fn invoked_on_a_table_stream(event: &str) -> (runnel::aws::Aws, String) {
     let aws = emulator().await;
     let bucket = new_bucket(&aws, "curated").await;
     let api = RuntimeApi::start();
@@ -185,9 +186,16 @@ async fn with_source_dynamodb_the_binary_lands_new_images() {
         ],
     ));
     assert_eq!(
-        api.invoke("dynamodb-readings.json"),
-        serde_json::json!({"batchItemFailures": []})
+        api.invoke(event),
+        serde_json::json!({"batchItemFailures": []}),
+        "{event}"
     );
+    (aws, bucket)
+}
+
+#[tokio::test]
+async fn with_source_dynamodb_the_binary_lands_new_images() {
+    let (aws, bucket) = invoked_on_a_table_stream("dynamodb-readings.json").await;
     // INSERT and MODIFY land (one run, one object), REMOVE makes nothing, 999 °C is quarantined.
     let curated = list_keys(&aws, &bucket, "iot/").await;
     assert_eq!(curated.len(), 1, "{curated:?}");
@@ -208,22 +216,7 @@ async fn with_source_dynamodb_the_binary_lands_new_images() {
 /// removal whose old image is none makes nothing; only the bad insert is quarantined.
 #[tokio::test]
 async fn with_source_dynamodb_a_correction_lands_whatever_the_old_image() {
-    let aws = emulator().await;
-    let bucket = new_bucket(&aws, "curated").await;
-    let api = RuntimeApi::start();
-    let _handler = KillOnDrop(api.run_handler(
-        BINARY,
-        &[
-            ("SOURCE", "dynamodb"),
-            ("OUTPUT_BUCKET", &bucket),
-            ("OUTPUT_PREFIX", "iot"),
-            ("QUARANTINE_PREFIX", "quarantine/iot"),
-        ],
-    ));
-    assert_eq!(
-        api.invoke("dynamodb-corrections.json"),
-        serde_json::json!({"batchItemFailures": []})
-    );
+    let (aws, bucket) = invoked_on_a_table_stream("dynamodb-corrections.json").await;
     let curated = list_keys(&aws, &bucket, "iot/").await;
     assert_eq!(curated.len(), 1, "{curated:?}");
     let lines = ndjson_lines(&get_object(&aws, &bucket, &curated[0]).await);
