@@ -86,6 +86,7 @@
 pub mod apps;
 pub mod aws;
 pub mod config;
+mod engine;
 pub mod error;
 pub mod pipeline;
 pub use pipeline::ingest;

@@ -21,7 +21,7 @@ use crate::records::DecodeLimits;
 use crate::sink::Location;
 use crate::source::{Delivery, Mode, Redelivery};
 
-use super::processor::ProcessorConfig;
+use crate::engine::ProcessorConfig;
 
 /// Where a pipeline writes, and the names it reports under. Shared by every kind of pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]

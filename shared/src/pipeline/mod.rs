@@ -30,20 +30,13 @@
 //! EMF metrics and answers with the source's response. [`StreamPipeline::build`] gives the same
 //! [`Runner`] without the Lambda runtime, for tests and benchmarks.
 
-mod alerting;
-mod apply;
 pub mod config;
 pub mod ingest;
-mod outcome;
 mod parts;
-mod plan;
-pub mod processor;
-pub mod redrive;
-mod run_names;
-mod tumbling;
 
+pub use crate::engine::redrive;
+pub use crate::engine::{Processor, ProcessorConfig};
 pub use config::{OutputConfig, StreamConfig};
-pub use processor::{Processor, ProcessorConfig};
 
 use std::sync::Arc;
 

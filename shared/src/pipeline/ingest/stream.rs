@@ -12,7 +12,7 @@ use super::keys::{day_start, output_stem, short_etag};
 use super::object::{Ingest, IngestError};
 use super::reader::{format_from_key, read_rows, ObjectProblem, ReadError, Row, SourceReader};
 use super::upload::{uploader, Chunk, PartError, PartWriter, UploadError, Written};
-use crate::pipeline::apply::{self, Scratch};
+use crate::engine::apply::{self, Scratch};
 use crate::records::BadData;
 use crate::s3event::ObjectRef;
 use crate::sink::{Encoder, Lead, Ndjson, Partitioner};

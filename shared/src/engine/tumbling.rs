@@ -13,8 +13,8 @@ use crate::source::{BatchOutcome, Mode, RecordStatus, ResponseError, SourceRecor
 use crate::transform::Transform;
 use crate::window::tumbling::WindowState;
 
-use super::processor::Processor;
-use super::redrive::QuarantinedEntry;
+use super::quarantine::QuarantinedEntry;
+use super::Processor;
 
 impl<T: Transform> Processor<T> {
     /// Processes one invocation of a mapping with tumbling windows: lands the records in order,

@@ -6,7 +6,7 @@ use crate::source::{BatchOutcome, SourceRecord};
 use crate::transform::Transform;
 
 use super::plan::Prepared;
-use super::processor::Processor;
+use super::Processor;
 
 impl<T: Transform> Processor<T> {
     /// Publishes the alerts of what landed. When they cannot all be published every record is

@@ -11,96 +11,21 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::records::Place;
-use crate::source::{BatchOutcome, RecordStatus, SourceRecord};
+use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
+use crate::transform::Transform;
+
+use super::execute::Pass;
+use super::outcome::conclude;
+use super::plan::Dest;
+pub use super::quarantine::QuarantinedEntry;
+use super::Processor;
 
 /// The first key of a redrive request.
 pub const REDRIVE_KEY: &str = "runnelRedrive";
-
-/// One quarantine entry as stored (one NDJSON line under the quarantine prefix): what the
-/// processor writes and what a redrive reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantinedEntry {
-    /// The id the document's output would have had.
-    #[serde(rename = "_id")]
-    pub id: String,
-    /// What was wrong: `json`, `validation`, `gzip`, `kpl`, `too_large`, `empty`, `rejected`,
-    /// `panic`.
-    pub kind: String,
-    /// Why, in words.
-    pub reason: String,
-    /// The stream (shard, queue, table stream, topic-partition).
-    pub stream: String,
-    /// The record's position in it.
-    pub position: String,
-    /// The KPL user record, for an aggregated record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub_record: Option<u32>,
-    /// The document's index in its payload; `None` when the whole record was bad.
-    pub document_index: Option<u32>,
-    /// The record's partition key.
-    pub partition_key: Option<String>,
-    /// When the source received the record.
-    pub arrival: Option<DateTime<Utc>>,
-    /// The source's ARN.
-    pub source_arn: Option<String>,
-    /// The bytes: the document's, or the whole record's.
-    pub data_base64: String,
-}
-
-impl QuarantinedEntry {
-    /// The day partition the entry is stored under (`dt=YYYY-MM-DD`, by arrival).
-    pub fn day(&self) -> String {
-        crate::sink::daily_partition(self.arrival.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
-    }
-
-    /// The stored bytes, decoded.
-    pub fn data(&self) -> Result<Vec<u8>, base64::DecodeError> {
-        base64::engine::general_purpose::STANDARD.decode(&self.data_base64)
-    }
-
-    /// Where the document sat in its record, as the processor numbers it; `None` for a whole
-    /// record (decoded again like any record). The flat index names the entry's objects: a
-    /// user record's documents get `(user record + 1) * 100000 + index`, unique beside the
-    /// record's own.
-    pub fn place(&self) -> Option<Place<'_>> {
-        let index = self.document_index?;
-        let flat = match self.sub_record {
-            Some(j) => j
-                .saturating_add(1)
-                .saturating_mul(100_000)
-                .saturating_add(index),
-            None => index,
-        };
-        let mut place = Place {
-            flat,
-            sub_record: self.sub_record,
-            index,
-            id: None,
-        };
-        // An id other than the one its place gives was the payload's own (a log event's).
-        if self.id != entry_id(&self.stream, &self.position, &place) {
-            place.id = Some(&self.id);
-        }
-        Some(place)
-    }
-}
-
-/// The `_id` of a quarantine entry: the document's own id when its payload gives one, else
-/// `stream:position[:user record]:index`.
-pub(crate) fn entry_id(stream: &str, position: &str, place: &Place<'_>) -> String {
-    match (place.id, place.sub_record) {
-        (Some(own), _) => own.to_string(),
-        (None, Some(j)) => format!("{stream}:{position}:{j}:{}", place.index),
-        (None, None) => format!("{stream}:{position}:{}", place.index),
-    }
-}
-
 /// A redrive request: `{"runnelRedrive": {"entries": [...]}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RedriveRequest {
@@ -297,6 +222,42 @@ pub enum Answer<R> {
     Batch(R),
     /// What a redrive came to.
     Redrive(RedriveAnswer),
+}
+
+impl<T: Transform> Processor<T> {
+    /// Processes quarantine entries again (see [`crate::pipeline::redrive`]): `places` gives
+    /// each record's place in its original record (`None`: the whole record). Report-all; every
+    /// record's output under keys of its own; still-bad documents are not written again. Returns
+    /// the outcome and, per record, why it is still bad.
+    pub(crate) async fn redrive(
+        &self,
+        records: &[SourceRecord<'_>],
+        places: &[Option<Place<'_>>],
+    ) -> (BatchOutcome, Vec<Option<String>>) {
+        let mut outcome = BatchOutcome::default();
+        outcome.stats.records_in = records.len();
+        outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
+        let prepared = self.prepare(records, Some(places), &mut outcome);
+        let mut reasons = vec![None; records.len()];
+        for item in &prepared.items {
+            if let (Dest::Quarantine(_), None) = (&item.dest, &reasons[item.record]) {
+                let entry: Result<QuarantinedEntry, _> =
+                    serde_json::from_slice(&prepared.lines[item.line.clone()]);
+                reasons[item.record] = entry.ok().map(|e| e.reason);
+            }
+        }
+        let failed = self
+            .write(
+                records,
+                &prepared,
+                Mode::ReportAll,
+                Pass::Redrive,
+                &mut outcome,
+            )
+            .await;
+        conclude(records, &prepared, &failed, &mut outcome);
+        (outcome, reasons)
+    }
 }
 
 #[cfg(test)]
