@@ -6,10 +6,7 @@
 //!
 //! ```no_run
 //! use chrono::{DateTime, Utc};
-//! use runnel::pipeline::Pipeline;
-//! use runnel::records::FieldError;
-//! use runnel::source::Kinesis;
-//! use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
+//! use runnel::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Deserialize)]
@@ -51,7 +48,7 @@
 //! }
 //! ```
 //!
-//! The modules, one role each:
+//! [`prelude`] holds what a pipeline author imports. The modules, one role each:
 //! - [`transform`]: the user's part — typed input, zero/one/many outputs, reject or retry;
 //! - [`source`]: batch sources ([`source::Kinesis`]) — records in, the source's response out;
 //! - [`sink`]: object stores (S3, memory), encoders (gzip NDJSON), partitioners (hour, day, field);
@@ -90,6 +87,7 @@ mod engine;
 pub mod error;
 pub mod pipeline;
 pub use pipeline::ingest;
+pub mod prelude;
 pub mod records;
 pub mod s3event;
 pub mod sink;

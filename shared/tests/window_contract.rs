@@ -57,7 +57,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop_oneof![
             Just(400usize),
             Just(3_000),
-            Just(runnel::window::tumbling::STATE_LIMIT)
+            Just(runnel::window::STATE_LIMIT)
         ],
         prop_oneof![Just(0u64), 5u64..30],
         any::<u64>(),
@@ -292,7 +292,7 @@ fn one_batch_shard() -> Shard {
             (vec![Doc::Good { hour: 9 }], 1_000),
         ],
         batch_sizes: vec![2],
-        state_limit: runnel::window::tumbling::STATE_LIMIT,
+        state_limit: runnel::window::STATE_LIMIT,
         fault_rate: 0,
         seed: 1,
         transient: vec![],
@@ -307,7 +307,7 @@ fn window_processor(store: MemoryStore) -> runnel::pipeline::Processor<TestTrans
         by_arrival(),
         Location::new("curated", "aggregates/readings"),
     )
-    .in_window_state(runnel::window::tumbling::STATE_LIMIT);
+    .in_window_state(runnel::window::STATE_LIMIT);
     processor(TestTransform::default(), Arc::new(store), Mode::Ordered).with_panes(panes)
 }
 
@@ -400,7 +400,7 @@ async fn a_last_invocation_whose_records_fail_is_retried_whole() {
         by_arrival(),
         Location::new("curated", "aggregates/readings"),
     )
-    .in_window_state(runnel::window::tumbling::STATE_LIMIT);
+    .in_window_state(runnel::window::STATE_LIMIT);
     let p = processor(transform, Arc::new(store.clone()), Mode::Ordered).with_panes(panes);
     let shard = one_batch_shard();
     let start = base().timestamp_millis();

@@ -10,7 +10,7 @@ use aws_sdk_glue::types::{JobRun, JobRunState};
 use aws_sdk_glue::Client as GlueClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use runnel::apps::glue_trigger::{Decision, GlueTrigger, GlueTriggerConfig, Precondition};
-use runnel::ingest::index::index_key;
+use runnel::ingest::index_key;
 use runnel::ingest::{HookConfig, Ingest, IngestConfig};
 use runnel::sink::Location;
 use runnel::sink::S3Store;

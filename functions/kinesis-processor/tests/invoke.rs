@@ -504,8 +504,8 @@ async fn an_overheating_device_alerts_through_eventbridge_once() {
         .clone();
     // Routed as a user would route them: by Runnel's source and detail-type.
     let pattern = serde_json::json!({
-        "source": [runnel::window::alerts::ALERT_SOURCE],
-        "detail-type": [runnel::window::alerts::ALERT_DETAIL_TYPE],
+        "source": [runnel::window::ALERT_SOURCE],
+        "detail-type": [runnel::window::ALERT_DETAIL_TYPE],
     });
     events
         .put_rule()

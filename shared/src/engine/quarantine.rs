@@ -60,7 +60,7 @@ impl QuarantinedEntry {
     /// record (decoded again like any record). The flat index names the entry's objects: a
     /// user record's documents get `(user record + 1) * 100000 + index`, unique beside the
     /// record's own.
-    pub fn place(&self) -> Option<Place<'_>> {
+    pub(crate) fn place(&self) -> Option<Place<'_>> {
         let index = self.document_index?;
         let flat = match self.sub_record {
             Some(j) => j

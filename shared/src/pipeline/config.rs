@@ -177,7 +177,7 @@ impl StreamConfig {
     }
 
     /// The processor's settings, with `default_mode` when the configuration names none.
-    pub fn processor_config(&self, default_mode: Mode) -> ProcessorConfig {
+    pub(crate) fn processor_config(&self, default_mode: Mode) -> ProcessorConfig {
         ProcessorConfig {
             output: self.output.output.clone(),
             quarantine: self.output.quarantine.clone(),

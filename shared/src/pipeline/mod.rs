@@ -30,11 +30,13 @@
 //! EMF metrics and answers with the source's response. [`StreamPipeline::build`] gives the same
 //! [`Runner`] without the Lambda runtime, for tests and benchmarks.
 
-pub mod config;
+mod config;
 pub mod ingest;
 mod parts;
 
 pub use crate::engine::redrive;
+// The engine on its own, for the crate's property tests against re-delivery models.
+#[doc(hidden)]
 pub use crate::engine::{Processor, ProcessorConfig};
 pub use config::{OutputConfig, StreamConfig};
 
@@ -344,11 +346,6 @@ pub struct Runner<S: BatchSource, T: Transform> {
 }
 
 impl<S: BatchSource, T: Transform> Runner<S, T> {
-    /// The processor behind the runner.
-    pub fn processor(&self) -> &Processor<T> {
-        &self.processor
-    }
-
     /// Processes one event and builds the response, without telemetry.
     pub async fn handle(
         &self,
@@ -430,7 +427,7 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
 }
 
 /// Records a batch's metrics: counts, bytes, latency and the source's lag.
-pub fn record_metrics(
+fn record_metrics(
     metrics: &mut Metrics,
     stats: &BatchStats,
     latency_ms: f64,

@@ -3,19 +3,19 @@
 //!
 //! Format (the KPL's aggregation format): the magic bytes `F3 89 9A C2`, a protobuf
 //! `AggregatedRecord`, then the MD5 digest of the protobuf bytes. A record that has the magic but
-//! is too short, fails the digest or does not decode is not an aggregate ([`Aggregate::Corrupt`]):
+//! is too short, fails the digest or does not decode is not an aggregate (`Aggregate::Corrupt`):
 //! it is quarantined whole, with what is wrong as the reason.
 
 use md5::{Digest, Md5};
 use prost::Message;
 
 /// The first bytes of an aggregated record.
-pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+pub(crate) const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 const DIGEST_LEN: usize = 16;
 
 /// The protobuf message of an aggregated record.
 #[derive(Clone, PartialEq, Message)]
-pub struct AggregatedRecord {
+pub(crate) struct AggregatedRecord {
     /// Partition keys, indexed by the records.
     #[prost(string, repeated, tag = "1")]
     pub partition_key_table: Vec<String>,
@@ -29,7 +29,7 @@ pub struct AggregatedRecord {
 
 /// One user record of an aggregate.
 #[derive(Clone, PartialEq, Message)]
-pub struct SubRecord {
+pub(crate) struct SubRecord {
     /// Index into the partition key table.
     #[prost(uint64, required, tag = "1")]
     pub partition_key_index: u64,
@@ -46,7 +46,7 @@ pub struct SubRecord {
 
 /// A tag of a user record.
 #[derive(Clone, PartialEq, Message)]
-pub struct Tag {
+pub(crate) struct Tag {
     /// The key.
     #[prost(string, required, tag = "1")]
     pub key: String,
@@ -57,7 +57,7 @@ pub struct Tag {
 
 /// What a record's bytes are.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Aggregate {
+pub(crate) enum Aggregate {
     /// Not an aggregate: no magic bytes.
     Plain,
     /// An aggregate and its user records.
@@ -69,7 +69,7 @@ pub enum Aggregate {
 }
 
 /// Reads a record's bytes as a KPL aggregate.
-pub fn read(data: &[u8]) -> Aggregate {
+pub(crate) fn read(data: &[u8]) -> Aggregate {
     let Some(body) = data.strip_prefix(&MAGIC) else {
         return Aggregate::Plain;
     };

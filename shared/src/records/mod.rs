@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use serde::de::DeserializeOwned;
 
 /// First two bytes of every gzip member (RFC 1952).
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One rule a value broke, with the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -204,10 +204,13 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 
 /// Field rules applied to each decoded value: a transform's `validate`,
 /// or a type's [`Validate::validate`].
-pub type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
+pub(crate) type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), Vec<FieldError>>;
 
 /// Deserialises one document and checks it.
-pub fn parse_document<T: DeserializeOwned>(doc: &[u8], check: Check<'_, T>) -> Result<T, BadData> {
+pub(crate) fn parse_document<T: DeserializeOwned>(
+    doc: &[u8],
+    check: Check<'_, T>,
+) -> Result<T, BadData> {
     // One UTF-8 check of the whole document (SIMD: AVX2 or SSE4.2 chosen at run time on x86_64,
     // NEON on arm64): parsing text skips the check serde_json makes of every string and key it
     // reads from bytes. A document that is not UTF-8 is parsed as bytes, so its error is
@@ -250,7 +253,7 @@ pub fn decode_payload<T: DeserializeOwned>(
 
 /// Where a document sits in its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Place<'a> {
+pub(crate) struct Place<'a> {
     /// The document's index among all documents of the record (unique within it).
     pub flat: u32,
     /// The KPL user record it came from, for an aggregated record.
@@ -262,13 +265,13 @@ pub struct Place<'a> {
 }
 
 /// One document's bytes, or why its payload (a KPL user record) is bad data, with that payload.
-pub type RawDocument<'a> = Result<&'a [u8], (BadData, &'a [u8])>;
+pub(crate) type RawDocument<'a> = Result<&'a [u8], (BadData, &'a [u8])>;
 
 /// Walks the documents of a record's bytes: a KPL aggregate's user records one after another
 /// (each decoded like a record: gzip, CloudWatch Logs, JSON / NDJSON), otherwise the record's own
 /// payload. The outer `Err` is a failure of the whole record; a user record that fails is handed
 /// to `visit` as one bad document, so its neighbours still land.
-pub fn for_each_raw(
+pub(crate) fn for_each_raw(
     data: &[u8],
     limits: DecodeLimits,
     mut visit: impl FnMut(Place<'_>, RawDocument<'_>) -> ControlFlow<()>,
@@ -361,7 +364,7 @@ fn split_payload(
 
 /// Like [`decode_payload`], handing each document with its place to `visit` as it is decoded
 /// (no list per payload: this runs once per stream record). `visit` may stop early.
-pub fn for_each_document<T: DeserializeOwned>(
+pub(crate) fn for_each_document<T: DeserializeOwned>(
     data: &[u8],
     limits: DecodeLimits,
     check: Check<'_, T>,
@@ -384,7 +387,7 @@ pub fn for_each_document<T: DeserializeOwned>(
 
 /// The bytes of the document at `flat` of a record, as [`for_each_document`] decodes them (for
 /// quarantining a document the transform refused).
-pub fn document_bytes(data: &[u8], limits: DecodeLimits, flat: u32) -> Option<Vec<u8>> {
+pub(crate) fn document_bytes(data: &[u8], limits: DecodeLimits, flat: u32) -> Option<Vec<u8>> {
     let mut found = None;
     let _ = for_each_raw(data, limits, |place, raw| {
         if place.flat != flat {

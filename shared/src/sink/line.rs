@@ -1,6 +1,6 @@
 //! JSON lines with framework fields (`_id`, `_source`, `_line`) in front of the user's output.
 
-/// A field put in front of a serialised value by [`json_line`].
+/// A field put in front of a serialised value by [`write_json_line`].
 #[derive(Debug, Clone, Copy)]
 pub enum Lead<'a> {
     /// A JSON string.
@@ -12,9 +12,9 @@ pub enum Lead<'a> {
     Json(&'a str),
 }
 
-/// Serialises `value` as one JSON object line with `lead` fields first (e.g. `_id`). A value
-/// that is not an object is kept under `value`.
-pub fn json_line<V: serde::Serialize>(
+/// The line [`write_json_line`] appends, on its own.
+#[cfg(test)]
+fn json_line<V: serde::Serialize>(
     lead: &[(&str, Lead<'_>)],
     value: &V,
 ) -> serde_json::Result<Vec<u8>> {
@@ -23,7 +23,8 @@ pub fn json_line<V: serde::Serialize>(
     Ok(line)
 }
 
-/// Appends what [`json_line`] returns to `out` (no newline). Splices bytes instead of building a
+/// Appends `value` to `out` as one JSON object line (no newline) with `lead` fields first (e.g.
+/// `_id`); a value that is not an object is kept under `value`. Splices bytes instead of building a
 /// `Value`: this runs once per output record. On error `out` is left as it was.
 pub fn write_json_line<V: serde::Serialize>(
     out: &mut Vec<u8>,

@@ -21,10 +21,12 @@ mod store;
 use std::sync::Arc;
 
 pub use encode::{EncodeStream, Encoder, Ndjson, NdjsonGzip};
-pub use line::{json_line, write_json_line, Lead};
+// For the line-writer benchmark only.
+#[doc(hidden)]
+pub use line::{write_json_line, Lead};
 pub use memory::{MemoryStore, ObjectMap};
 pub use partition::{daily_partition, hourly_partition, ByField, Daily, Hourly, Partitioner};
-pub use s3::{classify, S3Store};
+pub use s3::S3Store;
 pub use store::{
     ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, StoreReply,
     StoreRequest, UploadedPart,

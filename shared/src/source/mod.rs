@@ -157,7 +157,7 @@ pub struct BatchOutcome {
     pub errors: Vec<String>,
     /// Per record, the output handed back ([`Delivery::Response`] only; empty otherwise).
     pub returned: Vec<ReturnedOutput>,
-    /// The state a tumbling-window invocation answers with ([`crate::window::tumbling`]).
+    /// The state a tumbling-window invocation answers with (under [`STATE_KEY`](crate::window::STATE_KEY)).
     pub window_state: Option<std::collections::HashMap<String, String>>,
     /// What each written output adds to an aggregate kept in a window's state, by record.
     pub(crate) observed: Vec<(usize, crate::window::Observation)>,

@@ -3,11 +3,9 @@
 mod logs;
 mod metrics;
 
-pub use logs::{
-    init_logging, level_directive, render_line, set_invocation, InvocationContext, JsonLine,
-    LogFormat,
-};
-pub use metrics::{Metrics, Unit, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC};
+pub use logs::init_logging;
+pub(crate) use logs::{set_invocation, InvocationContext};
+pub use metrics::{Metrics, Unit};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -358,7 +358,7 @@ pub fn alert_event(data: &[u8]) {
 }
 
 /// A record's bytes as every source decodes them (KPL aggregate, gzip, CloudWatch Logs, JSON /
-/// NDJSON): documents are numbered 0, 1, 2, … and [`document_bytes`] finds each one again.
+/// NDJSON): documents are numbered 0, 1, 2, … and `document_bytes` finds each one again.
 pub fn record_data(data: &[u8]) {
     let mut seen: Vec<Option<Vec<u8>>> = Vec::new();
     let walked = for_each_raw(data, LIMITS, |place, raw| {

@@ -83,7 +83,7 @@ pub enum AlertError {
     },
 }
 
-/// Where alerts go: EventBridge ([`EventBridgeAlerts`]), memory ([`MemoryAlerts`]), or your own.
+/// Where alerts go: EventBridge (`EventBridgeAlerts`, feature `eventbridge`), memory ([`MemoryAlerts`]), or your own.
 pub trait AlertPublisher: Send + Sync {
     /// Publishes `alerts`, answering for each: `Ok` once it is accepted, or why not.
     fn publish<'a>(&'a self, alerts: &'a [Alert]) -> BoxFuture<'a, Vec<Result<(), String>>>;

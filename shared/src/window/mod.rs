@@ -33,23 +33,26 @@
 //!
 //! A [`Rule`] is checked on the same outputs as they land (a value beyond a limit, once or `n`
 //! times in a row per key); its matches are published as alerts, at most once per rule, key and
-//! window ([`alerts`]). Given with [`StreamPipeline::rule`](crate::pipeline::StreamPipeline::rule).
+//! window ([`AlertSink`], [`AlertPublisher`]). Given with [`StreamPipeline::rule`](crate::pipeline::StreamPipeline::rule).
 
 mod aggregation;
-pub mod alerts;
+mod alerts;
 mod panes;
 mod rules;
 mod sketch;
 mod sql;
 mod state;
-pub mod tumbling;
+pub(crate) mod tumbling;
 
 pub use aggregation::Aggregation;
 pub(crate) use aggregation::Observation;
 #[cfg(feature = "eventbridge")]
 pub use alerts::EventBridgeAlerts;
-pub use alerts::{Alert, AlertError, AlertPublisher, AlertSink, MemoryAlerts};
+pub use alerts::{
+    Alert, AlertError, AlertPublisher, AlertSink, MemoryAlerts, ALERT_DETAIL_TYPE, ALERT_SOURCE,
+};
 pub use panes::{PaneError, PaneSink};
 pub(crate) use rules::Probe;
 pub use rules::{Condition, Rule};
 pub use sql::AggregationError;
+pub use tumbling::{STATE_KEY, STATE_LIMIT};

@@ -249,7 +249,7 @@ impl<O: 'static> PaneSink<O> {
     }
 
     /// The same aggregation kept in a tumbling window's state instead of per-run panes
-    /// ([`crate::window::tumbling`]): its rows are written under `location` when the window
+    /// (Lambda tumbling windows, [`Aggregation::tumbling`](crate::window::Aggregation::tumbling)): its rows are written under `location` when the window
     /// ends, or when the state would pass `state_limit` bytes
     /// ([`STATE_LIMIT`](crate::window::tumbling::STATE_LIMIT) by default).
     pub fn in_window_state(mut self, state_limit: usize) -> Self {

@@ -5,11 +5,8 @@
 //! quarantine of bad records, retries, idempotent writes, logs and metrics come from runnel.
 
 use chrono::{DateTime, Utc};
-use runnel::pipeline::{Pipeline, StreamPipeline};
-use runnel::records::{check, FieldError};
-use runnel::source::Kinesis;
-use runnel::timestamp::{rfc3339, EventTime};
-use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
+use runnel::prelude::*;
+use runnel::timestamp::rfc3339;
 use serde::{Deserialize, Serialize};
 
 /// The pipeline's name: the service in logs and metrics, and the default output prefix.
@@ -125,9 +122,7 @@ pub fn pipeline() -> StreamPipeline<Kinesis, Clicks> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel::pipeline::StreamConfig;
     use runnel::records::{decompress, DecodeLimits};
-    use runnel::sink::MemoryStore;
     use runnel::source::kinesis::KinesisBatch;
     use runnel::source::BatchOutcome;
 

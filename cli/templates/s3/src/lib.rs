@@ -6,11 +6,8 @@
 //! runnel.
 
 use chrono::{DateTime, Utc};
-use runnel::ingest::IngestPipeline;
-use runnel::pipeline::Pipeline;
-use runnel::records::{check, FieldError};
+use runnel::prelude::*;
 use runnel::timestamp::rfc3339;
-use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
 /// The pipeline's name: the service in logs and metrics, and the default output prefix.
@@ -159,9 +156,8 @@ pub fn pipeline() -> IngestPipeline<Orders> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel::ingest::IngestConfig;
     use runnel::records::{decompress, DecodeLimits};
-    use runnel::sink::{MemoryStore, ObjectStore, PutObject};
+    use runnel::sink::{ObjectStore, PutObject};
     use runnel::telemetry::Metrics;
 
     /// The sample file, and where the sample events say it landed (the key decoded).

@@ -6,18 +6,15 @@ mod classify;
 mod dedupe;
 mod model;
 
-pub use build::{
-    alert_for, execution_alert, glue_alert, invocation_alert, state_severity, stored_record_alert,
-    unknown_alert, AlertRules, MAX_RAW_EVENT_CHARS,
-};
-pub use classify::{
-    classify, classify_stored, deliveries, Delivery, ExecutionEvent, GlueJobEvent, Incoming,
-    InvocationRecord, StreamBatch,
-};
-pub use dedupe::{Claim, DedupeError, S3Dedupe};
-pub use model::{
-    sns_subject, Alert, Link, Severity, SnsMessage, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS,
-};
+pub use build::AlertRules;
+pub use classify::{deliveries, Delivery, Incoming};
+pub use dedupe::DedupeError;
+pub use model::{Alert, Link, Severity};
+
+pub(crate) use build::alert_for;
+use build::{glue_alert, invocation_alert, stored_record_alert};
+pub(crate) use classify::{classify, classify_stored};
+use dedupe::{Claim, S3Dedupe};
 
 use std::time::Duration;
 

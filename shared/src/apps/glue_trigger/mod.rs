@@ -3,7 +3,7 @@
 //!
 //! # Starting a run, like Data Pipeline's preconditions and retries
 //! When an object of a day has been ingested (or the day's `_SUCCESS` marker arrives), the
-//! trigger checks the day's precondition against ingest's [`index`] of ingested objects:
+//! trigger checks the day's precondition against ingest's index of ingested objects ([`index_key`](crate::ingest::index_key)):
 //! - [`Precondition::Marker`] (default): a `_SUCCESS` object sits in the input folder and every
 //!   data object of that folder has been ingested;
 //! - [`Precondition::Count`]: at least N objects of the day have been ingested.

@@ -13,7 +13,7 @@ use crate::sink::Location;
 pub struct IngestConfig {
     /// Curated output, quarantine and names.
     pub output: OutputConfig,
-    /// Manifests, the ingested-object [`super::index`], and hooks' own state (e.g. Glue start
+    /// Manifests, the ingested-object index ([`super::index_key`]), and hooks' own state (e.g. Glue start
     /// claims).
     pub state: Location,
     /// Longest row accepted; longer rows are quarantined and reading goes on.

@@ -14,7 +14,8 @@ use crate::s3event::ObjectRef;
 /// hook never fails it: it logs its own errors and reports what it did, which ingest counts as a
 /// metric and adds to the invocation's summary.
 pub trait IngestHook: Send + Sync {
-    /// Runs after `object` of `day` (see [`super::input_day`]); `None` when there is nothing to
+    /// Runs after `object` of `day` (a `dt=YYYY-MM-DD` or `YYYY-MM-DD` segment of its key, else the day it
+    /// was last modified); `None` when there is nothing to
     /// report.
     fn after_object<'a>(
         &'a self,

@@ -35,7 +35,7 @@
 
 mod config;
 mod hook;
-pub mod index;
+pub(crate) mod index;
 mod keys;
 mod lambda;
 mod manifest;
@@ -46,13 +46,13 @@ mod upload;
 
 pub use config::IngestConfig;
 pub use hook::{HookConfig, HookReport, IngestHook};
-pub use keys::{day_start, folder, input_day, output_stem, short_etag};
-pub use lambda::{describe, handle, record_metrics, HandleError, IngestPipeline, IngestRunner};
+pub use index::index_key;
+pub use keys::folder;
+pub(crate) use keys::short_etag;
+pub use lambda::{describe, handle, HandleError, IngestPipeline, IngestRunner};
 pub use manifest::{Manifest, ManifestStatus, ObjectOutcome};
 pub use object::{Ingest, IngestError};
-pub use reader::{
-    format_from_key, is_source_failure, read_rows, ObjectFormat, ObjectProblem, ReadError, Row,
-    RowFormat, SourceReader,
-};
+pub(crate) use reader::read_rows;
+pub use reader::{ObjectFormat, ObjectProblem, ReadError, Row, RowFormat, SourceReader};
 pub use stream::{ReadCounts, Streamed};
-pub use upload::{uploader, Chunk, PartError, PartWriter, UploadError, Written, PART_SIZE};
+pub use upload::{PartError, UploadError, Written};

@@ -180,11 +180,6 @@ impl PartWriter {
         }
     }
 
-    /// The output's key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// Adds a line (without its newline); ships a part through `tx` when the buffer is full.
     pub fn push(&mut self, line: &[u8], tx: &mpsc::Sender<Chunk>) -> Result<(), PartError> {
         let encode = |source| PartError::Encode {
