@@ -38,8 +38,13 @@ impl<T: Transform> Processor<T> {
             .into_iter()
             .filter(|r| matches!(items[r.items.start].dest, Dest::Quarantine(_)))
             .collect();
-        let results: Vec<(usize, Result<(), String>)> = stream::iter(runs.iter().enumerate())
-            .map(|(n, run)| async move { (n, self.write_run(run, prepared, records).await) })
+        // By index: a closure over borrowed runs would make the future not `Send`.
+        let runs_ref = &runs;
+        let results: Vec<(usize, Result<(), String>)> = stream::iter(0..runs.len())
+            .map(|n| async move {
+                let run = &runs_ref[n];
+                (n, self.write_run(run, prepared, records).await)
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;

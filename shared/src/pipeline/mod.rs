@@ -32,6 +32,7 @@
 
 mod config;
 pub mod ingest;
+pub(crate) mod invocation;
 mod parts;
 
 pub use crate::engine::redrive;
@@ -39,13 +40,13 @@ pub use crate::engine::redrive;
 #[doc(hidden)]
 pub use crate::engine::{Processor, ProcessorConfig};
 pub use config::{OutputConfig, StreamConfig};
+pub use invocation::{Function, Handler};
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 
-use crate::aws::Aws;
 use crate::config::ConfigError;
 use crate::sink::{Hourly, Location, ObjectStore, S3Store};
 use crate::source::{
@@ -54,7 +55,22 @@ use crate::source::{
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 use crate::window::{Aggregation, AggregationError, AlertPublisher, AlertSink, PaneSink, Rule};
+use invocation::UserLayer;
+use lambda_runtime::tower::{Layer, Service};
 use parts::SinkParts;
+
+/// A stream pipeline's handler: a batch of the source's or a redrive request in, its answer out.
+pub type StreamHandler<S> = Handler<
+    redrive::Incoming<<S as BatchSource>::Event>,
+    redrive::Answer<<S as BatchSource>::Response>,
+>;
+
+type StreamLayers<S> = Vec<
+    UserLayer<
+        redrive::Incoming<<S as BatchSource>::Event>,
+        redrive::Answer<<S as BatchSource>::Response>,
+    >,
+>;
 
 /// A pipeline being assembled: a name, then a source, then a transform.
 pub struct Pipeline<S = ()> {
@@ -93,6 +109,7 @@ impl<S: BatchSource> Pipeline<S> {
             aggregation: None,
             rules: Vec::new(),
             publisher: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -114,6 +131,7 @@ pub struct StreamPipeline<S: BatchSource, T: Transform> {
     aggregation: Option<Aggregation<T::Output>>,
     rules: Vec<Rule<T::Output>>,
     publisher: Option<Arc<dyn AlertPublisher>>,
+    layers: StreamLayers<S>,
 }
 
 impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
@@ -136,6 +154,25 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     /// ([`crate::window::Rule`]); several calls add several rules.
     pub fn rule(mut self, rule: Rule<T::Output>) -> Self {
         self.rules.push(rule);
+        self
+    }
+
+    /// Wraps the function in `layer` (a [`tower::Layer`](lambda_runtime::tower::Layer)), inside
+    /// the invocation layer's log context and metrics; layers run in the order given. The
+    /// layer sees the whole event: a batch of the source's, or a redrive request.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<StreamHandler<S>> + Send + Sync + 'static,
+        L::Service: Service<
+                LambdaEvent<redrive::Incoming<S::Event>>,
+                Response = redrive::Answer<S::Response>,
+                Error = lambda_runtime::Error,
+            > + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<LambdaEvent<redrive::Incoming<S::Event>>>>::Future: Send + 'static,
+    {
+        self.layers.push(invocation::user_layer(layer));
         self
     }
 
@@ -241,6 +278,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
             source: self.source,
             configured_mode: config.mode,
             metrics,
+            layers: self.layers,
         })
     }
 
@@ -263,16 +301,16 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
 
     /// Runs the pipeline as a Lambda function: the whole `main` of a handler.
     pub async fn run(mut self) -> Result<(), lambda_runtime::Error> {
-        telemetry::init_logging(&self.name);
-        let config = match self.config.take() {
-            Some(c) => c,
-            None => crate::config::logged(StreamConfig::from_env(&self.name))?,
-        };
+        let given = self.config.take();
+        let name = self.name.clone();
+        let needs_aws = self.parts.store.is_none() || self.needs_eventbridge();
+        let (config, aws) = invocation::start(
+            &self.name,
+            || given.map_or_else(|| StreamConfig::from_env(&name), Ok),
+            |_| needs_aws,
+        )
+        .await?;
         tracing::debug!(?config, "configuration loaded");
-        let aws = match self.parts.store.is_none() || self.needs_eventbridge() {
-            true => Some(Aws::from_env().await),
-            false => None,
-        };
         let store = match (self.parts.store.take(), &aws) {
             (Some(store), _) => store,
             (None, aws) => Arc::new(S3Store::new(aws.as_ref().expect("loaded above").s3())),
@@ -288,30 +326,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let runner = self
             .runner(store, config)
             .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-        lambda_runtime::run(lambda_runtime::service_fn(
-            |event: LambdaEvent<redrive::Incoming<S::Event>>| {
-                let runner = &runner;
-                async move {
-                    let (incoming, context) = event.into_parts();
-                    match incoming {
-                        redrive::Incoming::Batch(e) => runner
-                            .invoke(LambdaEvent::new(e, context))
-                            .await
-                            .map(redrive::Answer::Batch),
-                        redrive::Incoming::Redrive(request) => {
-                            let answer = runner.redrive(&request).await;
-                            tracing::info!(
-                                entries = request.entries.len(),
-                                landed = answer.as_ref().map_or(0, |a| a.landed.len()),
-                                "redrive"
-                            );
-                            Ok(redrive::Answer::Redrive(answer?))
-                        }
-                    }
-                }
-            },
-        ))
-        .await
+        invocation::serve(runner.into_handler()).await
     }
 }
 
@@ -342,7 +357,9 @@ pub struct Runner<S: BatchSource, T: Transform> {
     processor: Processor<T>,
     /// `BATCH_MODE`, if set; the source picks each batch's mode from it.
     configured_mode: Option<Mode>,
+    /// The invocation's metrics document: namespace and dimensions.
     metrics: Metrics,
+    layers: StreamLayers<S>,
 }
 
 impl<S: BatchSource, T: Transform> Runner<S, T> {
@@ -393,16 +410,19 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         Ok(redrive::answer(request, prepared, &outcome, reasons))
     }
 
-    /// Handles one invocation: log context, processing, metrics, a summary log line, response.
-    pub async fn invoke(
-        &self,
-        event: LambdaEvent<S::Event>,
-    ) -> Result<S::Response, lambda_runtime::Error> {
+    /// The function with its layers, as [`run`](StreamPipeline::run) serves it: the invocation
+    /// layer (log context, metrics flushed per invocation), the user's layers, the runner.
+    pub fn into_handler(mut self) -> StreamHandler<S> {
+        let layers = std::mem::take(&mut self.layers);
+        let metrics = self.metrics.clone();
+        invocation::assemble(self, metrics, layers)
+    }
+
+    /// Handles one batch: processing, metrics, a summary log line, response.
+    async fn invoke_batch(&self, event: S::Event) -> Result<S::Response, lambda_runtime::Error> {
         let started = std::time::Instant::now();
-        let (event, context) = event.into_parts();
         let records = self.source.records(&event);
-        let cold_start =
-            telemetry::begin_invocation(&context.request_id, self.source.correlation_id(&records));
+        telemetry::correlate(self.source.correlation_id(&records));
         let lag = self.source.lag_ms(&records, Utc::now());
         let outcome = self
             .process(&event, &records)
@@ -411,18 +431,42 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         drop(records);
         let response = self.source.response(&event, &outcome);
         let latency = started.elapsed().as_secs_f64() * 1000.0;
-        let mut metrics = self.metrics.clone();
-        metrics.property("request_id", context.request_id.clone());
-        metrics.property("cold_start", cold_start);
-        record_metrics(
-            &mut metrics,
-            &outcome.stats,
-            latency,
-            lag.map(|l| (self.source.lag_metric(), l)),
-        );
-        metrics.flush();
+        telemetry::record(|metrics| {
+            record_metrics(
+                metrics,
+                &outcome.stats,
+                latency,
+                lag.map(|l| (self.source.lag_metric(), l)),
+            )
+        });
         log_outcome(&self.name, &outcome, latency);
         Ok(response?)
+    }
+}
+
+impl<S: BatchSource, T: Transform> Function for Runner<S, T> {
+    type Event = redrive::Incoming<S::Event>;
+    type Response = redrive::Answer<S::Response>;
+
+    /// A batch of the source's, or a redrive request.
+    async fn call(
+        &self,
+        event: LambdaEvent<Self::Event>,
+    ) -> Result<Self::Response, lambda_runtime::Error> {
+        match event.payload {
+            redrive::Incoming::Batch(batch) => {
+                self.invoke_batch(batch).await.map(redrive::Answer::Batch)
+            }
+            redrive::Incoming::Redrive(request) => {
+                let answer = self.redrive(&request).await;
+                tracing::info!(
+                    entries = request.entries.len(),
+                    landed = answer.as_ref().map_or(0, |a| a.landed.len()),
+                    "redrive"
+                );
+                Ok(redrive::Answer::Redrive(answer?))
+            }
+        }
     }
 }
 

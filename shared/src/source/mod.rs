@@ -171,7 +171,7 @@ pub struct ResponseError(pub String);
 /// A Lambda batch source: its event, its records and its response.
 pub trait BatchSource: Send + Sync + 'static {
     /// The event Lambda delivers.
-    type Event: DeserializeOwned + Send + 'static;
+    type Event: DeserializeOwned + Send + Sync + 'static;
     /// The answer Lambda reads.
     type Response: Serialize + Send + 'static;
 

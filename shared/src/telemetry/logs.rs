@@ -47,6 +47,11 @@ pub fn set_invocation(invocation: InvocationContext) {
     with_context(|c| *c.invocation.write().unwrap_or_else(|e| e.into_inner()) = invocation);
 }
 
+/// Changes the current invocation context in place.
+pub(crate) fn update_invocation(f: impl FnOnce(&mut InvocationContext)) {
+    with_context(|c| f(&mut c.invocation.write().unwrap_or_else(|e| e.into_inner())));
+}
+
 /// The log format chosen by `AWS_LAMBDA_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

@@ -3,4 +3,5 @@
 pub mod backoff;
 pub(crate) mod hash;
 pub(crate) mod json;
+#[cfg(any(feature = "alert", feature = "glue"))]
 pub(crate) mod redact;

@@ -22,10 +22,10 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::{json, Value};
 
 use crate::aws::glue::job_run_details;
-use crate::aws::{Aws, LazyClient};
+use crate::aws::LazyClient;
 use crate::config::{self, ConfigError};
 use crate::s3event::ObjectRef;
-use crate::telemetry::{self, Metrics};
+use crate::telemetry::Metrics;
 
 /// The largest on-failure record the alert reads (a batch of at most 6 MB, escaped once, and its
 /// metadata); a larger object is alerted on unread.
@@ -189,7 +189,7 @@ pub struct AlertService {
 impl AlertService {
     /// The service around its clients: `s3` reads the records S3 on-failure destinations store
     /// and holds dedupe markers (when configured), `glue` enriches Glue alerts (when
-    /// `enrich_glue` is on; a client or one built on first use, [`Aws::glue_on_first_use`]).
+    /// `enrich_glue` is on; a client or one built on first use, [`Aws::glue_on_first_use`](crate::aws::Aws::glue_on_first_use)).
     pub fn new(
         config: AlertConfig,
         sns: aws_sdk_sns::Client,
@@ -414,7 +414,7 @@ pub fn response(outcome: &AlertOutcome) -> Value {
 }
 
 /// Records an invocation's metrics.
-pub fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
+fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
     metrics.count("AlertsPublished", outcome.published as u64);
     metrics.count("AlertsSuppressed", outcome.suppressed as u64);
     metrics.count("AlertsIgnored", outcome.ignored as u64);
@@ -425,35 +425,40 @@ pub fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
 
 /// Runs the alert handler as a Lambda function: the whole `main` of `failure-alert`.
 pub async fn run(service: &str) -> Result<(), lambda_runtime::Error> {
-    telemetry::init_logging(service);
-    let config = crate::config::logged(AlertConfig::from_lookup(|n| std::env::var(n).ok()))?;
+    let (config, aws) = crate::pipeline::invocation::start(
+        service,
+        || AlertConfig::from_lookup(|n| std::env::var(n).ok()),
+        |_| true,
+    )
+    .await?;
+    let aws = aws.expect("asked for");
     if config.dedupe.is_none() {
         tracing::warn!("DEDUPE_BUCKET is not set: duplicate deliveries will alert twice");
     }
-    let aws = Aws::from_env().await;
     let metrics = Metrics::new(config.metrics_namespace.clone())
         .dimension("service", service)
         .dimension("pipeline", config.rules.pipeline.clone());
-    let service_impl =
-        AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue_on_first_use()));
-    let service_ref = &service_impl;
-    let metrics_ref = &metrics;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Value>| async move {
-            let (payload, context) = event.into_parts();
-            telemetry::begin_invocation(&context.request_id, None);
-            let mut m = metrics_ref.clone();
-            m.property("request_id", context.request_id.clone());
-            let result = service_ref.handle(&payload).await;
-            match &result {
-                Ok(outcome) => record_metrics(&mut m, outcome),
-                Err(_) => m.count("PublishFailures", 1),
-            }
-            m.flush();
-            result
-                .map(|o| response(&o))
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
-    .await
+    let alerts = AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue_on_first_use()));
+    let handler = crate::pipeline::invocation::assemble(alerts, metrics, Vec::new());
+    crate::pipeline::invocation::serve(handler).await
+}
+
+impl crate::pipeline::Function for AlertService {
+    type Event = Value;
+    type Response = Value;
+
+    /// One failure report (or a queued batch of them); a failed publish fails the invocation.
+    async fn call(
+        &self,
+        event: lambda_runtime::LambdaEvent<Value>,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let result = self.handle(&event.payload).await;
+        crate::telemetry::record(|m| match &result {
+            Ok(outcome) => record_metrics(m, outcome),
+            Err(_) => m.count("PublishFailures", 1),
+        });
+        result
+            .map(|o| response(&o))
+            .map_err(lambda_runtime::Error::from)
+    }
 }

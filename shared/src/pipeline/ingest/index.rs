@@ -29,6 +29,7 @@ pub fn index_key(state: &Location, day: &str, source_key: &str, etag: &str) -> S
 }
 
 /// The source id an index entry's key names (the inverse of [`index_key`]'s naming).
+#[cfg(any(test, feature = "glue"))]
 pub fn entry_source_id(entry_key: &str) -> Option<&str> {
     entry_key.rsplit('/').next()?.split('-').next()
 }

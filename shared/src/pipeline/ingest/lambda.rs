@@ -10,12 +10,15 @@ use super::manifest::ObjectOutcome;
 use super::object::{Ingest, IngestError};
 use crate::aws::Aws;
 use crate::config::Env;
+use crate::pipeline::invocation::{self, UserLayer};
 use crate::pipeline::parts::{sink_setters, SinkParts};
-use crate::pipeline::BuildError;
+use crate::pipeline::{BuildError, Function, Handler};
 use crate::s3event::ObjectRef;
 use crate::sink::{Daily, ObjectStore, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::LambdaEvent;
 
 type BuildHook = Box<dyn FnOnce(&IngestConfig, &Aws) -> Arc<dyn IngestHook>>;
 type ReadHook = Box<dyn FnOnce(&mut Env<'_>) -> Option<BuildHook>>;
@@ -29,6 +32,7 @@ pub struct IngestPipeline<T: Transform> {
     config: Option<IngestConfig>,
     hook: Option<Arc<dyn IngestHook>>,
     read_hook: Option<ReadHook>,
+    layers: Vec<UserLayer<Value, Value>>,
 }
 
 impl<T: Transform> IngestPipeline<T> {
@@ -40,6 +44,7 @@ impl<T: Transform> IngestPipeline<T> {
             config: None,
             hook: None,
             read_hook: None,
+            layers: Vec::new(),
         }
     }
 
@@ -76,7 +81,11 @@ impl<T: Transform> IngestPipeline<T> {
             .dimension("pipeline", config.output.pipeline.clone());
         let sink = self.parts.into_sink(store, Daily);
         let ingest = Ingest::new(config, sink, self.transform, self.hook);
-        IngestRunner { ingest, metrics }
+        IngestRunner {
+            ingest,
+            metrics,
+            layers: self.layers,
+        }
     }
 
     /// The runner without the Lambda runtime (tests, benchmarks). Needs a store; reads the
@@ -91,17 +100,38 @@ impl<T: Transform> IngestPipeline<T> {
         Ok(self.runner(store, config))
     }
 
+    /// Wraps the function in `layer`, inside the invocation layer's log context and metrics;
+    /// layers run in the order given (see [`crate::pipeline::StreamPipeline::layer`]).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Handler<Value, Value>> + Send + Sync + 'static,
+        L::Service: Service<LambdaEvent<Value>, Response = Value, Error = lambda_runtime::Error>
+            + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<LambdaEvent<Value>>>::Future: Send + 'static,
+    {
+        self.layers.push(invocation::user_layer(layer));
+        self
+    }
+
     /// Runs the pipeline as a Lambda function: the whole `main` of a handler.
     pub async fn run(mut self) -> Result<(), lambda_runtime::Error> {
-        telemetry::init_logging(&self.name);
         let name = self.name.clone();
         let given = self.config.take();
         let read_hook = self.read_hook.take();
-        let (config, build_hook) = crate::config::logged(crate::config::from_process_env(|env| {
-            let config = given.unwrap_or_else(|| IngestConfig::read(env, &name));
-            (config, read_hook.and_then(|read| read(env)))
-        }))?;
-        let aws = Aws::from_env().await;
+        let ((config, build_hook), aws) = invocation::start(
+            &self.name,
+            || {
+                crate::config::from_process_env(|env| {
+                    let config = given.unwrap_or_else(|| IngestConfig::read(env, &name));
+                    (config, read_hook.and_then(|read| read(env)))
+                })
+            },
+            |_| true,
+        )
+        .await?;
+        let aws = aws.expect("asked for");
         if let Some(build) = build_hook {
             self.hook = Some(build(&config, &aws));
         }
@@ -109,21 +139,16 @@ impl<T: Transform> IngestPipeline<T> {
             Some(store) => store,
             None => Arc::new(S3Store::new(aws.s3())),
         };
-        let runner = self.runner(store, config);
-        let runner = &runner;
-        lambda_runtime::run(lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<Value>| async move {
-                runner.invoke(event).await
-            },
-        ))
-        .await
+        invocation::serve(self.runner(store, config).into_handler()).await
     }
 }
 
 /// A built ingest pipeline: handles one event at a time.
 pub struct IngestRunner<T: Transform> {
     ingest: Ingest<T>,
+    /// The invocation's metrics document: namespace and dimensions.
     metrics: Metrics,
+    layers: Vec<UserLayer<Value, Value>>,
 }
 
 impl<T: Transform> IngestRunner<T> {
@@ -142,21 +167,30 @@ impl<T: Transform> IngestRunner<T> {
         handle(&self.ingest, metrics, event).await
     }
 
-    /// Handles one invocation: log context, objects, metrics. A failure fails the invocation.
-    pub async fn invoke(
-        &self,
-        event: lambda_runtime::LambdaEvent<Value>,
-    ) -> Result<Value, lambda_runtime::Error> {
-        let (payload, context) = event.into_parts();
-        telemetry::begin_invocation(&context.request_id, Some(describe(&payload)));
-        let mut m = self.metrics.clone();
-        m.property("request_id", context.request_id.clone());
-        let result = handle(&self.ingest, &mut m, &payload).await;
+    /// The function with its layers, as [`IngestPipeline::run`] serves it.
+    pub fn into_handler(mut self) -> Handler<Value, Value> {
+        let layers = std::mem::take(&mut self.layers);
+        let metrics = self.metrics.clone();
+        invocation::assemble(self, metrics, layers)
+    }
+}
+
+impl<T: Transform> Function for IngestRunner<T> {
+    type Event = Value;
+    type Response = Value;
+
+    /// Every object the event names; a failure fails the invocation.
+    async fn call(&self, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+        let payload = event.payload;
+        telemetry::correlate(Some(describe(&payload)));
+        let result = telemetry::recording(async |metrics: &mut Metrics| {
+            handle(&self.ingest, metrics, &payload).await
+        })
+        .await;
         if let Err(e) = &result {
-            m.count("IngestFailures", 1);
+            telemetry::record(|metrics| metrics.count("IngestFailures", 1));
             tracing::error!(error = %crate::error::chain(e), "ingest failed; the invocation fails so Lambda retries");
         }
-        m.flush();
         Ok(result?)
     }
 }

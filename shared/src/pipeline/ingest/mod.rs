@@ -52,6 +52,7 @@ pub(crate) use keys::short_etag;
 pub use lambda::{describe, handle, HandleError, IngestPipeline, IngestRunner};
 pub use manifest::{Manifest, ManifestStatus, ObjectOutcome};
 pub use object::{Ingest, IngestError};
+#[cfg(feature = "testing")]
 pub(crate) use reader::read_rows;
 pub use reader::{ObjectFormat, ObjectProblem, ReadError, Row, RowFormat, SourceReader};
 pub use stream::{ReadCounts, Streamed};
