@@ -137,6 +137,25 @@ pub trait Transform: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the pipeline awaits [`Transform::enrich`] before `apply`. Off by default: a
+    /// transform without lookups stays on the synchronous path.
+    const ENRICHES: bool = false;
+
+    /// An awaited step between validation and [`Transform::apply`] — a lookup in DynamoDB, an
+    /// HTTP API, a cache — that returns the input with what it found filled in. Runs only when
+    /// [`Transform::ENRICHES`] is set. A lookup that fails is [`TransformError::Transient`]: the
+    /// record is reported and retried, never quarantined; [`TransformError::Reject`]
+    /// quarantines the document. On stream sources a batch's lookups run concurrently (up to
+    /// `WRITE_CONCURRENCY`), one partition key (shard key, message group) at a time in record
+    /// order; object ingest awaits them row by row.
+    fn enrich(
+        &self,
+        input: Self::Input,
+        _ctx: &RecordContext<'_>,
+    ) -> impl std::future::Future<Output = Result<Self::Input, TransformError>> + Send {
+        std::future::ready(Ok(input))
+    }
+
     /// Pushes the input's outputs (none, one or several) or says why there are none.
     fn apply(
         &self,

@@ -16,10 +16,12 @@ use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
+use runnel::pipeline::Processor;
 use runnel::sink::{MemoryStore, SinkErrorKind};
 use runnel::source::Mode;
-use runnel::testing::esm::{drive, EsmConfig, Invocation};
+use runnel::testing::esm::{drive, EsmConfig, EsmReport, Invocation};
 use runnel::testing::FaultyStore;
+use runnel::transform::Transform;
 use runnel::window::MemoryAlerts;
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,8 @@ struct Scenario {
     seed: u64,
     transient: Vec<(usize, usize)>,
     crashes: Vec<Option<usize>>,
+    /// Whether the transform awaits a lookup before `apply` ([`Enriching`]).
+    enrich: bool,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -120,17 +124,21 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             prop_oneof![3 => Just(None), 1 => (0usize..4).prop_map(Some)],
             1..10,
         ),
+        any::<bool>(),
     )
         .prop_map(
-            |(recs, mode, max_batch, batch_sizes, fault_rate, seed, transient, crashes)| Scenario {
-                recs,
-                mode,
-                max_batch,
-                batch_sizes,
-                fault_rate,
-                seed,
-                transient,
-                crashes,
+            |(recs, mode, max_batch, batch_sizes, fault_rate, seed, transient, crashes, enrich)| {
+                Scenario {
+                    recs,
+                    mode,
+                    max_batch,
+                    batch_sizes,
+                    fault_rate,
+                    seed,
+                    transient,
+                    crashes,
+                    enrich,
+                }
             },
         )
 }
@@ -143,6 +151,58 @@ struct RunResult {
     completed: bool,
     reports_with_failures: usize,
     discarded: Vec<std::ops::Range<usize>>,
+}
+
+/// Drives the scenario's shard through `p` under the mapping model.
+fn drive_with<T: Transform<Output = Reading>>(
+    s: &Scenario,
+    shard: &[ShardRecord],
+    faults: &Faults,
+    p: Processor<T>,
+    publisher: &MemoryAlerts,
+    max_retries: Option<u32>,
+) -> EsmReport {
+    let p = p.with_panes(panes()).with_alerts(alerts(publisher.clone()));
+    let ids: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
+    let sizes = s.batch_sizes.clone();
+    let mut size_i = 0;
+    let invocation = AtomicUsize::new(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(drive(
+        &ids,
+        EsmConfig {
+            max_batch: s.max_batch,
+            max_retries,
+            bisect_on_error: true,
+            max_invocations: 5_000,
+        },
+        || {
+            size_i += 1;
+            sizes[size_i % sizes.len()]
+        },
+        |range| {
+            let k = invocation.fetch_add(1, Ordering::Relaxed);
+            // Crashes only in the first invocations, so that a run with retries forever ends.
+            let crash = if k < 20 {
+                s.crashes[k % s.crashes.len()]
+            } else {
+                None
+            };
+            faults.begin_invocation(crash);
+            let batch = source_records(&shard[range]);
+            let p = &p;
+            async move {
+                let out = p.process(&batch).await;
+                if crash.is_some() {
+                    Invocation::FunctionError
+                } else {
+                    Invocation::Response(out.failures)
+                }
+            }
+        },
+    ))
 }
 
 fn run(
@@ -178,49 +238,24 @@ fn run(
         }
     }
     let publisher = MemoryAlerts::new();
-    let p = processor(transform, store.clone(), s.mode)
-        .with_panes(panes())
-        .with_alerts(alerts(publisher.clone()));
-    let ids: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
-    let sizes = s.batch_sizes.clone();
-    let mut size_i = 0;
-    let invocation = AtomicUsize::new(0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let report = rt.block_on(drive(
-        &ids,
-        EsmConfig {
-            max_batch: s.max_batch,
+    let report = match s.enrich {
+        false => drive_with(
+            s,
+            &shard,
+            &faults,
+            processor(transform, store, s.mode),
+            &publisher,
             max_retries,
-            bisect_on_error: true,
-            max_invocations: 5_000,
-        },
-        || {
-            size_i += 1;
-            sizes[size_i % sizes.len()]
-        },
-        |range| {
-            let k = invocation.fetch_add(1, Ordering::Relaxed);
-            // Crashes only in the first invocations, so that a run with retries forever ends.
-            let crash = if k < 20 {
-                s.crashes[k % s.crashes.len()]
-            } else {
-                None
-            };
-            faults.begin_invocation(crash);
-            let batch = source_records(&shard[range]);
-            let p = &p;
-            async move {
-                let out = p.process(&batch).await;
-                if crash.is_some() {
-                    Invocation::FunctionError
-                } else {
-                    Invocation::Response(out.failures)
-                }
-            }
-        },
-    ));
+        ),
+        true => drive_with(
+            s,
+            &shard,
+            &faults,
+            processor(Enriching(transform), store, s.mode),
+            &publisher,
+            max_retries,
+        ),
+    };
     let objects = inner.objects();
     let result = RunResult {
         panes_differ: panes_differ(&objects),

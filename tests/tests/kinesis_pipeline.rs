@@ -208,3 +208,155 @@ async fn missing_bucket_is_reported_for_retry_not_quarantined() {
         outcome.errors
     );
 }
+
+/// A transform that awaits a lookup: each reading's site, from a device registry object in S3
+/// read once and cached. A device the registry does not know is refused; a registry that cannot
+/// be read fails the lookup transiently.
+struct SiteLookup {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    registry: tokio::sync::OnceCell<std::collections::HashMap<String, String>>,
+}
+
+impl Transform for SiteLookup {
+    type Input = serde_json::Value;
+    type Output = serde_json::Value;
+    const ENRICHES: bool = true;
+
+    async fn enrich(
+        &self,
+        mut reading: serde_json::Value,
+        _: &runnel::transform::RecordContext<'_>,
+    ) -> Result<serde_json::Value, runnel::transform::TransformError> {
+        use runnel::transform::TransformError;
+        let registry = self
+            .registry
+            .get_or_try_init(|| async {
+                let object = self
+                    .s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key("registry/devices.json")
+                    .send()
+                    .await
+                    .map_err(|e| TransformError::transient(&e))?;
+                let body = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| TransformError::transient(&e))?;
+                serde_json::from_slice(&body.into_bytes())
+                    .map_err(|e| TransformError::transient(&e))
+            })
+            .await?;
+        let device = reading["device_id"].as_str().unwrap_or_default();
+        let site = registry
+            .get(device)
+            .ok_or_else(|| TransformError::Reject(format!("{device} is not registered")))?;
+        reading["site"] = site.clone().into();
+        Ok(reading)
+    }
+
+    fn apply(
+        &self,
+        reading: serde_json::Value,
+        _: &runnel::transform::RecordContext<'_>,
+        out: &mut Outputs<serde_json::Value>,
+    ) -> Result<(), runnel::transform::TransformError> {
+        out.push(reading);
+        Ok(())
+    }
+}
+
+fn shard_records(payloads: &[String]) -> Vec<aws_sdk_kinesis::types::Record> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            aws_sdk_kinesis::types::Record::builder()
+                .sequence_number(format!("4959{i:04}"))
+                .partition_key(format!("pk-{}", i % 2))
+                .data(Blob::new(p.as_bytes()))
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_awaited_lookup_against_s3_enriches_what_lands() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let registry = serde_json::json!({ "sensor-0000": "plant-a", "sensor-0001": "plant-b" });
+    put_object(
+        &aws,
+        &bucket,
+        "registry/devices.json",
+        registry.to_string().into_bytes(),
+    )
+    .await;
+    let payloads = vec![reading(0, 7), reading(1, 7), reading(2, 7), reading(0, 8)];
+    let event = kinesis_event(
+        "arn:aws:kinesis:us-east-1:000000000000:stream/iot",
+        "shardId-000000000000",
+        &shard_records(&payloads),
+    );
+    let lookup = SiteLookup {
+        s3: aws.s3(),
+        bucket: bucket.clone(),
+        registry: Default::default(),
+    };
+    let runner = runnel::pipeline::Pipeline::new("iot")
+        .source(runnel::source::Kinesis)
+        .transform(lookup)
+        .store(S3Store::new(aws.s3()))
+        .config(StreamConfig::new("iot", &bucket))
+        .build()
+        .unwrap();
+    let (response, outcome) = runner.handle(&event).await;
+    assert!(
+        response.unwrap().batch_item_failures.is_empty(),
+        "{outcome:?}"
+    );
+    let mut landed = Vec::new();
+    for key in list_keys(&aws, &bucket, "iot/").await {
+        landed.extend(ndjson_lines(&get_object(&aws, &bucket, &key).await));
+    }
+    let sites: Vec<(String, String)> = landed
+        .iter()
+        .map(|d| {
+            (
+                d["device_id"].as_str().unwrap().into(),
+                d["site"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(sites.len(), 3, "{landed:?}");
+    for (device, site) in &sites {
+        assert_eq!(registry[device.as_str()], site.as_str());
+    }
+    let quarantined = list_keys(&aws, &bucket, "quarantine/").await;
+    let entry = ndjson_lines(&get_object(&aws, &bucket, &quarantined[0]).await).remove(0);
+    assert_eq!(
+        entry["reason"],
+        "transform rejected the record: sensor-0002 is not registered"
+    );
+
+    // Without the registry the lookups fail transiently: every record is retried, none
+    // quarantined.
+    let empty = new_bucket(&aws, "curated").await;
+    let runner = runnel::pipeline::Pipeline::new("iot")
+        .source(runnel::source::Kinesis)
+        .transform(SiteLookup {
+            s3: aws.s3(),
+            bucket: empty.clone(),
+            registry: Default::default(),
+        })
+        .store(S3Store::new(aws.s3()))
+        .config(StreamConfig::new("iot", &empty))
+        .build()
+        .unwrap();
+    let (response, _) = runner.handle(&event).await;
+    assert_eq!(response.unwrap().batch_item_failures.len(), payloads.len());
+    assert!(list_keys(&aws, &empty, "").await.is_empty());
+}

@@ -115,7 +115,7 @@ impl<T: Transform> Processor<T> {
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
-        let prepared = self.prepare(records, None, &mut outcome);
+        let prepared = self.prepare(records, None, &mut outcome).await;
         let failed = match self.config.delivery {
             Delivery::Store => {
                 self.write(records, &prepared, mode, Pass::Batch, &mut outcome)

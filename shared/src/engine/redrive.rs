@@ -237,7 +237,7 @@ impl<T: Transform> Processor<T> {
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
-        let prepared = self.prepare(records, Some(places), &mut outcome);
+        let prepared = self.prepare(records, Some(places), &mut outcome).await;
         let mut reasons = vec![None; records.len()];
         for item in &prepared.items {
             if let (Dest::Quarantine(_), None) = (&item.dest, &reasons[item.record]) {

@@ -102,6 +102,51 @@ impl Transform for TestTransform {
     }
 }
 
+/// [`TestTransform`] behind an awaited lookup: the configured transient failures happen in the
+/// lookup (after it yields to the runtime, so that lookups of a batch interleave), and every
+/// output carries nothing new — what lands must be exactly what the synchronous path lands.
+#[derive(Default, Clone)]
+pub struct Enriching(pub TestTransform);
+
+impl Transform for Enriching {
+    type Input = Reading;
+    type Output = Reading;
+    const ENRICHES: bool = true;
+
+    fn validate(&self, input: &Reading) -> Result<(), Vec<FieldError>> {
+        input.validate()
+    }
+
+    async fn enrich(
+        &self,
+        input: Reading,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Reading, TransformError> {
+        tokio::task::yield_now().await;
+        let mut failures = self.0.transient_failures.lock().unwrap();
+        if let Some(left) = failures.get_mut(ctx.position) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(TransformError::Transient("lookup timed out".into()));
+            }
+        }
+        Ok(input)
+    }
+
+    fn apply(
+        &self,
+        input: Reading,
+        ctx: &RecordContext<'_>,
+        out: &mut Outputs<Reading>,
+    ) -> Result<(), TransformError> {
+        self.0.apply(input, ctx, out)
+    }
+
+    fn event_time(&self, output: &Reading) -> Option<DateTime<Utc>> {
+        self.0.event_time(output)
+    }
+}
+
 pub const SHARD: &str = "shardId-000000000001";
 
 pub fn config(mode: Mode) -> ProcessorConfig {
@@ -117,11 +162,11 @@ pub fn config(mode: Mode) -> ProcessorConfig {
     }
 }
 
-pub fn processor(
-    transform: TestTransform,
+pub fn processor<T: Transform>(
+    transform: T,
     store: Arc<dyn ObjectStore>,
     mode: Mode,
-) -> Processor<TestTransform> {
+) -> Processor<T> {
     Processor::new(transform, Sink::new(store), config(mode))
 }
 

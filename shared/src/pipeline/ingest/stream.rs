@@ -16,7 +16,7 @@ use crate::engine::apply::{self, Scratch};
 use crate::records::BadData;
 use crate::s3event::ObjectRef;
 use crate::sink::{Encoder, Lead, Ndjson, Partitioner};
-use crate::transform::{default_document_id, RecordContext, Transform};
+use crate::transform::{default_document_id, RecordContext, Transform, TransformError};
 
 /// Row counts and checksum of a streamed object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +90,8 @@ struct Rows<T: Transform> {
     paths: String,
     placed: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     stop: Option<Stop>,
+    /// Awaits a transform's lookups from the blocking reader thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl<T: Transform> Rows<T> {
@@ -114,6 +116,20 @@ impl<T: Transform> Rows<T> {
         let input = match row.parsed {
             Ok(input) => input,
             Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
+        };
+        let input = match T::ENRICHES {
+            false => input,
+            true => match self.enrich(input, &ctx) {
+                Ok(Ok(input)) => input,
+                Ok(Err(reason)) => {
+                    self.stop = Some(Stop::Transient {
+                        line: row.line,
+                        reason,
+                    });
+                    return Ok(());
+                }
+                Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
+            },
         };
         let bad = match apply::apply(self.transform.as_ref(), input, &ctx, &mut self.scratch) {
             Ok(None) => None,
@@ -170,6 +186,24 @@ impl<T: Transform> Rows<T> {
             self.counts.rows_out += 1;
         }
         Ok(())
+    }
+
+    /// Awaits the row's lookup on the reader thread (rows are read in order, one at a time).
+    /// `Ok(Err(_))` is a transient failure; `Err` is bad data (refused, or a panic).
+    fn enrich(
+        &self,
+        input: T::Input,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Result<T::Input, String>, BadData> {
+        let looked_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.runtime.block_on(self.transform.enrich(input, ctx))
+        }))
+        .map_err(|panic| BadData::Panicked(crate::engine::apply::panic_message(&panic)))?;
+        match looked_up {
+            Ok(input) => Ok(Ok(input)),
+            Err(TransformError::Transient(reason)) => Ok(Err(reason)),
+            Err(TransformError::Reject(reason)) => Err(BadData::Rejected(reason)),
+        }
     }
 
     fn quarantine_row(
@@ -264,6 +298,7 @@ impl<T: Transform> Ingest<T> {
             paths: String::with_capacity(64),
             placed: Vec::with_capacity(1),
             stop: None,
+            runtime: tokio::runtime::Handle::current(),
         };
         let max_row = self.config.max_row_bytes;
         let transform = self.transform.clone();

@@ -282,6 +282,22 @@ impl<T: Transform> Transform for NewImages<T> {
         }
     }
 
+    const ENRICHES: bool = T::ENRICHES;
+
+    async fn enrich(
+        &self,
+        mut input: Self::Input,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Self::Input, TransformError> {
+        // A removal's image is never applied, so it is not looked up either.
+        if !matches!(input.event_name, ChangeKind::Remove) {
+            if let Some(image) = input.new_image.take() {
+                input.new_image = Some(self.0.enrich(image, ctx).await?);
+            }
+        }
+        Ok(input)
+    }
+
     fn apply(
         &self,
         input: Self::Input,
