@@ -9,9 +9,11 @@
 
 pub mod cloudwatch_logs;
 pub mod kpl;
+mod validate;
+
+pub use validate::{check, FieldError, Validate};
 
 use std::borrow::Cow;
-use std::fmt;
 use std::io::Read;
 use std::ops::ControlFlow;
 
@@ -19,46 +21,6 @@ use serde::de::DeserializeOwned;
 
 /// First two bytes of every gzip member (RFC 1952).
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// One rule a value broke, with the field it concerns.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    /// The field the rule concerns (`user_id`).
-    pub field: String,
-    /// What is wrong with it, for people (`must not be empty`).
-    pub message: String,
-}
-
-impl FieldError {
-    /// A broken rule: `message` about `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-/// `Ok(())` when no rule was broken, else every broken rule.
-pub fn check(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
-}
-
-/// Validation rules of a record type. Report every broken rule, not only the first.
-pub trait Validate {
-    /// Every rule the value breaks; `Ok(())` when none.
-    fn validate(&self) -> Result<(), Vec<FieldError>>;
-}
 
 /// Why a payload or one of its documents is bad data. Bad data is permanent: retrying cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

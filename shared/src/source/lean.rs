@@ -99,11 +99,14 @@ pub(crate) trait ReadEntry: Sized {
     /// The buffer sizes of the last batch this reader read.
     fn last_sizes() -> &'static LastSizes<3>;
 
-    /// Reads one entry, appending its parts to the batch's buffers.
-    fn read<'de, D: Deserializer<'de>>(
-        deserializer: D,
+    /// What one entry is called in an error (`an SQS message`).
+    const ONE: &'static str;
+
+    /// Reads one entry's fields, appending its parts to the batch's buffers.
+    fn read_fields<'de, A: MapAccess<'de>>(
+        map: A,
         buffers: &mut Buffers<Self>,
-    ) -> Result<Self, D::Error>;
+    ) -> Result<Self, A::Error>;
 }
 
 /// A batch's list of entries, read into its buffers, which are reserved at the last batch's
@@ -200,7 +203,19 @@ impl<'de, E: ReadEntry> DeserializeSeed<'de> for EntrySeed<'_, E> {
     type Value = E;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<E, D::Error> {
-        E::read(deserializer, self.0)
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, E: ReadEntry> Visitor<'de> for EntrySeed<'_, E> {
+    type Value = E;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(E::ONE)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<E, A::Error> {
+        E::read_fields(map, self.0)
     }
 }
 

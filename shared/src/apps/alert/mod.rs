@@ -5,6 +5,7 @@ mod build;
 mod classify;
 mod dedupe;
 mod model;
+mod stored;
 
 pub use build::AlertRules;
 pub use classify::{deliveries, Delivery, Incoming};
@@ -13,8 +14,9 @@ pub use model::{Alert, Link, Severity};
 
 pub(crate) use build::alert_for;
 use build::{glue_alert, invocation_alert, stored_record_alert};
-pub(crate) use classify::{classify, classify_stored};
+pub(crate) use classify::classify;
 use dedupe::{Claim, S3Dedupe};
+pub(crate) use stored::classify_stored;
 
 use std::time::Duration;
 

@@ -34,6 +34,7 @@
 //! [`Transform`]: crate::transform::Transform
 
 mod config;
+mod csv_line;
 mod hook;
 pub(crate) mod index;
 mod keys;

@@ -151,33 +151,19 @@ impl<'de> Deserialize<'de> for Key {
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
+    const ONE: &'static str = "a DynamoDB Streams record";
     const LIST: &'static str = "a list of DynamoDB Streams records";
 
     fn last_sizes() -> &'static LastSizes<3> {
         &LAST_SIZES
     }
 
-    fn read<'de, D: Deserializer<'de>>(
-        deserializer: D,
-        buffers: &mut Buffers<Entry>,
-    ) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(RecordVisitor(buffers))
-    }
-}
-
-/// One record. Its parts are written to the end of the batch's data as they come, then put
-/// together as the document in its fixed order, which takes the parts' place.
-struct RecordVisitor<'b>(&'b mut Buffers<Entry>);
-
-impl<'de> Visitor<'de> for RecordVisitor<'_> {
-    type Value = Entry;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a DynamoDB Streams record")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
-        let batch = self.0;
+    /// One record. Its parts are written to the end of the batch's data as they come, then put
+    /// together as the document in its fixed order, which takes the parts' place.
+    fn read_fields<'de, A: MapAccess<'de>>(
+        mut map: A,
+        batch: &mut Buffers<Entry>,
+    ) -> Result<Entry, A::Error> {
         let parts_start = batch.data.len();
         let (mut name, mut arn, mut table, mut change) = (None, None, None, None);
         while let Some(key) = map.next_key()? {

@@ -126,32 +126,18 @@ impl<'de> Deserialize<'de> for Key {
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
+    const ONE: &'static str = "a Kinesis record";
     const LIST: &'static str = "a list of Kinesis records";
 
     fn last_sizes() -> &'static LastSizes<3> {
         &LAST_SIZES
     }
 
-    fn read<'de, D: Deserializer<'de>>(
-        deserializer: D,
-        buffers: &mut Buffers<Entry>,
-    ) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(RecordVisitor(buffers))
-    }
-}
-
-/// One record: its event id and its `kinesis` part.
-struct RecordVisitor<'b>(&'b mut Buffers<Entry>);
-
-impl<'de> Visitor<'de> for RecordVisitor<'_> {
-    type Value = Entry;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Kinesis record")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
-        let batch = self.0;
+    /// One record: its event id and its `kinesis` part.
+    fn read_fields<'de, A: MapAccess<'de>>(
+        mut map: A,
+        batch: &mut Buffers<Entry>,
+    ) -> Result<Entry, A::Error> {
         let (mut event_id, mut payload) = (None, None);
         while let Some(key) = map.next_key()? {
             match key {

@@ -113,32 +113,18 @@ impl<'de> Deserialize<'de> for Key {
 static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
+    const ONE: &'static str = "an SQS message";
     const LIST: &'static str = "a list of SQS messages";
 
     fn last_sizes() -> &'static LastSizes<3> {
         &LAST_SIZES
     }
 
-    fn read<'de, D: Deserializer<'de>>(
-        deserializer: D,
-        buffers: &mut Buffers<Entry>,
-    ) -> Result<Entry, D::Error> {
-        deserializer.deserialize_map(MessageVisitor(buffers))
-    }
-}
-
-/// One message.
-struct MessageVisitor<'b>(&'b mut Buffers<Entry>);
-
-impl<'de> Visitor<'de> for MessageVisitor<'_> {
-    type Value = Entry;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an SQS message")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
-        let batch = self.0;
+    /// One message.
+    fn read_fields<'de, A: MapAccess<'de>>(
+        mut map: A,
+        batch: &mut Buffers<Entry>,
+    ) -> Result<Entry, A::Error> {
         // Each slot is `Some` once its key was seen (its value may still be null).
         let (mut id, mut arn, mut body, mut attributes) = (None, None, None, None);
         while let Some(key) = map.next_key()? {
