@@ -9,7 +9,7 @@ pub use crate::pipeline::{Pipeline, StreamConfig, StreamPipeline};
 pub use crate::records::{check, FieldError, Validate};
 pub use crate::sink::{ByField, Daily, Hourly, MemoryStore, Partitioner};
 pub use crate::source::dynamodb::{Change, NewImages};
-pub use crate::source::{DynamoDb, Firehose, Kafka, Kinesis, Sqs, Windowed};
+pub use crate::source::{DynamoDb, Firehose, Kafka, Kinesis, S3Objects, Sqs, Windowed};
 pub use crate::timestamp::EventTime;
 pub use crate::transform::{Outputs, RecordContext, Transform, TransformError};
 pub use crate::window::{Aggregation, Condition, Rule};

@@ -9,6 +9,7 @@ use runnel::ingest::{IngestConfig, IngestRunner, ManifestStatus};
 use runnel::pipeline::Pipeline;
 use runnel::records::FieldError;
 use runnel::sink::{MemoryStore, ObjectStore, PutObject};
+use runnel::source::S3Objects;
 use runnel::telemetry::Metrics;
 use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
@@ -77,7 +78,8 @@ impl Transform for Orders {
 
 fn runner(store: &MemoryStore, transform: Orders) -> IngestRunner<Orders> {
     Pipeline::new("orders")
-        .ingest(transform)
+        .source(S3Objects)
+        .transform(transform)
         .store(store.clone())
         .config(IngestConfig::new("orders", "curated"))
         .build()

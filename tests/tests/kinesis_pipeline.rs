@@ -360,3 +360,33 @@ async fn an_awaited_lookup_against_s3_enriches_what_lands() {
     assert_eq!(response.unwrap().batch_item_failures.len(), payloads.len());
     assert!(list_keys(&aws, &empty, "").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_pipeline_built_without_a_store_lands_in_s3_as_run_does() {
+    let aws = emulator().await;
+    let bucket = new_bucket(&aws, "curated").await;
+    let payloads = vec![reading(0, 7), reading(1, 7)];
+    let event = kinesis_event(
+        "arn:aws:kinesis:us-east-1:000000000000:stream/iot",
+        "shardId-000000000000",
+        &shard_records(&payloads),
+    );
+    // No `.store(..)`: the runner builds its S3 client from the environment (the emulator's
+    // endpoint here) at its first write, as `run` does at start.
+    let runner = runnel::pipeline::Pipeline::new("iot")
+        .source(runnel::source::Kinesis)
+        .transform(IotTransform)
+        .config(StreamConfig::new("iot", &bucket))
+        .build()
+        .unwrap();
+    let (response, outcome) = runner.handle(&event).await;
+    assert!(
+        response.unwrap().batch_item_failures.is_empty(),
+        "{outcome:?}"
+    );
+    let mut landed = Vec::new();
+    for key in list_keys(&aws, &bucket, "iot/").await {
+        landed.extend(ndjson_lines(&get_object(&aws, &bucket, &key).await));
+    }
+    assert_eq!(landed.len(), payloads.len(), "{landed:?}");
+}

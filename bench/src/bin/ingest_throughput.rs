@@ -19,6 +19,7 @@ use flate2::Compression;
 use runnel::ingest::IngestConfig;
 use runnel::pipeline::Pipeline;
 use runnel::sink::{MemoryStore, ObjectStore, PutObject};
+use runnel::source::S3Objects;
 use runnel::telemetry::Metrics;
 use s3_ingest::TransactionTransform;
 
@@ -104,7 +105,8 @@ async fn handler(gz: &[u8]) -> anyhow::Result<(f64, u64, MemoryStore)> {
         })
         .await?;
     let runner = Pipeline::new("s3-ingest")
-        .ingest(TransactionTransform)
+        .source(S3Objects)
+        .transform(TransactionTransform)
         .store(store.clone())
         .config(IngestConfig::new("s3-ingest", "curated"))
         .build()?;

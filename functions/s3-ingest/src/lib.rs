@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use runnel::records::{FieldError, Validate};
+use runnel::source::S3Objects;
 use runnel::timestamp::EventTime;
 use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
@@ -234,7 +235,8 @@ impl Transform for TransactionTransform {
 /// gzip NDJSON out, and the Glue trigger when `GLUE_JOB_NAME` is set.
 pub fn pipeline() -> runnel::ingest::IngestPipeline<TransactionTransform> {
     runnel::pipeline::Pipeline::new("s3-ingest")
-        .ingest(TransactionTransform)
+        .source(S3Objects)
+        .transform(TransactionTransform)
         .hook_from_env(runnel::apps::glue_trigger::GlueTriggerConfig::read)
 }
 

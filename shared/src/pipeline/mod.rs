@@ -48,9 +48,10 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 
 use crate::config::ConfigError;
-use crate::sink::{Hourly, Location, ObjectStore, S3Store};
+use crate::sink::{Hourly, Location, ObjectStore, S3FromEnv, S3Store};
 use crate::source::{
-    BatchOutcome, BatchSource, BatchStats, Delivery, Mode, Redelivery, ResponseError, SourceRecord,
+    BatchOutcome, BatchSource, BatchStats, Delivery, Mode, PipelineSource, Redelivery,
+    ResponseError, S3Objects, SourceRecord,
 };
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
@@ -88,8 +89,9 @@ impl Pipeline {
         }
     }
 
-    /// The batch source whose events the function receives.
-    pub fn source<S: BatchSource>(self, source: S) -> Pipeline<S> {
+    /// The source whose events the function receives: a batch source ([`crate::source::Kinesis`],
+    /// [`crate::source::Sqs`], …) or object ingest ([`crate::source::S3Objects`]).
+    pub fn source<S: PipelineSource>(self, source: S) -> Pipeline<S> {
         Pipeline {
             name: self.name,
             source,
@@ -114,9 +116,10 @@ impl<S: BatchSource> Pipeline<S> {
     }
 }
 
-impl Pipeline {
-    /// An object-ingest pipeline (S3 object events) with `transform` for its rows.
-    pub fn ingest<T: Transform>(self, transform: T) -> ingest::IngestPipeline<T> {
+impl Pipeline<S3Objects> {
+    /// The user's transform for every row of the objects; the sink parts and configuration
+    /// follow.
+    pub fn transform<T: Transform>(self, transform: T) -> ingest::IngestPipeline<T> {
         ingest::IngestPipeline::new(self.name, transform)
     }
 }
@@ -287,11 +290,12 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         cfg!(feature = "eventbridge") && !self.rules.is_empty() && self.publisher.is_none()
     }
 
-    /// The runner without the Lambda runtime (tests, benchmarks). Needs a store
-    /// ([`StreamPipeline::store`]); reads the configuration from the environment unless one was
-    /// given.
+    /// The runner without the Lambda runtime (tests, benchmarks). Writes where `run` does: to
+    /// S3 through a client built from the environment at the first write, unless a store was
+    /// given ([`StreamPipeline::store`], a `MemoryStore` in tests); reads the configuration from
+    /// the environment unless one was given.
     pub fn build(mut self) -> Result<Runner<S, T>, BuildError> {
-        let store = self.parts.store.take().ok_or(BuildError::NoStore)?;
+        let store = self.parts.store.take().unwrap_or_else(S3FromEnv::shared);
         let config = match self.config.take() {
             Some(c) => c,
             None => StreamConfig::from_env(&self.name)?,
@@ -336,9 +340,6 @@ pub enum BuildError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// `build` needs an explicit store; `run` defaults to S3.
-    #[error("no object store: call .store(..) before .build()")]
-    NoStore,
     /// The configured mode does not fit the source.
     #[error("{0}")]
     Mode(String),

@@ -26,6 +26,7 @@ pub use encode::{EncodeStream, Encoder, Ndjson, NdjsonGzip};
 pub use line::{write_json_line, Lead};
 pub use memory::{MemoryStore, ObjectMap};
 pub use partition::{daily_partition, hourly_partition, ByField, Daily, Hourly, Partitioner};
+pub(crate) use s3::S3FromEnv;
 pub use s3::S3Store;
 pub use store::{
     ObjectInfo, ObjectReader, ObjectStore, PutObject, SinkError, SinkErrorKind, StoreReply,

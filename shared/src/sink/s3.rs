@@ -32,6 +32,30 @@ impl S3Store {
     }
 }
 
+/// S3 through a client built from the environment at the first call: the store of a pipeline
+/// built without one, so `build()` (which cannot await) and `run()` write to the same place.
+#[derive(Default)]
+pub(crate) struct S3FromEnv(tokio::sync::OnceCell<S3Store>);
+
+impl S3FromEnv {
+    /// A new one, as a pipeline holds its store.
+    pub(crate) fn shared() -> std::sync::Arc<dyn ObjectStore> {
+        std::sync::Arc::new(S3FromEnv::default())
+    }
+}
+
+impl ObjectStore for S3FromEnv {
+    fn call<'a>(
+        &'a self,
+        request: StoreRequest<'a>,
+    ) -> BoxFuture<'a, Result<StoreReply, SinkError>> {
+        Box::pin(async move {
+            let from_env = || async { S3Store::new(crate::aws::Aws::from_env().await.s3()) };
+            self.0.get_or_init(from_env).await.call(request).await
+        })
+    }
+}
+
 /// Classifies an SDK error by its kind and status code, never by its message text.
 pub fn classify<E, R>(err: &SdkError<E, R>) -> SinkErrorKind
 where

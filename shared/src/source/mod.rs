@@ -32,6 +32,19 @@ pub use kinesis::Kinesis;
 pub use sqs::Sqs;
 pub use windowed::Windowed;
 
+/// Object ingest's source: S3 "Object Created" events (an S3 notification, EventBridge, either
+/// through SQS), each object's rows read, transformed and landed in a day's partition. Used as
+/// `Pipeline::new(name).source(S3Objects).transform(t)`, like the batch sources.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S3Objects;
+
+/// What [`crate::pipeline::Pipeline::source`] takes: every [`BatchSource`], and [`S3Objects`].
+pub trait PipelineSource: Send + Sync + 'static {}
+
+impl<S: BatchSource> PipelineSource for S {}
+
+impl PipelineSource for S3Objects {}
+
 /// How failures inside a batch are reported; the batch processor documents the exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {

@@ -150,7 +150,7 @@ impl Transform for Orders {
 /// The function's pipeline: S3 object events in, [`Orders`] on every row, gzip NDJSON by day
 /// to S3. `main` runs it; the tests build the same pipeline with an in-memory store.
 pub fn pipeline() -> IngestPipeline<Orders> {
-    Pipeline::new(NAME).ingest(Orders)
+    Pipeline::new(NAME).source(S3Objects).transform(Orders)
 }
 
 #[cfg(test)]

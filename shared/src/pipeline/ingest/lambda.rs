@@ -14,7 +14,7 @@ use crate::pipeline::invocation::{self, UserLayer};
 use crate::pipeline::parts::{sink_setters, SinkParts};
 use crate::pipeline::{BuildError, Function, Handler};
 use crate::s3event::ObjectRef;
-use crate::sink::{Daily, ObjectStore, S3Store};
+use crate::sink::{Daily, ObjectStore, S3FromEnv, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 use lambda_runtime::tower::{Layer, Service};
@@ -24,7 +24,7 @@ type BuildHook = Box<dyn FnOnce(&IngestConfig, &Aws) -> Arc<dyn IngestHook>>;
 type ReadHook = Box<dyn FnOnce(&mut Env<'_>) -> Option<BuildHook>>;
 
 /// An object-ingest pipeline: S3 object events in, rows through the transform, outputs, manifests
-/// and quarantine out. Made by [`crate::pipeline::Pipeline::ingest`].
+/// and quarantine out. Made by `Pipeline::new(name).source(S3Objects).transform(t)`.
 pub struct IngestPipeline<T: Transform> {
     name: String,
     transform: T,
@@ -88,11 +88,12 @@ impl<T: Transform> IngestPipeline<T> {
         }
     }
 
-    /// The runner without the Lambda runtime (tests, benchmarks). Needs a store; reads the
-    /// configuration from the environment unless one was given. Hooks come from
-    /// [`IngestPipeline::hook`] only.
+    /// The runner without the Lambda runtime (tests, benchmarks). Writes where `run` does: to
+    /// S3 through a client built from the environment at the first write, unless a store was
+    /// given; reads the configuration from the environment unless one was given. Hooks come
+    /// from [`IngestPipeline::hook`] only.
     pub fn build(mut self) -> Result<IngestRunner<T>, BuildError> {
-        let store = self.parts.store.take().ok_or(BuildError::NoStore)?;
+        let store = self.parts.store.take().unwrap_or_else(S3FromEnv::shared);
         let config = match self.config.take() {
             Some(c) => c,
             None => IngestConfig::from_lookup(&self.name, |n| std::env::var(n).ok())?,

@@ -13,7 +13,8 @@
 //! #         -> Result<(), TransformError> { out.push(v); Ok(()) }
 //! # }
 //! # async fn main_() -> Result<(), lambda_runtime::Error> {
-//! runnel::pipeline::Pipeline::new("orders").ingest(Orders).run().await
+//! use runnel::prelude::*;
+//! Pipeline::new("orders").source(S3Objects).transform(Orders).run().await
 //! # }
 //! ```
 //!
