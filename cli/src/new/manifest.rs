@@ -18,7 +18,7 @@ const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 pub const DEPENDENCIES: [&str; 5] = ["lambda_runtime", "tokio", "serde", "serde_json", "chrono"];
 
 /// `#[tokio::main]` and `#[tokio::test]` are all a generated crate uses of tokio.
-const TOKIO_FEATURES: [&str; 2] = ["macros", "rt-multi-thread"];
+const TOKIO_FEATURES: [&str; 3] = ["macros", "rt-multi-thread", "sync"];
 
 /// Package fields a workspace member inherits when the workspace defines them.
 const INHERITED: [&str; 5] = ["version", "edition", "rust-version", "license", "publish"];

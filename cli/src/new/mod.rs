@@ -458,10 +458,11 @@ mod tests {
                     );
                 }
                 let main = &files.iter().find(|(p, _)| p == "src/main.rs").unwrap().1;
-                assert!(
-                    main.contains("order_events::pipeline().run().await"),
-                    "{main}"
-                );
+                let wired = match source {
+                    Source::Kinesis => "order_events::pipeline(order_events::Clicks { sections })",
+                    Source::S3 => "order_events::pipeline().run().await",
+                };
+                assert!(main.contains(wired), "{main}");
                 let cargo: toml_edit::DocumentMut = files[0].1.parse().unwrap();
                 assert_eq!(cargo["package"]["name"].as_str(), Some("order-events"));
                 assert_eq!(cargo["lib"]["name"].as_str(), Some("order_events"));
@@ -483,7 +484,7 @@ mod tests {
             let files = render_files("clicks", source, &standalone()).unwrap();
             let text = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1.clone();
             let lib = text("src/lib.rs");
-            let start = lib.find("pub fn pipeline()").expect("pipeline()");
+            let start = lib.find("pub fn pipeline(").expect("pipeline()");
             let doc_start = lib[..start].rfind("\n\n").map_or(0, |at| at + 2);
             let end = start + lib[start..].find("\n}\n").expect("end of pipeline()") + 3;
             let wiring = text("src/main.rs").lines().count() + lib[doc_start..end].lines().count();

@@ -289,6 +289,27 @@ pub trait ObjectStore: Send + Sync {
         })
     }
 
+    /// Reads a whole object into memory (reference data, a small lookup table); `None` when it
+    /// does not exist. Large objects are better streamed through [`ObjectStore::get`].
+    fn read<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SinkError>> {
+        Box::pin(async move {
+            let Some(mut body) = self.get(bucket, key, None).await? else {
+                return Ok(None);
+            };
+            let mut bytes = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut body, &mut bytes)
+                .await
+                .map_err(|e| {
+                    SinkError::new("GetObject", bucket, key, SinkErrorKind::Unavailable, e)
+                })?;
+            Ok(Some(bytes))
+        })
+    }
+
     /// Deletes an object (deleting a missing object succeeds).
     fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         expect(self.call(StoreRequest::Delete { bucket, key }), done)

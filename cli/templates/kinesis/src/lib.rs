@@ -1,13 +1,19 @@
-//! `{{name}}`: clickstream events from Kinesis, checked, filtered and normalised into page views,
-//! landed in S3 as gzip NDJSON partitioned by the hour of the click.
+//! `{{name}}`: clickstream events from Kinesis, checked, filtered, normalised and enriched with
+//! their page's section into page views, landed in S3 as gzip NDJSON partitioned by the hour of
+//! the click.
 //!
 //! Replace [`Click`], [`PageView`] and [`Clicks`] with your own records and rules; decoding,
 //! quarantine of bad records, retries, idempotent writes, logs and metrics come from runnel.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use runnel::prelude::*;
+use runnel::sink::ObjectStore;
 use runnel::timestamp::rfc3339;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 /// The pipeline's name: the service in logs and metrics, and the default output prefix.
 pub const NAME: &str = "{{name}}";
@@ -22,6 +28,9 @@ pub struct Click {
     pub ts: EventTime,
     #[serde(default)]
     pub referrer: Option<String>,
+    /// Not in the event: the page's section, filled in by [`Clicks::enrich`].
+    #[serde(skip)]
+    pub section: Option<String>,
 }
 
 /// A page view as it lands in S3. Fields a click has beyond these are dropped, so the table's
@@ -34,14 +43,77 @@ pub struct PageView {
     pub event_time: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referrer_host: Option<String>,
+    /// The page's section (`marketing`, `docs`), when [`Sections`] are configured and know it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
 }
 
 /// User ids of synthetic monitors: not visitors, so their clicks are dropped, not quarantined.
 pub const MONITOR_PREFIX: &str = "synthetic-";
 
-/// The transform: field rules, filtering and normalisation.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Clicks;
+/// Where a page's section comes from: one JSON object in S3 mapping pages to sections
+/// (`{"/pricing":"marketing","/docs":"docs"}`), read at the first lookup and kept while the
+/// function stays warm. A page not in it has no section; a read that fails is transient, so the
+/// click is retried, never quarantined, and the next lookup reads again.
+pub struct Sections {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    key: String,
+    cache: OnceCell<HashMap<String, String>>,
+}
+
+impl Sections {
+    /// The sections in `s3://{bucket}/{key}` of `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, bucket: &str, key: &str) -> Self {
+        Sections {
+            store,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            cache: OnceCell::new(),
+        }
+    }
+
+    /// The sections named by `PAGE_SECTIONS` (`s3://bucket/key`), or `None` when it is unset
+    /// or empty.
+    pub fn from_env(store: Arc<dyn ObjectStore>) -> Result<Option<Self>, String> {
+        let url = std::env::var("PAGE_SECTIONS").unwrap_or_default();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let (bucket, key) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+            .ok_or_else(|| format!("PAGE_SECTIONS must be s3://bucket/key, not {url:?}"))?;
+        Ok(Some(Sections::new(store, bucket, key)))
+    }
+
+    /// The section of `page`, reading the object at the first lookup.
+    pub async fn section(&self, page: &str) -> Result<Option<String>, TransformError> {
+        let sections = self.cache.get_or_try_init(|| self.load()).await?;
+        Ok(sections.get(page).cloned())
+    }
+
+    async fn load(&self) -> Result<HashMap<String, String>, TransformError> {
+        let (bucket, key) = (&self.bucket, &self.key);
+        let bytes = self
+            .store
+            .read(bucket, key)
+            .await
+            .map_err(|e| TransformError::transient(&e))?
+            .ok_or_else(|| TransformError::Transient(format!("s3://{bucket}/{key} is missing")))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            TransformError::Transient(format!("s3://{bucket}/{key} is not a JSON map: {e}"))
+        })
+    }
+}
+
+/// The transform: field rules, filtering, normalisation and, with [`Sections`], the lookup of
+/// each page's section.
+#[derive(Default)]
+pub struct Clicks {
+    pub sections: Option<Sections>,
+}
 
 impl Transform for Clicks {
     type Input = Click;
@@ -60,6 +132,21 @@ impl Transform for Clicks {
             errors.push(FieldError::new("ts", reason));
         }
         check(errors)
+    }
+
+    /// The transform awaits [`Clicks::enrich`] between `validate` and `apply`; clicks sharing a
+    /// partition key are looked up in order, different keys concurrently.
+    const ENRICHES: bool = true;
+
+    async fn enrich(
+        &self,
+        mut click: Click,
+        _ctx: &RecordContext<'_>,
+    ) -> Result<Click, TransformError> {
+        if let Some(sections) = &self.sections {
+            click.section = sections.section(&normalise_page(&click.page)).await?;
+        }
+        Ok(click)
     }
 
     fn apply(
@@ -82,6 +169,7 @@ impl Transform for Clicks {
             page: normalise_page(&click.page),
             event_time,
             referrer_host: click.referrer.as_deref().and_then(referrer_host),
+            section: click.section,
         });
         Ok(())
     }
@@ -113,23 +201,25 @@ pub fn referrer_host(referrer: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-/// The function's pipeline: Kinesis in, [`Clicks`], gzip NDJSON by hour to S3. `main` runs it;
+/// The function's pipeline: Kinesis in, `clicks`, gzip NDJSON by hour to S3. `main` runs it;
 /// the tests build the same pipeline with an in-memory store.
-pub fn pipeline() -> StreamPipeline<Kinesis, Clicks> {
-    Pipeline::new(NAME).source(Kinesis).transform(Clicks)
+pub fn pipeline(clicks: Clicks) -> StreamPipeline<Kinesis, Clicks> {
+    Pipeline::new(NAME).source(Kinesis).transform(clicks)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use runnel::records::{decompress, DecodeLimits};
+    use runnel::sink::PutObject;
     use runnel::source::kinesis::KinesisBatch;
     use runnel::source::BatchOutcome;
 
     /// The outputs of one click that passes its rules.
     fn views(json: &str) -> Vec<PageView> {
         let click: Click = serde_json::from_str(json).unwrap();
-        Clicks.validate(&click).unwrap();
+        let clicks = Clicks::default();
+        clicks.validate(&click).unwrap();
         let ctx = RecordContext {
             stream: "shardId-000000000000",
             position: "1",
@@ -138,7 +228,7 @@ mod tests {
             arrival: None,
         };
         let mut out = Outputs::default();
-        Clicks.apply(click, &ctx, &mut out).unwrap();
+        clicks.apply(click, &ctx, &mut out).unwrap();
         out.drain().map(|(_, view)| view).collect()
     }
 
@@ -152,6 +242,7 @@ mod tests {
             page: "/pricing".into(),
             event_time: "2026-11-22T07:15:00Z".parse().unwrap(),
             referrer_host: Some("www.example.com".into()),
+            section: None,
         };
         assert_eq!(views, [expected]);
         assert_eq!(normalise_page("/"), "/");
@@ -168,7 +259,7 @@ mod tests {
     fn every_broken_rule_is_reported() {
         let click: Click =
             serde_json::from_str(r#"{"user_id":"","page":"pricing","ts":"yesterday"}"#).unwrap();
-        let fields: Vec<String> = Clicks
+        let fields: Vec<String> = Clicks::default()
             .validate(&click)
             .unwrap_err()
             .into_iter()
@@ -177,19 +268,33 @@ mod tests {
         assert_eq!(fields, ["user_id", "page", "ts"]);
     }
 
-    /// The whole pipeline on a sample event, with objects kept in memory instead of S3.
-    async fn run(event: &str) -> (BatchOutcome, MemoryStore) {
-        let store = MemoryStore::new();
-        let runner = pipeline()
+    /// The whole pipeline on a sample event, with objects kept in memory instead of S3: the
+    /// outcome and how many records were reported for retry.
+    async fn run_with(event: &str, clicks: Clicks, store: &MemoryStore) -> (BatchOutcome, usize) {
+        let runner = pipeline(clicks)
             .store(store.clone())
             .config(StreamConfig::new(NAME, "output"))
             .build()
             .unwrap();
         let event: KinesisBatch = serde_json::from_str(event).unwrap();
         let (response, outcome) = runner.handle(&event).await;
-        let failures = response.unwrap().batch_item_failures;
-        assert!(failures.is_empty(), "bad data is never retried");
+        (outcome, response.unwrap().batch_item_failures.len())
+    }
+
+    /// The pipeline without sections; bad data is never retried.
+    async fn run(event: &str) -> (BatchOutcome, MemoryStore) {
+        let store = MemoryStore::new();
+        let (outcome, retried) = run_with(event, Clicks::default(), &store).await;
+        assert_eq!(retried, 0, "bad data is never retried");
         (outcome, store)
+    }
+
+    /// Clicks whose sections are read from `reference/sections.json` in `store`'s bucket.
+    fn with_sections(store: &MemoryStore) -> Clicks {
+        let sections = Sections::new(Arc::new(store.clone()), "output", "reference/sections.json");
+        Clicks {
+            sections: Some(sections),
+        }
     }
 
     /// Every document in the objects under `prefix`, in key order.
@@ -231,5 +336,61 @@ mod tests {
             .filter_map(|q| q["kind"].as_str())
             .collect();
         assert_eq!(kinds, ["json", "validation"]);
+    }
+
+    #[tokio::test]
+    async fn views_carry_the_section_their_page_is_in() {
+        let store = MemoryStore::new();
+        let sections = PutObject {
+            bucket: "output".into(),
+            key: "reference/sections.json".into(),
+            body: br#"{"/pricing":"marketing"}"#.to_vec(),
+            content_type: "application/json",
+        };
+        store.put(sections).await.unwrap();
+        let (outcome, retried) = run_with(
+            include_str!("../events/clean.json"),
+            with_sections(&store),
+            &store,
+        )
+        .await;
+        assert_eq!((outcome.stats.documents_written, retried), (3, 0));
+        let seven = documents(&store, &format!("{NAME}/dt=2026-11-22/hour=07/"));
+        assert_eq!(seven[0]["page"], "/pricing");
+        assert_eq!(seven[0]["section"], "marketing");
+        // A page the sections do not name has none.
+        assert!(seven[1].get("section").is_none(), "{}", seven[1]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_sections_object_retries_the_clicks_and_quarantines_nothing() {
+        let store = MemoryStore::new();
+        let (outcome, retried) = run_with(
+            include_str!("../events/clean.json"),
+            with_sections(&store),
+            &store,
+        )
+        .await;
+        assert_eq!(retried, 3, "{outcome:?}");
+        assert_eq!(outcome.stats.documents_quarantined, 0);
+        assert!(store.objects().is_empty());
+    }
+
+    #[test]
+    fn the_sections_object_is_named_by_a_url() {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+        std::env::set_var("PAGE_SECTIONS", "s3://bucket/reference/sections.json");
+        let named = Sections::from_env(store.clone()).unwrap().unwrap();
+        assert_eq!(
+            (named.bucket.as_str(), named.key.as_str()),
+            ("bucket", "reference/sections.json")
+        );
+        std::env::set_var("PAGE_SECTIONS", "bucket/sections.json");
+        let error = Sections::from_env(store.clone()).err().unwrap();
+        assert!(error.contains("s3://bucket/key"), "{error}");
+        std::env::set_var("PAGE_SECTIONS", "");
+        assert!(Sections::from_env(store.clone()).unwrap().is_none());
+        std::env::remove_var("PAGE_SECTIONS");
+        assert!(Sections::from_env(store).unwrap().is_none());
     }
 }
