@@ -60,15 +60,26 @@ fn place_of(flat: u32, sub_record: Option<u32>, index: u32, id: &Option<String>)
     }
 }
 
-/// The position a document's context gives: its record's, or `<sequence>:<user record>` for a
-/// KPL user record's documents (written into `buf`).
-fn position<'a>(rec: &'a SourceRecord<'_>, place: &Place<'_>, buf: &'a mut String) -> &'a str {
-    match place.sub_record {
+/// The context a document is enriched and transformed in. Its position is its record's, or
+/// `<sequence>:<user record>` for a KPL user record's documents (written into `buf`).
+fn context<'a>(
+    rec: &SourceRecord<'a>,
+    place: &Place<'_>,
+    buf: &'a mut String,
+) -> RecordContext<'a> {
+    let position = match place.sub_record {
         Some(j) => {
             *buf = format!("{}:{j}", rec.position);
             buf.as_str()
         }
         None => rec.position,
+    };
+    RecordContext {
+        stream: rec.stream,
+        position,
+        index: place.index,
+        partition_key: rec.partition_key,
+        arrival: rec.arrival,
     }
 }
 
@@ -205,13 +216,7 @@ impl<T: Transform> Processor<T> {
                         let rec = &records[doc.record];
                         let place = place_of(doc.flat, doc.sub_record, doc.index, &doc.id);
                         let mut buf = String::new();
-                        let ctx = RecordContext {
-                            stream: rec.stream,
-                            position: position(rec, &place, &mut buf),
-                            index: place.index,
-                            partition_key: rec.partition_key,
-                            arrival: rec.arrival,
-                        };
+                        let ctx = context(rec, &place, &mut buf);
                         let looked_up = AssertUnwindSafe(self.transform.enrich(input, &ctx))
                             .catch_unwind()
                             .await;
@@ -276,13 +281,7 @@ impl<T: Transform> Processor<T> {
         (items_start, lines_start): (usize, usize),
     ) -> ControlFlow<()> {
         let mut buf = String::new();
-        let ctx = RecordContext {
-            stream: rec.stream,
-            position: position(rec, &place, &mut buf),
-            index: place.index,
-            partition_key: rec.partition_key,
-            arrival: rec.arrival,
-        };
+        let ctx = context(rec, &place, &mut buf);
         let applied = match doc {
             Ok(input) => self.apply(
                 input,
