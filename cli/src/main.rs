@@ -32,7 +32,8 @@ enum Command {
     /// Invoke a function again with a batch its event source mapping gave up on, from the
     /// on-failure record (S3 object, SQS/SNS message body) or the Kinesis range an alert names.
     Replay(replay::ReplayArgs),
-    /// List, show and redrive quarantined entries (through the function's current transform).
+    /// List, show and redrive quarantined entries and rows (through the function's current
+    /// transform).
     Quarantine(quarantine::QuarantineArgs),
 }
 

@@ -1,5 +1,7 @@
 //! `runnel quarantine list | show | redrive`: what a pipeline set aside, and processing it again
-//! through the function's current transform (see `runnel::pipeline::redrive`).
+//! through the function's current transform (see `runnel::pipeline::redrive`). Stream entries
+//! and ingested rows share one format and one layout (`<prefix>/dt=<day>/`), so the same
+//! commands serve a stream function and an ingest function.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,8 +28,9 @@ enum QuarantineCommand {
         #[command(flatten)]
         at: Location,
     },
-    /// Process entries again through the function's current transform: entries valid now land
-    /// with their original ids and leave quarantine; the others stay.
+    /// Process entries again through the function's current transform (a stream function's
+    /// entries, or an ingest function's rows): entries valid now land with their original ids
+    /// and leave quarantine; the others stay.
     Redrive {
         #[command(flatten)]
         select: Select,
@@ -260,9 +263,10 @@ async fn read(
     s3: &aws_sdk_s3::Client,
     select: &Select,
 ) -> anyhow::Result<(Vec<Stored>, BTreeMap<String, Object>)> {
+    // Entries are under `dt=<day>/`; whole objects set aside by ingest (`objects/`) are not.
     let prefix = match &select.day {
         Some(day) => format!("{}/dt={day}/", select.at.prefix.trim_end_matches('/')),
-        None => format!("{}/", select.at.prefix.trim_end_matches('/')),
+        None => format!("{}/dt=", select.at.prefix.trim_end_matches('/')),
     };
     let bucket = &select.at.bucket;
     let mut keys = Vec::new();

@@ -263,6 +263,49 @@ class DeployedStack(unittest.TestCase):
         self.assertIn("2 entries: 0 landed", again)
         self.assertEqual(landed(), [f"{shard}:72000:0", f"{shard}:72001:0"])
 
+    def test_quarantined_rows_redrive_through_the_deployed_ingest_function(self):
+        """Rows are entries like a stream's: the ingest function quarantines a bad row through the
+        queue trigger; beside it, a row an earlier rule refused (valid now, written as ingest
+        writes rows) lands on redrive under its id, once, and the bad row stays."""
+        s3 = client("s3")
+        build = run(["cargo", "build", "-q", "-p", "runnel-cli"], timeout=1200)
+        self.assertEqual(build.returncode, 0, build.stderr)
+        runnel = os.path.join(ROOT, "target", "debug", "runnel")
+        function = self.outputs["S3IngestFunctionName"]
+        raw, curated, quarantine = self.outputs["RawBucketName"], self.outputs["CuratedBucketName"], self.outputs["QuarantineBucketName"]
+        day, prefix = "2026-09-08", "quarantine/transactions"
+        header = "transaction_id,account_id,amount,currency,timestamp,merchant,category,country"
+        key = f"transactions/dt={day}/redrive-{time.time_ns()}.csv"
+        body = f"{header}\ntx-rd1,acc-1,7.25,EUR,{day}T10:00:00Z,Shop,food,FR\ntx-rd2,acc-1,1.005,EUR,{day}T10:00:00Z,Shop,food,FR\n"
+        s3.put_object(Bucket=raw, Key=key, Body=body.encode())
+        source = f"s3://{raw}/{key}"
+        deadline, entries = time.time() + 60, []
+        while time.time() < deadline and not entries:
+            entries = [e for e in ndjson_objects(s3, quarantine, f"{prefix}/dt={day}/") if e["stream"] == source]
+            time.sleep(1)
+        self.assertEqual([(e["position"], e["kind"], e["row"]["csv_header"]) for e in entries], [("3", "validation", header)])
+        refused = f"tx-rd3,acc-1,3.50,EUR,{day}T11:00:00Z,Shop,food,FR"
+        earlier = {**entries[0], "_id": "tx-rd3", "kind": "rejected", "reason": "merchant on the old block list", "position": "9",
+                   "data_base64": base64.b64encode(refused.encode()).decode()}
+        s3.put_object(Bucket=quarantine, Key=f"{prefix}/dt={day}/earlier-rule.json", Body=(json.dumps(earlier) + "\n").encode())
+
+        def cli(*args):
+            out = subprocess.run([runnel, "quarantine", *args, "--bucket", quarantine, "--prefix", prefix], capture_output=True, text=True, timeout=120, cwd=ROOT)
+            self.assertEqual(out.returncode, 0, out.stderr + out.stdout)
+            return out.stdout
+
+        def landed():
+            return sorted((d["_id"], d["_line"]) for d in ndjson_objects(s3, curated, f"transactions/dt={day}/") if d["_source"] == source)
+
+        self.assertIn("2 entries", cli("list", "--day", day))
+        redriven = cli("redrive", "--function", function, "--day", day)
+        self.assertIn("2 entries: 1 landed (1 removed from quarantine), 1 still bad, 0 failed", redriven)
+        self.assertIn("more than 2 decimal place(s)", redriven)
+        self.assertEqual(landed(), [("tx-rd1", 2), ("tx-rd3", 9)])
+        again = cli("redrive", "--function", function, "--day", day)
+        self.assertIn("1 entries: 0 landed", again)
+        self.assertEqual(landed(), [("tx-rd1", 2), ("tx-rd3", 9)])
+
     def test_table_stream_mapping_cannot_be_blocked_by_bad_data(self):
         # make deploy-test deploys with ReadingsTableStream=true.
         maps = client("lambda").list_event_source_mappings(FunctionName=self.outputs["TableProcessorFunctionName"])["EventSourceMappings"]

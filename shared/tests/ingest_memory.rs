@@ -146,15 +146,24 @@ async fn rows_filter_fan_out_and_bad_rows_are_quarantined_by_kind() {
             n => format!("{source}:4:0:{n}"),
         })
     );
-    let quarantine = lines(&store, "quarantine/orders/rows/");
-    let kinds: Vec<(u64, &str)> = quarantine
+    let quarantine = lines(&store, "quarantine/orders/dt=2026-11-22/");
+    let kinds: Vec<(&str, &str)> = quarantine
         .iter()
-        .map(|q| (q["line"].as_u64().unwrap(), q["kind"].as_str().unwrap()))
+        .map(|q| (q["position"].as_str().unwrap(), q["kind"].as_str().unwrap()))
         .collect();
     assert_eq!(
         kinds,
-        [(5, "rejected"), (6, "panic"), (7, "validation"), (8, "csv")]
+        [
+            ("5", "rejected"),
+            ("6", "panic"),
+            ("7", "validation"),
+            ("8", "csv")
+        ]
     );
+    for q in &quarantine {
+        assert_eq!(q["stream"], source.as_str());
+        assert_eq!(q["row"]["csv_header"], "id,qty,at");
+    }
     let manifest: runnel::ingest::Manifest = serde_json::from_slice(
         &store.objects()[&(
             "curated".to_string(),

@@ -147,12 +147,19 @@ async fn csv_with_bad_rows_lands_partitioned_with_quarantine_and_manifest() {
     let q = ndjson_lines(
         &get_object(&env.aws, &env.curated, &m.quarantine.as_ref().unwrap().key).await,
     );
-    let lines: Vec<u64> = q.iter().map(|e| e["line"].as_u64().unwrap()).collect();
-    assert_eq!(lines, [52, 53, 55]);
+    let entries: Vec<runnel::pipeline::redrive::QuarantinedEntry> = q
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).unwrap())
+        .collect();
+    let lines: Vec<&str> = entries.iter().map(|e| e.position.as_str()).collect();
+    assert_eq!(lines, ["52", "53", "55"]);
     assert_eq!(
-        q[0]["raw"],
-        "tx-bad-1,acc-1,12.345,EUR,2026-11-22T01:00:00Z,Shop,,DE"
+        entries[0].data().unwrap(),
+        b"tx-bad-1,acc-1,12.345,EUR,2026-11-22T01:00:00Z,Shop,,DE"
     );
+    let origin = entries[0].row.as_ref().unwrap();
+    assert_eq!(origin.etag, m.etag);
+    assert_eq!(origin.csv_header.as_deref(), Some(HEADER));
     assert_eq!(
         q[0]["reason"],
         "failed validation: amount: \"12.345\" has more than 2 decimal place(s)"

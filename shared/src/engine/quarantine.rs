@@ -1,6 +1,6 @@
-//! The quarantine entry: one NDJSON line per bad document or record, with its reason and raw
-//! bytes, under the quarantine prefix by arrival day. The processor writes it; redrive and
-//! `runnel quarantine` read it back.
+//! The quarantine entry: one NDJSON line per bad document, record or ingested row, with its
+//! reason and raw bytes, under the quarantine prefix by arrival day. Stream processing and object
+//! ingest write it; redrive and `runnel quarantine` read it back.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -14,8 +14,12 @@ use crate::transform::Transform;
 use super::plan::{Dest, Item, Prepared};
 use super::Processor;
 
-/// One quarantine entry as stored (one NDJSON line under the quarantine prefix): what the
-/// processor writes and what a redrive reads.
+/// One quarantine entry as stored (one NDJSON line under the quarantine prefix): what stream
+/// processing and object ingest write and what a redrive reads.
+///
+/// A row of an ingested object is an entry like a stream's: `stream` is the object
+/// (`s3://bucket/key`), `position` its line, `arrival` the object's day, and [`Self::row`] holds
+/// what reading the row again needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantinedEntry {
     /// The id the document's output would have had.
@@ -41,8 +45,23 @@ pub struct QuarantinedEntry {
     pub arrival: Option<DateTime<Utc>>,
     /// The source's ARN.
     pub source_arn: Option<String>,
-    /// The bytes: the document's, or the whole record's.
+    /// The bytes: the document's, or the whole record's (or row's).
     pub data_base64: String,
+    /// For a row of an ingested object: the version it was read from and its CSV header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowOrigin>,
+}
+
+/// Where a quarantined row came from, beyond its object and line: what a redrive needs to read
+/// it as ingest read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowOrigin {
+    /// The object's ETag when the row was read: a redrive lands the row only while that version
+    /// is still the one ingested.
+    pub etag: String,
+    /// The CSV header the row was read under; `None` for an NDJSON row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_header: Option<String>,
 }
 
 impl QuarantinedEntry {
@@ -119,6 +138,7 @@ impl<T: Transform> Processor<T> {
             arrival: rec.arrival,
             source_arn: self.config.source_arn.clone(),
             data_base64: base64::engine::general_purpose::STANDARD.encode(raw),
+            row: None,
         };
         let start = prepared.lines.len();
         serde_json::to_writer(&mut prepared.lines, &entry).expect("quarantine entry serialises");

@@ -21,7 +21,7 @@ use crate::transform::Transform;
 use super::execute::Pass;
 use super::outcome::conclude;
 use super::plan::Dest;
-pub use super::quarantine::QuarantinedEntry;
+pub use super::quarantine::{QuarantinedEntry, RowOrigin};
 use super::Processor;
 
 /// The first key of a redrive request.
@@ -60,8 +60,8 @@ pub struct StillBad {
     pub reason: String,
 }
 
-/// The records and places of a request's entries; entries whose bytes are not base64 are
-/// still bad at once.
+/// The records and places of a request's entries; entries whose bytes are not base64, and rows
+/// of ingested objects, are still bad at once.
 pub(crate) struct Prepared {
     pub data: Vec<Vec<u8>>,
     pub usable: Vec<usize>,
@@ -75,6 +75,16 @@ pub(crate) fn prepare(request: &RedriveRequest) -> Prepared {
         undecodable: Vec::new(),
     };
     for (i, e) in request.entries.iter().enumerate() {
+        if e.row.is_some() {
+            out.undecodable.push(StillBad {
+                id: e.id.clone(),
+                reason: format!(
+                    "a row of the ingested object {}: redrive it through the ingest function",
+                    e.stream
+                ),
+            });
+            continue;
+        }
         match e.data() {
             Ok(bytes) => {
                 out.data.push(bytes);
@@ -304,6 +314,7 @@ mod tests {
             arrival: None,
             source_arn: None,
             data_base64: "e30=".into(),
+            row: None,
         }
     }
 

@@ -125,6 +125,7 @@ impl<T: Transform> Processor<T> {
             arrival: Some(start),
             source_arn: window.event_source_arn.clone(),
             data_base64: base64::engine::general_purpose::STANDARD.encode(text),
+            row: None,
         };
         let mut body = serde_json::to_vec(&entry).expect("a quarantine entry serialises");
         body.push(b'\n');

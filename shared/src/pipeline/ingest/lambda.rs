@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::config::IngestConfig;
@@ -10,6 +11,7 @@ use super::manifest::ObjectOutcome;
 use super::object::{Ingest, IngestError};
 use crate::aws::Aws;
 use crate::config::Env;
+use crate::engine::redrive::{RedriveRequest, REDRIVE_KEY};
 use crate::pipeline::invocation::{self, UserLayer};
 use crate::pipeline::parts::{sink_setters, SinkParts};
 use crate::pipeline::{BuildError, Function, Handler};
@@ -229,9 +231,13 @@ pub enum HandleError {
     /// A queued batch cannot be answered per message.
     #[error("{0}")]
     Batch(String),
+    /// The event's `runnelRedrive` is not a redrive request.
+    #[error("not a redrive request")]
+    Redrive(#[source] serde_json::Error),
 }
 
-/// Handles one event: every object it names, in order. The first failure fails the invocation
+/// Handles one event: every object it names, in order, or a redrive request (an object with
+/// `runnelRedrive`: see [`Ingest::redrive`]). The first failure fails the invocation
 /// (Lambda retries; objects already ingested are recognised as duplicates then).
 ///
 /// An SQS event (S3 → SQS, or S3 → SNS → SQS) is answered per message instead: a message whose
@@ -242,6 +248,19 @@ pub async fn handle<T: Transform>(
     metrics: &mut Metrics,
     event: &Value,
 ) -> Result<Value, HandleError> {
+    if let Some(request) = event.get(REDRIVE_KEY) {
+        let request = RedriveRequest::deserialize(request).map_err(HandleError::Redrive)?;
+        let answer = ingest.redrive(&request).await;
+        metrics.count("RowsRedriven", answer.landed.len() as u64);
+        tracing::info!(
+            entries = request.entries.len(),
+            landed = answer.landed.len(),
+            still_bad = answer.still_bad.len(),
+            failed = answer.failed.len(),
+            "redrive processed"
+        );
+        return Ok(serde_json::to_value(answer).expect("an answer serialises"));
+    }
     if let Some(messages) = crate::s3event::queued_objects(event) {
         return handle_queued(ingest, metrics, messages).await;
     }
@@ -317,6 +336,10 @@ async fn ingest_object<T: Transform>(
 
 /// A loose view of an event for logs: the objects it names, or the error.
 pub fn describe(event: &Value) -> String {
+    if let Some(entries) = event.get(REDRIVE_KEY).and_then(|r| r.get("entries")) {
+        let n = entries.as_array().map_or(0, Vec::len);
+        return format!("a redrive of {n} quarantined row(s)");
+    }
     if let Some(messages) = crate::s3event::queued_objects(event) {
         return format!("{} queued message(s)", messages.len());
     }

@@ -60,6 +60,9 @@ pub struct Manifest {
     pub outputs: Vec<Written>,
     /// The quarantine object, if any.
     pub quarantine: Option<Written>,
+    /// Lines a redrive landed since (each under outputs of its own, listed in `outputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redriven: Vec<u64>,
     /// When it was processed.
     pub processed_at: DateTime<Utc>,
     /// How long it took.

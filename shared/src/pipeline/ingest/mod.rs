@@ -24,6 +24,9 @@
 //! the object (`s3://bucket/key`) as the stream and the line number as the position. Bad rows
 //! (not CSV/JSON, failed validation, rejected, panicking, too long) go to quarantine with their
 //! line and reason; a transient failure fails the object, and the invocation, so Lambda retries.
+//! Quarantined rows are entries like a stream's ([`crate::pipeline::redrive::QuarantinedEntry`]);
+//! `runnel quarantine redrive` sends them back to the ingest function, which reads each again
+//! through the current transform (see [`Ingest::redrive`]).
 //!
 //! # Idempotency
 //! Output keys derive from the source key and its ETag, so processing the same version again
@@ -43,6 +46,7 @@ mod lambda;
 mod manifest;
 mod object;
 mod reader;
+mod redrive;
 mod stream;
 mod upload;
 

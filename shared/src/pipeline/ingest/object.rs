@@ -113,13 +113,13 @@ impl<T: Transform> Ingest<T> {
         &self.config
     }
 
-    fn manifest_key(&self, obj: &ObjectRef) -> String {
+    pub(super) fn manifest_key(&self, obj: &ObjectRef) -> String {
         self.config
             .state
             .key(&format!("{}/{}.manifest.json", obj.bucket, obj.key))
     }
 
-    async fn read_manifest(&self, key: &str) -> Result<Option<Manifest>, IngestError> {
+    pub(super) async fn read_manifest(&self, key: &str) -> Result<Option<Manifest>, IngestError> {
         let bucket = &self.config.state.bucket;
         let Some(mut reader) = self.store.get(bucket, key, None).await? else {
             return Ok(None);
@@ -137,7 +137,7 @@ impl<T: Transform> Ingest<T> {
         Ok(serde_json::from_slice(&bytes).ok())
     }
 
-    async fn put_json(
+    pub(super) async fn put_json(
         &self,
         bucket: &str,
         key: &str,
@@ -192,6 +192,7 @@ impl<T: Transform> Ingest<T> {
             input_crc32: String::new(),
             outputs: Vec::new(),
             quarantine: None,
+            redriven: Vec::new(),
             processed_at: chrono::Utc::now(),
             duration_ms: 0,
         };

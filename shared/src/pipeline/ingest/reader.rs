@@ -117,6 +117,8 @@ pub struct Row<'a, T> {
     pub raw: &'a [u8],
     /// The checked value, or why the row is bad data.
     pub parsed: Result<T, BadData>,
+    /// The CSV header line the row was read under (empty for NDJSON).
+    pub header: &'a [u8],
 }
 
 /// What reading an object came to.
@@ -213,6 +215,7 @@ where
     let mut buf = Vec::with_capacity(4096);
     let mut line_no = 0u64;
     let mut headers: Option<Header> = None;
+    let mut header_line = Vec::new();
     let mut csv_lines = CsvLines::new();
     let content_error = |e: io::Error, line: u64| {
         if is_source_failure(&e) {
@@ -260,6 +263,7 @@ where
                         trimmed.push_field(f.trim_ascii());
                     }
                     headers = Some(Header::new(trimmed));
+                    header_line.extend_from_slice(line_ref);
                     continue;
                 }
                 Ok(_) => {
@@ -286,6 +290,7 @@ where
             line: line_no,
             raw: line_ref,
             parsed,
+            header: &header_line,
         })
         .map_err(ReadError::Stopped)?;
     }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::keys::{day_start, output_stem, short_etag};
@@ -13,6 +12,7 @@ use super::object::{Ingest, IngestError};
 use super::reader::{format_from_key, read_rows, ObjectProblem, ReadError, Row, SourceReader};
 use super::upload::{uploader, Chunk, PartError, PartWriter, UploadError, Written};
 use crate::engine::apply::{self, Scratch};
+use crate::engine::quarantine::{QuarantinedEntry, RowOrigin};
 use crate::records::BadData;
 use crate::s3event::ObjectRef;
 use crate::sink::{Encoder, Lead, Ndjson, Partitioner};
@@ -43,28 +43,14 @@ pub struct Streamed {
 }
 
 /// Why the blocking reader stopped early.
-enum Stop {
+pub(super) enum Stop {
     Part(PartError),
     Transient { line: u64, reason: String },
     Read(std::io::Error),
 }
 
-#[derive(Serialize)]
-struct RowQuarantine<'a> {
-    #[serde(rename = "_id")]
-    id: String,
-    source: &'a str,
-    etag: &'a str,
-    line: u64,
-    kind: &'static str,
-    reason: String,
-    raw: String,
-    /// Present when the raw line is not UTF-8.
-    raw_base64: Option<String>,
-}
-
 /// The row callback's state: open outputs, counts and reused buffers.
-struct Rows<T: Transform> {
+pub(super) struct Rows<T: Transform> {
     transform: Arc<T>,
     partitioner: Arc<dyn Partitioner<T::Output>>,
     encoder: Arc<dyn Encoder>,
@@ -76,11 +62,14 @@ struct Rows<T: Transform> {
     day_start: chrono::DateTime<chrono::Utc>,
     /// `<output prefix>/` and `-<stem>-<etag>.<ext>` around each partition.
     key_prefix: String,
-    key_suffix: String,
+    pub(super) key_suffix: String,
     quarantine_key: String,
-    writers: BTreeMap<String, PartWriter>,
+    pub(super) writers: BTreeMap<String, PartWriter>,
     quarantine: Option<PartWriter>,
-    counts: ReadCounts,
+    pub(super) counts: ReadCounts,
+    /// Redriving: a bad row is not quarantined again, its reason is kept here instead.
+    pub(super) redriving: bool,
+    pub(super) still_bad: Option<String>,
     scratch: Scratch<T::Output>,
     /// The id of a quarantined row.
     id: String,
@@ -89,13 +78,48 @@ struct Rows<T: Transform> {
     /// line ranges (in `paths` and `line`).
     paths: String,
     placed: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
-    stop: Option<Stop>,
+    pub(super) stop: Option<Stop>,
     /// Awaits a transform's lookups from the blocking reader thread.
     runtime: tokio::runtime::Handle,
 }
 
 impl<T: Transform> Rows<T> {
-    fn on_row(
+    /// The state for rows of `obj` at version `etag`, of `day`, writing outputs named
+    /// `<stem>-<etag>.<ext>`.
+    pub(super) fn new(ingest: &Ingest<T>, obj: &ObjectRef, etag: &str, day: &str) -> Self {
+        let output = &ingest.config.output;
+        let stem = output_stem(&obj.key);
+        let tag = short_etag(etag);
+        let source = obj.uri();
+        Rows {
+            transform: ingest.transform.clone(),
+            partitioner: ingest.sink.partitioner.clone(),
+            encoder: ingest.sink.encoder.clone(),
+            source: Arc::from(source.as_str()),
+            source_json: serde_json::to_string(&source).expect("a string serialises"),
+            etag: etag.to_string(),
+            day_start: day_start(day).unwrap_or_default(),
+            key_prefix: output.output.key(""),
+            key_suffix: format!("{stem}-{tag}.{}", ingest.sink.encoder.extension()),
+            quarantine_key: output
+                .quarantine
+                .key(&format!("dt={day}/{stem}-{tag}.json")),
+            writers: BTreeMap::new(),
+            quarantine: None,
+            counts: ReadCounts::default(),
+            redriving: false,
+            still_bad: None,
+            scratch: Scratch::default(),
+            id: String::with_capacity(96),
+            line: Vec::with_capacity(1024),
+            paths: String::with_capacity(64),
+            placed: Vec::with_capacity(1),
+            stop: None,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    pub(super) fn on_row(
         &mut self,
         row: Row<'_, T::Input>,
         tx: &mpsc::Sender<Chunk>,
@@ -115,7 +139,7 @@ impl<T: Transform> Rows<T> {
         };
         let input = match row.parsed {
             Ok(input) => input,
-            Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
+            Err(bad) => return self.quarantine_row(&ctx, row.raw, row.header, &bad, qtx),
         };
         let input = match T::ENRICHES {
             false => input,
@@ -128,7 +152,7 @@ impl<T: Transform> Rows<T> {
                     });
                     return Ok(());
                 }
-                Err(bad) => return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx),
+                Err(bad) => return self.quarantine_row(&ctx, row.raw, row.header, &bad, qtx),
             },
         };
         let bad = match apply::apply(self.transform.as_ref(), input, &ctx, &mut self.scratch) {
@@ -169,7 +193,7 @@ impl<T: Transform> Rows<T> {
             .err()
         });
         if let Some(bad) = bad {
-            return self.quarantine_row(&ctx, row.line, row.raw, &bad, qtx);
+            return self.quarantine_row(&ctx, row.raw, row.header, &bad, qtx);
         }
         for (path, range) in &self.placed {
             let partition = &self.paths[path.clone()];
@@ -209,28 +233,34 @@ impl<T: Transform> Rows<T> {
     fn quarantine_row(
         &mut self,
         ctx: &RecordContext<'_>,
-        line: u64,
         raw: &[u8],
+        header: &[u8],
         bad: &BadData,
         qtx: &mpsc::Sender<Chunk>,
     ) -> Result<(), PartError> {
-        let (text, raw_base64) = match std::str::from_utf8(raw) {
-            Ok(s) => (s.to_string(), None),
-            Err(_) => (
-                String::from_utf8_lossy(raw).into_owned(),
-                Some(base64::engine::general_purpose::STANDARD.encode(raw)),
-            ),
-        };
+        if self.redriving {
+            self.still_bad = Some(bad.to_string());
+            return Ok(());
+        }
         default_document_id(&mut self.id, ctx, 0);
-        let entry = RowQuarantine {
+        let entry = QuarantinedEntry {
             id: self.id.clone(),
-            source: &self.source,
-            etag: &self.etag,
-            line,
-            kind: bad.kind(),
+            kind: bad.kind().to_string(),
             reason: bad.to_string(),
-            raw: text,
-            raw_base64,
+            stream: self.source.to_string(),
+            position: ctx.position.to_string(),
+            sub_record: None,
+            document_index: None,
+            partition_key: None,
+            // The object's day: where the entry is stored, as a stream's arrival day is.
+            arrival: Some(self.day_start),
+            source_arn: None,
+            data_base64: base64::engine::general_purpose::STANDARD.encode(raw),
+            row: Some(RowOrigin {
+                etag: self.etag.clone(),
+                csv_header: (!header.is_empty())
+                    .then(|| String::from_utf8_lossy(header).into_owned()),
+            }),
         };
         let json = serde_json::to_vec(&entry).expect("quarantine entries serialise");
         let key = &self.quarantine_key;
@@ -273,33 +303,7 @@ impl<T: Transform> Ingest<T> {
             output.quarantine.bucket.clone(),
             qrx,
         ));
-        let stem = output_stem(&obj.key);
-        let tag = short_etag(etag);
-        let source = obj.uri();
-        let mut rows = Rows {
-            transform: self.transform.clone(),
-            partitioner: self.sink.partitioner.clone(),
-            encoder: self.sink.encoder.clone(),
-            source: Arc::from(source.as_str()),
-            source_json: serde_json::to_string(&source).expect("a string serialises"),
-            etag: etag.to_string(),
-            day_start: day_start(day).unwrap_or_default(),
-            key_prefix: output.output.key(""),
-            key_suffix: format!("{stem}-{tag}.{}", self.sink.encoder.extension()),
-            quarantine_key: output
-                .quarantine
-                .key(&format!("rows/dt={day}/{stem}-{tag}.json")),
-            writers: BTreeMap::new(),
-            quarantine: None,
-            counts: ReadCounts::default(),
-            scratch: Scratch::default(),
-            id: String::with_capacity(96),
-            line: Vec::with_capacity(1024),
-            paths: String::with_capacity(64),
-            placed: Vec::with_capacity(1),
-            stop: None,
-            runtime: tokio::runtime::Handle::current(),
-        };
+        let mut rows = Rows::new(self, obj, etag, day);
         let max_row = self.config.max_row_bytes;
         let transform = self.transform.clone();
         let handle = tokio::runtime::Handle::current();
