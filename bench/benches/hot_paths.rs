@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use kinesis_processor::CuratedReading;
 use kinesis_processor::{IotTransform, Reading};
 use runnel::records::{decode_payload, DecodeLimits, Validate};
-use runnel::sink::{write_json_line, Encoder, Lead, NdjsonGzip};
+use runnel::sink::{write_json_line, Encoder, LeadField, NdjsonGzip};
 use runnel::transform::{Outputs, RecordContext, Transform};
 use runnel_bench::{reading, Xorshift, RECORDS};
 
@@ -42,7 +42,7 @@ fn lines(texts: &[String]) -> Vec<u8> {
     for t in texts {
         let r: Reading = serde_json::from_str(t).unwrap();
         let curated = curate(r, &mut Outputs::default());
-        write_json_line(&mut out, &[("_id", Lead::Str("shardId-000000000000:49612345678901234567890123456789012345678901234560000042:0"))], &curated).unwrap();
+        write_json_line(&mut out, &[("_id", LeadField::Str("shardId-000000000000:49612345678901234567890123456789012345678901234560000042:0"))], &curated).unwrap();
         out.push(b'\n');
     }
     out
@@ -81,7 +81,7 @@ fn hot_paths(c: &mut Criterion) {
                 let out = curate(r.clone(), &mut outputs);
                 write_json_line(
                     &mut buf,
-                    &[("_id", Lead::Str("shardId-000000000000:4961:0"))],
+                    &[("_id", LeadField::Str("shardId-000000000000:4961:0"))],
                     &out,
                 )
                 .unwrap();
@@ -94,7 +94,7 @@ fn hot_paths(c: &mut Criterion) {
             buf.clear();
             write_json_line(
                 &mut buf,
-                &[("_id", Lead::Str("shardId-000000000000:4961:0"))],
+                &[("_id", LeadField::Str("shardId-000000000000:4961:0"))],
                 std::hint::black_box(&curated),
             )
             .unwrap();

@@ -77,7 +77,9 @@ pub struct RecordContext<'a> {
     pub stream: &'a str,
     /// The record's position in its stream, or the row's line number.
     pub position: &'a str,
-    /// The document's index inside its record.
+    /// The document's index within its payload: 0 for a single JSON document or a row, the
+    /// line's for NDJSON, the event's for CloudWatch Logs; for a KPL aggregate, within its user
+    /// record (whose number is in `position`).
     pub index: u32,
     /// The record's partition key, for sources that have one.
     pub partition_key: Option<&'a str>,

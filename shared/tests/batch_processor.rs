@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use common::*;
 use runnel::sink::{MemoryStore, SinkErrorKind};
-use runnel::source::Mode;
+use runnel::source::FailureMode;
 use runnel::testing::FaultyStore;
 
 fn records(data: Vec<Vec<u8>>) -> Vec<ShardRecord> {
@@ -27,7 +27,7 @@ async fn clean_batch_lands_partitioned_with_stable_ids() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let recs = records(vec![plain("a", 7), plain("b", 7), plain("c", 8)]);
     let out = p.process(&source_records(&recs)).await;
@@ -57,7 +57,7 @@ async fn poison_record_is_quarantined_not_retried() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let recs = records(vec![
         plain("a", 7),
@@ -102,7 +102,7 @@ async fn ndjson_and_gzip_records_split_into_documents() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let ndjson = format!(
         "{}\n{}\n{{\"device\":\"\",\"hour\":99,\"value\":0}}\n",
@@ -140,7 +140,7 @@ async fn ordered_mode_stops_at_first_transient_failure() {
     let store = MemoryStore::new();
     let t = TestTransform::default();
     t.transient_failures.lock().unwrap().insert(seq(3), 1);
-    let p = processor(t, Arc::new(store.clone()), Mode::Ordered);
+    let p = processor(t, Arc::new(store.clone()), FailureMode::Ordered);
     let recs = records((0..6).map(|i| plain(&format!("d{i}"), 7)).collect());
     let out = p.process(&source_records(&recs)).await;
     assert_eq!(out.failures, [seq(3), seq(4), seq(5)]);
@@ -159,7 +159,7 @@ async fn report_all_mode_processes_past_failures() {
     let store = MemoryStore::new();
     let t = TestTransform::default();
     t.transient_failures.lock().unwrap().insert(seq(3), 1);
-    let p = processor(t, Arc::new(store.clone()), Mode::ReportAll);
+    let p = processor(t, Arc::new(store.clone()), FailureMode::ReportAll);
     // 0-2 hour 7 | 3 fails | 4 hour 7 (directly after the failure: held back) | 5 hour 8 (written)
     let recs = records(vec![
         plain("a", 7),
@@ -183,7 +183,7 @@ async fn report_all_mode_holds_back_a_run_after_a_failure_and_filtered_records()
     let store = MemoryStore::new();
     let t = TestTransform::default();
     t.transient_failures.lock().unwrap().insert(seq(1), 1);
-    let p = processor(t, Arc::new(store.clone()), Mode::ReportAll);
+    let p = processor(t, Arc::new(store.clone()), FailureMode::ReportAll);
     // 0 | 1 fails | 2 filtered | 3: a re-delivery from 1 writes 1..=3 under 1's key, so 3 must
     // not land now under its own.
     let recs = records(vec![
@@ -207,7 +207,11 @@ async fn ordered_mode_reports_from_the_run_whose_write_failed() {
             .contains("hour=08")
             .then_some(SinkErrorKind::Throttled)
     });
-    let p = processor(TestTransform::default(), Arc::new(faulty), Mode::Ordered);
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(faulty),
+        FailureMode::Ordered,
+    );
     let recs = records(vec![
         plain("a", 7),
         plain("b", 7),
@@ -233,7 +237,11 @@ async fn report_all_mode_writes_other_runs_when_one_write_fails() {
             .contains("hour=08")
             .then_some(SinkErrorKind::Unavailable)
     });
-    let p = processor(TestTransform::default(), Arc::new(faulty), Mode::ReportAll);
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(faulty),
+        FailureMode::ReportAll,
+    );
     let recs = records(vec![
         plain("a", 7),
         plain("b", 8),
@@ -254,7 +262,7 @@ async fn empty_batch_succeeds_and_writes_nothing() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let out = p.process(&[]).await;
     assert!(out.failures.is_empty());
@@ -264,7 +272,7 @@ async fn empty_batch_succeeds_and_writes_nothing() {
 
 #[tokio::test]
 async fn store_down_reports_every_record() {
-    for mode in [Mode::Ordered, Mode::ReportAll] {
+    for mode in [FailureMode::Ordered, FailureMode::ReportAll] {
         let store = MemoryStore::new();
         let faulty = FaultyStore::new(store.clone(), |_| Some(SinkErrorKind::Unavailable));
         let p = processor(TestTransform::default(), Arc::new(faulty), mode);
@@ -283,7 +291,7 @@ async fn panicking_or_rejecting_transform_quarantines_the_record() {
         reject_device: Some("blocked".into()),
         ..Default::default()
     };
-    let p = processor(t, Arc::new(store.clone()), Mode::Ordered);
+    let p = processor(t, Arc::new(store.clone()), FailureMode::Ordered);
     let recs = records(vec![
         plain("a", 7),
         plain("boom", 7),
@@ -305,7 +313,7 @@ async fn redelivered_batch_overwrites_instead_of_duplicating() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let recs = records(vec![plain("a", 7), b"{".to_vec(), plain("c", 8)]);
     p.process(&source_records(&recs)).await;
@@ -318,7 +326,7 @@ async fn redelivered_batch_overwrites_instead_of_duplicating() {
 #[tokio::test]
 async fn oversized_record_is_quarantined() {
     let store = MemoryStore::new();
-    let mut cfg = config(Mode::Ordered);
+    let mut cfg = config(FailureMode::Ordered);
     cfg.limits.max_decoded_bytes = 64;
     let p = runnel::pipeline::Processor::new(
         TestTransform::default(),
@@ -342,7 +350,7 @@ async fn filtered_records_write_nothing_and_fan_out_keeps_stable_ids() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let recs = records(vec![
         plain("a", 7),
@@ -396,7 +404,7 @@ async fn an_encoder_that_fails_reports_the_records_instead_of_writing_empty_obje
             unimplemented!("not used by the stream path")
         }
     }
-    for mode in [Mode::Ordered, Mode::ReportAll] {
+    for mode in [FailureMode::Ordered, FailureMode::ReportAll] {
         let store = MemoryStore::new();
         let p = runnel::pipeline::Processor::new(
             TestTransform::default(),
@@ -423,8 +431,8 @@ async fn per_group_mode_holds_back_only_the_failed_group() {
         t,
         runnel::sink::Sink::new(Arc::new(store.clone())),
         runnel::pipeline::ProcessorConfig {
-            redelivery: runnel::source::Redelivery::Regrouped,
-            ..config(Mode::PerGroup)
+            redelivery: runnel::source::Redelivery::PerRecord,
+            ..config(FailureMode::PerGroup)
         },
     );
     // groups: a b a b a — b's first message fails.
@@ -466,7 +474,7 @@ async fn log_events_land_under_their_own_ids() {
     let p = runnel::pipeline::Processor::new(
         Logs,
         runnel::sink::Sink::new(Arc::new(store.clone())),
-        config(Mode::Ordered),
+        config(FailureMode::Ordered),
     );
     let recs = records(vec![gzip(payload.as_bytes())]);
     let out = p.process(&source_records(&recs)).await;
@@ -480,7 +488,7 @@ async fn every_run_of_curated_output_writes_its_pane_under_the_same_name() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     )
     .with_panes(panes());
     let bad = br#"{"device":"","hour":1,"value":0}"#.to_vec();
@@ -511,8 +519,12 @@ async fn a_pane_that_cannot_be_written_fails_its_run_before_the_data_lands() {
         (o.key.starts_with("aggregates/") && o.key.contains("hour=08"))
             .then_some(SinkErrorKind::Throttled)
     });
-    let p =
-        processor(TestTransform::default(), Arc::new(faulty), Mode::Ordered).with_panes(panes());
+    let p = processor(
+        TestTransform::default(),
+        Arc::new(faulty),
+        FailureMode::Ordered,
+    )
+    .with_panes(panes());
     let recs = records(vec![plain("a", 7), plain("c", 8), plain("d", 8)]);
     let out = p.process(&source_records(&recs)).await;
     assert_eq!(out.failures, [seq(1), seq(2)]);

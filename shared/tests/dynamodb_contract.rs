@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use runnel::pipeline::Processor;
 use runnel::sink::{MemoryStore, Sink, SinkErrorKind};
 use runnel::source::dynamodb::NewImages;
-use runnel::source::Mode;
+use runnel::source::FailureMode;
 use runnel::testing::esm::{drive, EsmConfig, Invocation};
 use runnel::testing::FaultyStore;
 use serde_json::{json, Value};
@@ -141,7 +141,7 @@ proptest! {
                 transform.transient_failures.lock().unwrap().insert(seq(*i), *n);
             }
         }
-        let p = Processor::new(NewImages(transform), Sink::new(store), config(Mode::Ordered));
+        let p = Processor::new(NewImages(transform), Sink::new(store), config(FailureMode::Ordered));
         let positions: Vec<String> = shard.iter().map(|r| r.seq.clone()).collect();
         let mut size_i = 0;
         let invocation = AtomicUsize::new(0);

@@ -18,7 +18,7 @@ use common::*;
 use proptest::prelude::*;
 use runnel::pipeline::Processor;
 use runnel::sink::{MemoryStore, SinkErrorKind};
-use runnel::source::Mode;
+use runnel::source::FailureMode;
 use runnel::testing::esm::{drive, EsmConfig, EsmReport, Invocation};
 use runnel::testing::FaultyStore;
 use runnel::transform::Transform;
@@ -100,7 +100,7 @@ fn build(recs: &[Rec]) -> (Vec<ShardRecord>, BTreeSet<String>, BTreeSet<String>)
 #[derive(Debug, Clone)]
 struct Scenario {
     recs: Vec<Rec>,
-    mode: Mode,
+    mode: FailureMode,
     max_batch: usize,
     batch_sizes: Vec<usize>,
     fault_rate: u64,
@@ -114,7 +114,7 @@ struct Scenario {
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
         prop::collection::vec(rec_strategy(), 1..40),
-        prop_oneof![Just(Mode::Ordered), Just(Mode::ReportAll)],
+        prop_oneof![Just(FailureMode::Ordered), Just(FailureMode::ReportAll)],
         1usize..16,
         prop::collection::vec(1usize..16, 1..8),
         prop_oneof![Just(0u64), 5u64..35],

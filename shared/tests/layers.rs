@@ -12,7 +12,7 @@ use common::*;
 use lambda_runtime::tower::layer::layer_fn;
 use lambda_runtime::tower::{service_fn, Layer, Service, ServiceExt as _};
 use lambda_runtime::{Context, LambdaEvent};
-use runnel::pipeline::redrive::{Answer, Incoming, RedriveRequest};
+use runnel::pipeline::redrive::{RedriveRequest, StreamAnswer, StreamEvent};
 use runnel::pipeline::{Pipeline, StreamConfig, StreamHandler};
 use runnel::sink::MemoryStore;
 use runnel::source::kinesis::KinesisBatch;
@@ -28,8 +28,8 @@ fn noting(
 ) -> impl Layer<
     StreamHandler<Kinesis>,
     Service = impl Service<
-        LambdaEvent<Incoming<KinesisBatch>>,
-        Response = Answer<KinesisEventResponse>,
+        LambdaEvent<StreamEvent<KinesisBatch>>,
+        Response = StreamAnswer<KinesisEventResponse>,
         Error = lambda_runtime::Error,
         Future = impl Send,
     > + Clone
@@ -38,7 +38,7 @@ fn noting(
        + Sync {
     layer_fn(move |inner: StreamHandler<Kinesis>| {
         let seen = seen.clone();
-        service_fn(move |event: LambdaEvent<Incoming<KinesisBatch>>| {
+        service_fn(move |event: LambdaEvent<StreamEvent<KinesisBatch>>| {
             let (seen, inner) = (seen.clone(), inner.clone());
             async move {
                 let note = |what: String| seen.lock().unwrap().push(what);
@@ -94,7 +94,7 @@ async fn user_layers_run_in_order_around_every_invocation() {
     let lines = [reading_json("dev-a", 1, 1), reading_json("dev-b", 2, 2)];
     let answer = handler
         .clone()
-        .oneshot(invocation(Incoming::Batch(batch(&lines)), "req-1"))
+        .oneshot(invocation(StreamEvent::Batch(batch(&lines)), "req-1"))
         .await
         .unwrap();
     assert_eq!(
@@ -121,7 +121,7 @@ async fn user_layers_run_in_order_around_every_invocation() {
     seen.lock().unwrap().clear();
     let answer = handler
         .oneshot(invocation(
-            Incoming::Redrive(RedriveRequest::default()),
+            StreamEvent::Redrive(RedriveRequest::default()),
             "req-2",
         ))
         .await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use runnel::pipeline::{BuildError, Pipeline, StreamConfig};
 use runnel::sink::MemoryStore;
-use runnel::source::{Firehose, Kinesis, Mode};
+use runnel::source::{FailureMode, Firehose, Kinesis};
 use runnel::window::MemoryAlerts;
 
 fn shard() -> Vec<ShardRecord> {
@@ -31,7 +31,7 @@ async fn a_refused_publish_fails_the_batch_and_its_retry_alerts_once() {
     let p = processor(
         TestTransform::default(),
         Arc::new(store.clone()),
-        Mode::Ordered,
+        FailureMode::Ordered,
     )
     .with_alerts(alerts(publisher.clone()));
     let records = shard();

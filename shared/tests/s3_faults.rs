@@ -12,7 +12,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use common::*;
 use runnel::sink::{ObjectStore, PutObject, S3Store, SinkErrorKind};
-use runnel::source::Mode;
+use runnel::source::FailureMode;
 
 const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>";
 const INTERNAL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>";
@@ -85,7 +85,7 @@ async fn throttled_sink_reports_records_and_quarantines_nothing() {
     let p = processor(
         TestTransform::default(),
         Arc::new(S3Store::new(client)),
-        Mode::Ordered,
+        FailureMode::Ordered,
     );
     let recs: Vec<ShardRecord> = (0..3)
         .map(|i| ShardRecord {

@@ -19,7 +19,7 @@ use common::*;
 use proptest::prelude::*;
 use runnel::pipeline::{Processor, ProcessorConfig};
 use runnel::sink::{MemoryStore, Sink, SinkErrorKind};
-use runnel::source::{BatchSource, Mode, SourceRecord, Sqs};
+use runnel::source::{BatchSource, FailureMode, SourceRecord, Sqs};
 use runnel::testing::queue::{drive, Invocation, QueueConfig};
 use runnel::testing::FaultyStore;
 use runnel::window::MemoryAlerts;
@@ -44,7 +44,7 @@ fn msg() -> impl Strategy<Value = Msg> {
 struct Scenario {
     msgs: Vec<Msg>,
     fifo: bool,
-    configured: Option<Mode>,
+    configured: Option<FailureMode>,
     max_batch: usize,
     fault_rate: u64,
     seed: u64,
@@ -58,9 +58,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         any::<bool>(),
         prop_oneof![
             Just(None),
-            Just(Some(Mode::Ordered)),
-            Just(Some(Mode::ReportAll)),
-            Just(Some(Mode::PerGroup))
+            Just(Some(FailureMode::Ordered)),
+            Just(Some(FailureMode::ReportAll)),
+            Just(Some(FailureMode::PerGroup))
         ],
         1usize..12,
         prop_oneof![Just(0u64), 5u64..35],
@@ -213,7 +213,7 @@ fn run(s: &Scenario) -> (Outcome, BTreeSet<String>, BTreeSet<String>, Vec<Messag
         Sink::new(store),
         ProcessorConfig {
             redelivery: Sqs.redelivery(),
-            ..config(Mode::ReportAll)
+            ..config(FailureMode::ReportAll)
         },
     )
     .with_panes(panes())

@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use proptest::prelude::*;
 use runnel::sink::{Location, MemoryStore, SinkErrorKind};
-use runnel::source::{Mode, SourceRecord};
+use runnel::source::{FailureMode, SourceRecord};
 use runnel::testing::windows::{drive, WindowAnswer, WindowConfig};
 use runnel::testing::FaultyStore;
 use runnel::window::{Aggregation, PaneSink};
@@ -186,7 +186,7 @@ fn run(s: &Scenario) -> (Run, Shard) {
         Location::new("curated", "aggregates/readings"),
     )
     .in_window_state(s.state_limit);
-    let p = processor(transform, store, Mode::Ordered).with_panes(panes);
+    let p = processor(transform, store, FailureMode::Ordered).with_panes(panes);
     let ids: Vec<String> = shard.records.iter().map(|r| r.seq.clone()).collect();
     let (sizes, mut size_i) = (s.batch_sizes.clone(), 0);
     let invocation = AtomicUsize::new(0);
@@ -308,7 +308,12 @@ fn window_processor(store: MemoryStore) -> runnel::pipeline::Processor<TestTrans
         Location::new("curated", "aggregates/readings"),
     )
     .in_window_state(runnel::window::STATE_LIMIT);
-    processor(TestTransform::default(), Arc::new(store), Mode::Ordered).with_panes(panes)
+    processor(
+        TestTransform::default(),
+        Arc::new(store),
+        FailureMode::Ordered,
+    )
+    .with_panes(panes)
 }
 
 #[tokio::test]
@@ -401,7 +406,7 @@ async fn a_last_invocation_whose_records_fail_is_retried_whole() {
         Location::new("curated", "aggregates/readings"),
     )
     .in_window_state(runnel::window::STATE_LIMIT);
-    let p = processor(transform, Arc::new(store.clone()), Mode::Ordered).with_panes(panes);
+    let p = processor(transform, Arc::new(store.clone()), FailureMode::Ordered).with_panes(panes);
     let shard = one_batch_shard();
     let start = base().timestamp_millis();
     let last = properties(start, start + WINDOW_MS, HashMap::new(), true, false);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use runnel::pipeline::redrive::Incoming;
+use runnel::pipeline::redrive::StreamEvent;
 use runnel::pipeline::Runner;
 use runnel::sink::MemoryStore;
 use runnel::source::kinesis::KinesisBatch;
@@ -33,8 +33,8 @@ fn handle(
     event: &[u8],
 ) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let parsed: Incoming<KinesisBatch> = serde_json::from_slice(event)?;
-    let Incoming::Batch(parsed) = parsed else {
+    let parsed: StreamEvent<KinesisBatch> = serde_json::from_slice(event)?;
+    let StreamEvent::Batch(parsed) = parsed else {
         bail!("the benchmark event is a batch");
     };
     let (response, outcome) = rt.block_on(runner.handle(&parsed));

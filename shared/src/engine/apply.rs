@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use chrono::{DateTime, Utc};
 
 use crate::records::BadData;
-use crate::sink::{write_json_line, Lead, Partitioner};
+use crate::sink::{write_json_line, LeadField, Partitioner};
 use crate::transform::{default_document_id, Outputs, RecordContext, Transform, TransformError};
 
 /// Fields a caller may add after `_id` at the front of every line.
@@ -70,7 +70,7 @@ pub(crate) fn write_lines<T: Transform>(
     partitioner: &dyn Partitioner<T::Output>,
     ctx: &RecordContext<'_>,
     default_time: DateTime<Utc>,
-    lead: &[(&str, Lead<'_>)],
+    lead: &[(&str, LeadField<'_>)],
     scratch: &mut Scratch<T::Output>,
     lines: &mut Vec<u8>,
     mut each: impl FnMut(u32, &str, Range<usize>),
@@ -89,7 +89,7 @@ pub(crate) fn write_lines<T: Transform>(
                 id.as_str()
             }
         };
-        let mut fields = [("_id", Lead::Str(id)); MAX_LEAD + 1];
+        let mut fields = [("_id", LeadField::Str(id)); MAX_LEAD + 1];
         fields[1..=extra].copy_from_slice(&lead[..extra]);
         let start = lines.len();
         write_json_line(lines, &fields[..=extra], &output)

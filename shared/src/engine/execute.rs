@@ -4,7 +4,7 @@
 use futures::stream::{self, StreamExt};
 
 use crate::sink::{Encoder, Location, PutObject};
-use crate::source::{BatchOutcome, Mode, Redelivery, SourceRecord};
+use crate::source::{BatchOutcome, FailureMode, Redelivery, SourceRecord};
 use crate::transform::Transform;
 
 use super::outcome::blocked;
@@ -14,7 +14,7 @@ use super::Processor;
 
 /// Which kind of processing a write belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Pass {
+pub(super) enum WriteKind {
     /// A source's batch.
     Batch,
     /// Quarantine entries processed again: each record its own runs, nothing quarantined again.
@@ -34,7 +34,7 @@ impl<T: Transform> Processor<T> {
         let first = &items[run.items.start];
         let rec = &records[first.record];
         let (location, encoder, partition): (&Location, &dyn Encoder, &str) = match &first.dest {
-            Dest::Data(p) => (&self.config.output, self.sink.encoder.as_ref(), p.as_ref()),
+            Dest::Data(p) => (&self.config.curated, self.sink.encoder.as_ref(), p.as_ref()),
             Dest::Quarantine(p) => (
                 &self.config.quarantine,
                 &self.quarantine_encoder,
@@ -45,7 +45,7 @@ impl<T: Transform> Processor<T> {
             partition,
             rec.stream,
             rec.position,
-            first.index,
+            first.ordinal,
             first.output,
             encoder.extension(),
         );
@@ -87,13 +87,13 @@ impl<T: Transform> Processor<T> {
             partition,
             rec.stream,
             rec.position,
-            first.index,
+            first.ordinal,
             first.output,
             panes.extension(),
         );
         let pane_id = format!(
             "{}:{}:{}:{}",
-            rec.stream, rec.position, first.index, first.output
+            rec.stream, rec.position, first.ordinal, first.output
         );
         let observed = items.iter().filter_map(|i| i.observed.as_deref());
         Some(panes.put(&name, &pane_id, observed))
@@ -141,22 +141,23 @@ impl<T: Transform> Processor<T> {
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
-        mode: Mode,
-        pass: Pass,
+        mode: FailureMode,
+        kind: WriteKind,
         outcome: &mut BatchOutcome,
     ) -> Vec<bool> {
         let items = &prepared.items;
         let blocked = blocked(records, &prepared.transient, mode);
-        let per_record = pass == Pass::Redrive || self.config.redelivery == Redelivery::Regrouped;
+        let per_record =
+            kind == WriteKind::Redrive || self.config.redelivery == Redelivery::PerRecord;
         let mut runs = runs(items, &blocked, records, per_record);
-        if pass == Pass::Redrive {
+        if kind == WriteKind::Redrive {
             // Still-bad entries are in quarantine already.
             runs.retain(|r| matches!(items[r.items.start].dest, Dest::Data(_)));
         }
         // The lane of each record (ordered, per group) or of each run (report-all).
         let lane_of_record: Vec<usize> = match mode {
-            Mode::Ordered => vec![0; records.len()],
-            Mode::PerGroup => {
+            FailureMode::Ordered => vec![0; records.len()],
+            FailureMode::PerGroup => {
                 // Groups number from 0; a record without a key gets a lane past them all.
                 let mut groups = std::collections::HashMap::new();
                 records
@@ -171,11 +172,11 @@ impl<T: Transform> Processor<T> {
                     })
                     .collect()
             }
-            Mode::ReportAll => Vec::new(),
+            FailureMode::ReportAll => Vec::new(),
         };
         let mut lanes: Vec<Vec<usize>> = Vec::new();
-        let written_runs = (0..runs.len()).filter(|n| !runs[*n].held_back);
-        if mode == Mode::ReportAll {
+        let written_runs = (0..runs.len()).filter(|n| !runs[*n].behind_failure);
+        if mode == FailureMode::ReportAll {
             // A lane per run: no map from lanes to their places (one run per SQS message).
             lanes.extend(written_runs.map(|n| vec![n]));
         } else {
@@ -218,7 +219,7 @@ impl<T: Transform> Processor<T> {
             if let Some((n, e)) = result.failure {
                 outcome.errors.push(e);
                 let run = &runs[n];
-                if mode == Mode::ReportAll {
+                if mode == FailureMode::ReportAll {
                     for item in &items[run.items.clone()] {
                         failed[item.record] = true;
                     }

@@ -1,7 +1,7 @@
 //! The engine: a batch of source records in, objects and the source's answer out.
 //!
 //! One job a file: `prepare` decodes and transforms (bad data becomes a `quarantine` item), `plan` groups the items into runs (pure, no I/O), `execute` writes
-//! the runs in lanes as the [`Mode`] says, `respond` hands curated output back to a source that
+//! the runs in lanes as the [`FailureMode`] says, `respond` hands curated output back to a source that
 //! takes it in the response, `outcome` says what to report, and `redrive` processes quarantine
 //! entries again. What happens to each record, how objects are named and what holds under
 //! re-delivery is written down in `docs/delivery.md`; `shared/tests/esm_contract.rs` checks it.
@@ -20,22 +20,22 @@ mod tumbling;
 
 use crate::records::DecodeLimits;
 use crate::sink::{Location, Ndjson, Sink};
-use crate::source::{BatchOutcome, Delivery, Mode, Redelivery, SourceRecord};
+use crate::source::{BatchOutcome, FailureMode, OutputRoute, Redelivery, SourceRecord};
 use crate::transform::Transform;
 use crate::window::{AlertSink, PaneSink};
 
-use execute::Pass;
-use outcome::{conclude, observed};
+use execute::WriteKind;
+use outcome::{observed, settle_statuses};
 
 /// Where output goes and how failures are reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
     /// Curated output.
-    pub output: Location,
+    pub curated: Location,
     /// Bad records, with their reasons.
     pub quarantine: Location,
     /// How failures are reported.
-    pub mode: Mode,
+    pub mode: FailureMode,
     /// Decoding limits.
     pub limits: DecodeLimits,
     /// Puts in flight at once in report-all mode.
@@ -45,7 +45,7 @@ pub struct ProcessorConfig {
     /// What the source re-delivers: whether a run may span records.
     pub redelivery: Redelivery,
     /// Whether curated output is written or handed back in the response.
-    pub delivery: Delivery,
+    pub output_route: OutputRoute,
 }
 
 /// The processor for one transform and one sink.
@@ -104,27 +104,34 @@ impl<T: Transform> Processor<T> {
     }
 
     /// Processes a batch in `mode` (a source may choose it per batch, see
-    /// [`BatchSource::mode`](crate::source::BatchSource::mode)). [`Mode::PerGroup`] needs
-    /// [`Redelivery::Regrouped`]; with a stream that resumes from a checkpoint it is processed as
-    /// [`Mode::Ordered`].
-    pub async fn process_in(&self, records: &[SourceRecord<'_>], mode: Mode) -> BatchOutcome {
+    /// [`BatchSource::mode`](crate::source::BatchSource::mode)). [`FailureMode::PerGroup`] needs
+    /// [`Redelivery::PerRecord`]; with a stream that resumes from a checkpoint it is processed as
+    /// [`FailureMode::Ordered`].
+    pub async fn process_in(
+        &self,
+        records: &[SourceRecord<'_>],
+        mode: FailureMode,
+    ) -> BatchOutcome {
         let mode = match (mode, self.config.redelivery) {
-            (Mode::PerGroup, Redelivery::FromCheckpoint) => Mode::Ordered,
+            (FailureMode::PerGroup, Redelivery::FromCheckpoint) => FailureMode::Ordered,
             (mode, _) => mode,
         };
         let mut outcome = BatchOutcome::default();
         outcome.stats.records_in = records.len();
         outcome.stats.bytes_in = records.iter().map(|r| r.data.len()).sum();
         let prepared = self.prepare(records, None, &mut outcome).await;
-        let failed = match self.config.delivery {
-            Delivery::Store => {
-                self.write(records, &prepared, mode, Pass::Batch, &mut outcome)
+        let failed = match self.config.output_route {
+            OutputRoute::Store => {
+                self.write(records, &prepared, mode, WriteKind::Batch, &mut outcome)
                     .await
             }
-            Delivery::Response => self.hand_back(records, &prepared, &mut outcome).await,
+            OutputRoute::Response => {
+                self.answer_with_output(records, &prepared, &mut outcome)
+                    .await
+            }
         };
         let failed = self.alert(records, &prepared, failed, &mut outcome).await;
-        conclude(records, &prepared, &failed, &mut outcome);
+        settle_statuses(records, &prepared, &failed, &mut outcome);
         if self.panes.as_ref().is_some_and(|p| !p.per_run) {
             outcome.observed = observed(prepared, &failed);
         }

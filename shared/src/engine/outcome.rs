@@ -1,7 +1,7 @@
 //! What a batch's processing concludes, record by record: which records are held back before
 //! anything is written, which are reported, and each record's status.
 
-use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
+use crate::source::{BatchOutcome, FailureMode, RecordStatus, SourceRecord};
 use crate::window::Observation;
 
 use super::plan::{Dest, Prepared};
@@ -9,14 +9,18 @@ use super::plan::{Dest, Prepared};
 /// The records reported before anything is written: ordered, every record from the first that
 /// failed transiently; per group, every record of a group from its first such record;
 /// report-all, those records alone.
-pub(super) fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mode) -> Vec<bool> {
+pub(super) fn blocked(
+    records: &[SourceRecord<'_>],
+    transient: &[bool],
+    mode: FailureMode,
+) -> Vec<bool> {
     match mode {
-        Mode::ReportAll => transient.to_vec(),
-        Mode::Ordered => {
+        FailureMode::ReportAll => transient.to_vec(),
+        FailureMode::Ordered => {
             let cut = transient.iter().position(|t| *t).unwrap_or(records.len());
             (0..records.len()).map(|i| i >= cut).collect()
         }
-        Mode::PerGroup => {
+        FailureMode::PerGroup => {
             let mut failed_groups = std::collections::HashSet::new();
             records
                 .iter()
@@ -35,7 +39,7 @@ pub(super) fn blocked(records: &[SourceRecord<'_>], transient: &[bool], mode: Mo
 }
 
 /// Fills in what to report and each record's status once the batch is written.
-pub(super) fn conclude(
+pub(super) fn settle_statuses(
     records: &[SourceRecord<'_>],
     prepared: &Prepared,
     failed: &[bool],

@@ -17,7 +17,8 @@ pub(super) enum Dest {
 /// One output (or one quarantined document) of a record.
 pub(super) struct Item {
     pub(super) record: usize,
-    pub(super) index: u32,
+    /// The document's ordinal in its record (see [`Place::ordinal`](crate::records::Place)).
+    pub(super) ordinal: u32,
     /// The output's index among the outputs of its document (fan-out).
     pub(super) output: u32,
     pub(super) dest: Dest,
@@ -42,7 +43,7 @@ pub(super) struct Run {
     pub(super) first: usize,
     pub(super) items: std::ops::Range<usize>,
     /// Set for a run that a transiently failed record precedes with no output in between.
-    pub(super) held_back: bool,
+    pub(super) behind_failure: bool,
 }
 
 /// Splits items into runs; a record reported before writing (`blocked`) between two items
@@ -90,14 +91,14 @@ pub(super) fn runs(
             // at another record, so under another key. A record's own runs do not depend
             // on its neighbours.
             let after = if n == 0 { 0 } else { items[n - 1].record + 1 };
-            let held_back = !per_record
+            let behind_failure = !per_record
                 && blocked[after.min(item.record)..item.record]
                     .iter()
                     .any(|t| *t);
             runs.push(Run {
                 first: item.record,
                 items: n..n + 1,
-                held_back,
+                behind_failure,
             });
         }
     }

@@ -43,7 +43,7 @@ enum Unready {
 /// the decoded payload, which is gone by then).
 struct Pending<I> {
     record: usize,
-    flat: u32,
+    ordinal: u32,
     sub_record: Option<u32>,
     index: u32,
     id: Option<String>,
@@ -51,9 +51,9 @@ struct Pending<I> {
 }
 
 /// The place of a pending document, from its fields (so that its `doc` can move on its own).
-fn place_of(flat: u32, sub_record: Option<u32>, index: u32, id: &Option<String>) -> Place<'_> {
+fn place_of(ordinal: u32, sub_record: Option<u32>, index: u32, id: &Option<String>) -> Place<'_> {
     Place {
-        flat,
+        ordinal,
         sub_record,
         index,
         id: id.as_deref(),
@@ -153,7 +153,7 @@ impl<T: Transform> Processor<T> {
             let decoded = self.decode(rec, places.and_then(|p| p[i]), |place, doc| {
                 pending.push(Pending {
                     record: i,
-                    flat: place.flat,
+                    ordinal: place.ordinal,
                     sub_record: place.sub_record,
                     index: place.index,
                     id: place.id.map(str::to_string),
@@ -173,7 +173,7 @@ impl<T: Transform> Processor<T> {
                 if stopped {
                     continue;
                 }
-                let place = place_of(doc.flat, doc.sub_record, doc.index, &doc.id);
+                let place = place_of(doc.ordinal, doc.sub_record, doc.index, &doc.id);
                 stopped = self
                     .document(&mut st, i, rec, place, doc.doc, start)
                     .is_break();
@@ -214,7 +214,7 @@ impl<T: Transform> Processor<T> {
                 for mut doc in lane {
                     if let Ok(input) = doc.doc {
                         let rec = &records[doc.record];
-                        let place = place_of(doc.flat, doc.sub_record, doc.index, &doc.id);
+                        let place = place_of(doc.ordinal, doc.sub_record, doc.index, &doc.id);
                         let mut buf = String::new();
                         let ctx = context(rec, &place, &mut buf);
                         let looked_up = AssertUnwindSafe(self.transform.enrich(input, &ctx))
@@ -242,7 +242,7 @@ impl<T: Transform> Processor<T> {
             .await;
         let mut all: Vec<Pending<T::Input>> = enriched.into_iter().flatten().collect();
         // Back in record order, and within a record in document order.
-        all.sort_by_key(|d| (d.record, d.flat));
+        all.sort_by_key(|d| (d.record, d.ordinal));
         all
     }
 
@@ -286,7 +286,7 @@ impl<T: Transform> Processor<T> {
             Ok(input) => self.apply(
                 input,
                 &ctx,
-                (i, place.flat, place.id),
+                (i, place.ordinal, place.id),
                 &mut st.scratch,
                 &mut st.last_partition,
                 &mut st.prepared,
@@ -312,7 +312,7 @@ impl<T: Transform> Processor<T> {
             }
             Err(bad) => {
                 // The transform refused or panicked: quarantine the document as parsed.
-                let raw = document_bytes(rec.data, self.config.limits, place.flat)
+                let raw = document_bytes(rec.data, self.config.limits, place.ordinal)
                     .unwrap_or_else(|| rec.data.to_vec());
                 self.quarantine_item(&mut st.prepared, i, rec, Some(place), &raw, &bad);
                 ControlFlow::Continue(())
@@ -327,7 +327,7 @@ impl<T: Transform> Processor<T> {
         &self,
         input: T::Input,
         ctx: &RecordContext<'_>,
-        (record, flat, own_id): (usize, u32, Option<&str>),
+        (record, ordinal, own_id): (usize, u32, Option<&str>),
         scratch: &mut Scratch<T::Output>,
         last_partition: &mut Option<Arc<str>>,
         prepared: &mut Prepared,
@@ -369,7 +369,7 @@ impl<T: Transform> Processor<T> {
             let start = prepared.lines.len();
             if let Err(e) = crate::sink::write_json_line(
                 &mut prepared.lines,
-                &[("_id", crate::sink::Lead::Str(id))],
+                &[("_id", crate::sink::LeadField::Str(id))],
                 &output,
             ) {
                 prepared.items.truncate(items_start);
@@ -387,7 +387,7 @@ impl<T: Transform> Processor<T> {
                 .map_or_else(Vec::new, |a| a.rules.probe(&output, ctx.arrival));
             prepared.items.push(Item {
                 record,
-                index: flat,
+                ordinal,
                 output: n,
                 dest: Dest::Data(dest),
                 line: start..prepared.lines.len(),

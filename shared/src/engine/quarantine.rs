@@ -76,12 +76,12 @@ impl QuarantinedEntry {
     }
 
     /// Where the document sat in its record, as the processor numbers it; `None` for a whole
-    /// record (decoded again like any record). The flat index names the entry's objects: a
+    /// record (decoded again like any record). The ordinal index names the entry's objects: a
     /// user record's documents get `(user record + 1) * 100000 + index`, unique beside the
     /// record's own.
     pub(crate) fn place(&self) -> Option<Place<'_>> {
         let index = self.document_index?;
-        let flat = match self.sub_record {
+        let ordinal = match self.sub_record {
             Some(j) => j
                 .saturating_add(1)
                 .saturating_mul(100_000)
@@ -89,7 +89,7 @@ impl QuarantinedEntry {
             None => index,
         };
         let mut place = Place {
-            flat,
+            ordinal,
             sub_record: self.sub_record,
             index,
             id: None,
@@ -145,7 +145,7 @@ impl<T: Transform> Processor<T> {
         prepared.lines.push(b'\n');
         prepared.items.push(Item {
             record,
-            index: p.flat,
+            ordinal: p.ordinal,
             output: 0,
             // Quarantine is partitioned by arrival day: stable across deliveries, unlike "now".
             dest: Dest::Quarantine(daily_partition(arrival)),

@@ -15,11 +15,11 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::records::Place;
-use crate::source::{BatchOutcome, Mode, RecordStatus, SourceRecord};
+use crate::source::{BatchOutcome, FailureMode, RecordStatus, SourceRecord};
 use crate::transform::Transform;
 
-use super::execute::Pass;
-use super::outcome::conclude;
+use super::execute::WriteKind;
+use super::outcome::settle_statuses;
 use super::plan::Dest;
 pub use super::quarantine::{QuarantinedEntry, RowOrigin};
 use super::Processor;
@@ -152,23 +152,23 @@ pub(crate) fn answer(
 /// is [`REDRIVE_KEY`]). Told apart by the first key alone, so a batch is parsed in one pass as
 /// before.
 #[derive(Debug)]
-pub enum Incoming<E> {
+pub enum StreamEvent<E> {
     /// The source's event.
     Batch(E),
     /// Quarantine entries to process again.
     Redrive(RedriveRequest),
 }
 
-impl<'de, E: Deserialize<'de>> Deserialize<'de> for Incoming<E> {
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for StreamEvent<E> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(IncomingVisitor(PhantomData))
+        deserializer.deserialize_map(StreamEventVisitor(PhantomData))
     }
 }
 
-struct IncomingVisitor<E>(PhantomData<E>);
+struct StreamEventVisitor<E>(PhantomData<E>);
 
-impl<'de, E: Deserialize<'de>> Visitor<'de> for IncomingVisitor<E> {
-    type Value = Incoming<E>;
+impl<'de, E: Deserialize<'de>> Visitor<'de> for StreamEventVisitor<E> {
+    type Value = StreamEvent<E>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an event object")
@@ -182,10 +182,10 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for IncomingVisitor<E> {
                 .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
                 .is_some()
             {}
-            return Ok(Incoming::Redrive(request));
+            return Ok(StreamEvent::Redrive(request));
         }
         let rest = Chained { first, rest: map };
-        E::deserialize(de::value::MapAccessDeserializer::new(rest)).map(Incoming::Batch)
+        E::deserialize(de::value::MapAccessDeserializer::new(rest)).map(StreamEvent::Batch)
     }
 }
 
@@ -227,7 +227,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Chained<'de, A> {
 /// A function's answer: the source's response, or a redrive's.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Answer<R> {
+pub enum StreamAnswer<R> {
     /// The source's response.
     Batch(R),
     /// What a redrive came to.
@@ -260,12 +260,12 @@ impl<T: Transform> Processor<T> {
             .write(
                 records,
                 &prepared,
-                Mode::ReportAll,
-                Pass::Redrive,
+                FailureMode::ReportAll,
+                WriteKind::Redrive,
                 &mut outcome,
             )
             .await;
-        conclude(records, &prepared, &failed, &mut outcome);
+        settle_statuses(records, &prepared, &failed, &mut outcome);
         (outcome, reasons)
     }
 }
@@ -282,23 +282,23 @@ mod tests {
             include_str!("../../../events/kinesis-poison.json"),
         ] {
             let direct: KinesisBatch = serde_json::from_str(sample).unwrap();
-            match serde_json::from_str::<Incoming<KinesisBatch>>(sample).unwrap() {
-                Incoming::Batch(b) => assert_eq!(b, direct),
-                Incoming::Redrive(_) => panic!("a batch"),
+            match serde_json::from_str::<StreamEvent<KinesisBatch>>(sample).unwrap() {
+                StreamEvent::Batch(b) => assert_eq!(b, direct),
+                StreamEvent::Redrive(_) => panic!("a batch"),
             }
         }
         let request = RedriveRequest {
             entries: vec![entry("s:1:0", None, Some(0))],
         };
         let text = request.to_event().to_string();
-        match serde_json::from_str::<Incoming<KinesisBatch>>(&text).unwrap() {
-            Incoming::Redrive(r) => assert_eq!(r, request),
-            Incoming::Batch(_) => panic!("a redrive"),
+        match serde_json::from_str::<StreamEvent<KinesisBatch>>(&text).unwrap() {
+            StreamEvent::Redrive(r) => assert_eq!(r, request),
+            StreamEvent::Batch(_) => panic!("a redrive"),
         }
         // Neither: the source's own error.
-        let err = serde_json::from_str::<Incoming<KinesisBatch>>(r#"{"Other": 1}"#).unwrap_err();
+        let err = serde_json::from_str::<StreamEvent<KinesisBatch>>(r#"{"Other": 1}"#).unwrap_err();
         assert!(err.to_string().contains("Records"), "{err}");
-        assert!(serde_json::from_str::<Incoming<KinesisBatch>>("[1]").is_err());
+        assert!(serde_json::from_str::<StreamEvent<KinesisBatch>>("[1]").is_err());
     }
 
     fn entry(id: &str, sub_record: Option<u32>, index: Option<u32>) -> QuarantinedEntry {
@@ -323,13 +323,13 @@ mod tests {
         assert_eq!(entry("s:1", None, None).place(), None);
         let plain = entry("s:1:3", None, Some(3));
         assert_eq!(
-            plain.place().map(|p| (p.flat, p.index, p.id)),
+            plain.place().map(|p| (p.ordinal, p.index, p.id)),
             Some((3, 3, None))
         );
         let kpl = entry("s:1:2:3", Some(2), Some(3));
         let p = kpl.place().unwrap();
         assert_eq!(
-            (p.flat, p.sub_record, p.index, p.id),
+            (p.ordinal, p.sub_record, p.index, p.id),
             (300_003, Some(2), 3, None)
         );
         // A log event's own id is kept as the document's.

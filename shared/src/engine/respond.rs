@@ -10,10 +10,10 @@ use super::plan::{runs, Dest, Prepared, Run};
 use super::Processor;
 
 impl<T: Transform> Processor<T> {
-    /// [`Delivery::Response`]: every record's output lines go into [`BatchOutcome::returned`];
+    /// [`OutputRoute::Response`]: every record's output lines go into [`BatchOutcome::returned`];
     /// quarantine runs are written to the store, concurrently. Returns, per record, whether it
     /// failed (transiently, or its quarantine entry could not be written).
-    pub(super) async fn hand_back(
+    pub(super) async fn answer_with_output(
         &self,
         records: &[SourceRecord<'_>],
         prepared: &Prepared,
@@ -33,7 +33,7 @@ impl<T: Transform> Processor<T> {
         }
         outcome.returned = returned;
         let mut failed = prepared.transient.clone();
-        let per_record = self.config.redelivery == Redelivery::Regrouped;
+        let per_record = self.config.redelivery == Redelivery::PerRecord;
         let runs: Vec<Run> = runs(items, &failed, records, per_record)
             .into_iter()
             .filter(|r| matches!(items[r.items.start].dest, Dest::Quarantine(_)))

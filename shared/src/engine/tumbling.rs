@@ -9,7 +9,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use crate::sink::{daily_partition, PutObject};
-use crate::source::{BatchOutcome, Mode, RecordStatus, ResponseError, SourceRecord};
+use crate::source::{BatchOutcome, FailureMode, RecordStatus, ResponseError, SourceRecord};
 use crate::transform::Transform;
 use crate::window::tumbling::WindowState;
 
@@ -62,7 +62,7 @@ impl<T: Transform> Processor<T> {
                 "window state discarded: kept in quarantine, the window goes on with a fresh state"
             );
         }
-        let mut outcome = self.process_in(records, Mode::Ordered).await;
+        let mut outcome = self.process_in(records, FailureMode::Ordered).await;
         let counted = outcome
             .records
             .iter()

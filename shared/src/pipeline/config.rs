@@ -19,7 +19,7 @@
 use crate::config::{self, ConfigError, Env};
 use crate::records::DecodeLimits;
 use crate::sink::Location;
-use crate::source::{Delivery, Mode, Redelivery};
+use crate::source::{FailureMode, OutputRoute, Redelivery};
 
 use crate::engine::ProcessorConfig;
 
@@ -27,7 +27,7 @@ use crate::engine::ProcessorConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputConfig {
     /// Curated output.
-    pub output: Location,
+    pub curated: Location,
     /// Bad records.
     pub quarantine: Location,
     /// The `pipeline` metric dimension.
@@ -40,7 +40,7 @@ impl OutputConfig {
     /// Output under `<name>/` and quarantine under `quarantine/<name>/`, both in `bucket`.
     pub fn new(name: &str, bucket: &str) -> Self {
         OutputConfig {
-            output: Location::new(bucket, name),
+            curated: Location::new(bucket, name),
             quarantine: Location::new(bucket, format!("quarantine/{name}")),
             pipeline: name.to_string(),
             metrics_namespace: "Runnel".to_string(),
@@ -62,7 +62,7 @@ impl OutputConfig {
             "a key prefix",
         );
         OutputConfig {
-            output: Location::new(bucket, prefix),
+            curated: Location::new(bucket, prefix),
             quarantine: Location::new(q_bucket, q_prefix),
             pipeline: env.optional_or("PIPELINE_NAME", name.to_string(), "a pipeline name"),
             metrics_namespace: env.optional_or(
@@ -80,7 +80,7 @@ pub struct StreamConfig {
     /// Output, quarantine and names.
     pub output: OutputConfig,
     /// How failures are reported; `None` uses the source's default.
-    pub mode: Option<Mode>,
+    pub mode: Option<FailureMode>,
     /// Largest record accepted after decompression (`MAX_RECORD_BYTES`).
     pub max_record_bytes: usize,
     /// Puts in flight at once in report-all mode (`WRITE_CONCURRENCY`, 1-64).
@@ -144,7 +144,7 @@ impl StreamConfig {
             }
             let aggregates_bucket = env.optional_or(
                 "AGGREGATES_BUCKET",
-                output.output.bucket.clone(),
+                output.curated.bucket.clone(),
                 "the S3 bucket for aggregate panes",
             );
             let aggregates_prefix: String = env.optional_or(
@@ -177,9 +177,9 @@ impl StreamConfig {
     }
 
     /// The processor's settings, with `default_mode` when the configuration names none.
-    pub(crate) fn processor_config(&self, default_mode: Mode) -> ProcessorConfig {
+    pub(crate) fn processor_config(&self, default_mode: FailureMode) -> ProcessorConfig {
         ProcessorConfig {
-            output: self.output.output.clone(),
+            curated: self.output.curated.clone(),
             quarantine: self.output.quarantine.clone(),
             mode: self.mode.unwrap_or(default_mode),
             limits: DecodeLimits {
@@ -188,7 +188,7 @@ impl StreamConfig {
             concurrency: self.concurrency,
             source_arn: None,
             redelivery: Redelivery::FromCheckpoint,
-            delivery: Delivery::Store,
+            output_route: OutputRoute::Store,
         }
     }
 }
@@ -202,10 +202,13 @@ mod tests {
     fn prefixes_default_to_the_pipeline_name_not_to_a_demo() {
         let c = StreamConfig::from_lookup("clicks", lookup_in(&[("OUTPUT_BUCKET", "b")])).unwrap();
         assert_eq!(c, StreamConfig::new("clicks", "b"));
-        assert_eq!(c.output.output.key("x"), "clicks/x");
+        assert_eq!(c.output.curated.key("x"), "clicks/x");
         assert_eq!(c.output.quarantine.key("x"), "quarantine/clicks/x");
         assert_eq!(c.output.pipeline, "clicks");
-        assert_eq!(c.processor_config(Mode::ReportAll).mode, Mode::ReportAll);
+        assert_eq!(
+            c.processor_config(FailureMode::ReportAll).mode,
+            FailureMode::ReportAll
+        );
     }
 
     #[test]
@@ -245,9 +248,12 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.output.output, Location::new("b", "web/clicks"));
+        assert_eq!(c.output.curated, Location::new("b", "web/clicks"));
         assert_eq!(c.output.quarantine, Location::new("q", "bad"));
         assert_eq!(c.output.pipeline, "clicks-prod");
-        assert_eq!(c.processor_config(Mode::Ordered).mode, Mode::ReportAll);
+        assert_eq!(
+            c.processor_config(FailureMode::Ordered).mode,
+            FailureMode::ReportAll
+        );
     }
 }

@@ -50,7 +50,7 @@ use lambda_runtime::LambdaEvent;
 use crate::config::ConfigError;
 use crate::sink::{Hourly, Location, ObjectStore, S3FromEnv, S3Store};
 use crate::source::{
-    BatchOutcome, BatchSource, BatchStats, Delivery, Mode, PipelineSource, Redelivery,
+    BatchOutcome, BatchSource, BatchStats, FailureMode, OutputRoute, PipelineSource, Redelivery,
     ResponseError, S3Objects, SourceRecord,
 };
 use crate::telemetry::{self, Metrics, Unit};
@@ -58,18 +58,18 @@ use crate::transform::Transform;
 use crate::window::{Aggregation, AggregationError, AlertPublisher, AlertSink, PaneSink, Rule};
 use invocation::UserLayer;
 use lambda_runtime::tower::{Layer, Service};
-use parts::SinkParts;
+use parts::SinkSettings;
 
 /// A stream pipeline's handler: a batch of the source's or a redrive request in, its answer out.
 pub type StreamHandler<S> = Handler<
-    redrive::Incoming<<S as BatchSource>::Event>,
-    redrive::Answer<<S as BatchSource>::Response>,
+    redrive::StreamEvent<<S as BatchSource>::Event>,
+    redrive::StreamAnswer<<S as BatchSource>::Response>,
 >;
 
 type StreamLayers<S> = Vec<
     UserLayer<
-        redrive::Incoming<<S as BatchSource>::Event>,
-        redrive::Answer<<S as BatchSource>::Response>,
+        redrive::StreamEvent<<S as BatchSource>::Event>,
+        redrive::StreamAnswer<<S as BatchSource>::Response>,
     >,
 >;
 
@@ -106,7 +106,7 @@ impl<S: BatchSource> Pipeline<S> {
             name: self.name,
             source: self.source,
             transform,
-            parts: SinkParts::new(),
+            parts: SinkSettings::new(),
             config: None,
             aggregation: None,
             rules: Vec::new(),
@@ -129,7 +129,7 @@ pub struct StreamPipeline<S: BatchSource, T: Transform> {
     name: String,
     source: S,
     transform: T,
-    parts: SinkParts<T::Output>,
+    parts: SinkSettings<T::Output>,
     config: Option<StreamConfig>,
     aggregation: Option<Aggregation<T::Output>>,
     rules: Vec<Rule<T::Output>>,
@@ -167,13 +167,14 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     where
         L: Layer<StreamHandler<S>> + Send + Sync + 'static,
         L::Service: Service<
-                LambdaEvent<redrive::Incoming<S::Event>>,
-                Response = redrive::Answer<S::Response>,
+                LambdaEvent<redrive::StreamEvent<S::Event>>,
+                Response = redrive::StreamAnswer<S::Response>,
                 Error = lambda_runtime::Error,
             > + Clone
             + Send
             + 'static,
-        <L::Service as Service<LambdaEvent<redrive::Incoming<S::Event>>>>::Future: Send + 'static,
+        <L::Service as Service<LambdaEvent<redrive::StreamEvent<S::Event>>>>::Future:
+            Send + 'static,
     {
         self.layers.push(invocation::user_layer(layer));
         self
@@ -194,7 +195,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         if self.rules.is_empty() {
             return Ok(None);
         }
-        if self.source.delivery() == Delivery::Response {
+        if self.source.output_route() == OutputRoute::Response {
             return Err(BuildError::Rule(format!(
                 "the {} source hands its output back to the caller: check rules in a pipeline \
                  on the delivery's destination",
@@ -224,9 +225,10 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         config: StreamConfig,
     ) -> Result<Runner<S, T>, BuildError> {
         let alerts = self.alert_sink(&config)?;
-        if config.mode == Some(Mode::PerGroup) && self.source.redelivery() != Redelivery::Regrouped
+        if config.mode == Some(FailureMode::PerGroup)
+            && self.source.redelivery() != Redelivery::PerRecord
         {
-            return Err(BuildError::Mode(format!(
+            return Err(BuildError::FailureMode(format!(
                 "BATCH_MODE=per-group needs a source that re-delivers records on their own (SQS); \
                  {} resumes from the lowest reported record: use ordered",
                 self.source.name()
@@ -235,8 +237,8 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let panes = match self.aggregation {
             Some(aggregation) => {
                 aggregation.check()?;
-                if self.source.delivery() == Delivery::Response {
-                    return Err(BuildError::Mode(format!(
+                if self.source.output_route() == OutputRoute::Response {
+                    return Err(BuildError::FailureMode(format!(
                         "the {} source hands its output back to the caller, so no pane could be \
                          written beside it: aggregate in a pipeline on the delivery's destination",
                         self.source.name()
@@ -253,7 +255,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
                 })
             }
             None if self.source.windowed() => {
-                return Err(BuildError::Mode(format!(
+                return Err(BuildError::FailureMode(format!(
                     "a {} mapping with tumbling windows keeps an aggregate in the window's \
                      state: give the pipeline one with .aggregate(..)",
                     self.source.name()
@@ -264,7 +266,7 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
         let sink = self.parts.into_sink(store, Hourly);
         let mut processor_config = config.processor_config(self.source.default_mode());
         processor_config.redelivery = self.source.redelivery();
-        processor_config.delivery = self.source.delivery();
+        processor_config.output_route = self.source.output_route();
         let metrics = Metrics::new(config.output.metrics_namespace.clone())
             .dimension("service", self.name.clone())
             .dimension("pipeline", config.output.pipeline.clone());
@@ -342,7 +344,7 @@ pub enum BuildError {
     Config(#[from] ConfigError),
     /// The configured mode does not fit the source.
     #[error("{0}")]
-    Mode(String),
+    FailureMode(String),
     /// The aggregation cannot be used.
     #[error(transparent)]
     Aggregation(#[from] AggregationError),
@@ -357,7 +359,7 @@ pub struct Runner<S: BatchSource, T: Transform> {
     source: S,
     processor: Processor<T>,
     /// `BATCH_MODE`, if set; the source picks each batch's mode from it.
-    configured_mode: Option<Mode>,
+    configured_mode: Option<FailureMode>,
     /// The invocation's metrics document: namespace and dimensions.
     metrics: Metrics,
     layers: StreamLayers<S>,
@@ -397,7 +399,7 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
         &self,
         request: &redrive::RedriveRequest,
     ) -> Result<redrive::RedriveAnswer, ResponseError> {
-        if self.source.delivery() == Delivery::Response {
+        if self.source.output_route() == OutputRoute::Response {
             return Err(ResponseError(format!(
                 "the {} source hands its output back to the caller: redrive its quarantine \
                  through the delivery stream",
@@ -446,8 +448,8 @@ impl<S: BatchSource, T: Transform> Runner<S, T> {
 }
 
 impl<S: BatchSource, T: Transform> Function for Runner<S, T> {
-    type Event = redrive::Incoming<S::Event>;
-    type Response = redrive::Answer<S::Response>;
+    type Event = redrive::StreamEvent<S::Event>;
+    type Response = redrive::StreamAnswer<S::Response>;
 
     /// A batch of the source's, or a redrive request.
     async fn call(
@@ -455,17 +457,18 @@ impl<S: BatchSource, T: Transform> Function for Runner<S, T> {
         event: LambdaEvent<Self::Event>,
     ) -> Result<Self::Response, lambda_runtime::Error> {
         match event.payload {
-            redrive::Incoming::Batch(batch) => {
-                self.invoke_batch(batch).await.map(redrive::Answer::Batch)
-            }
-            redrive::Incoming::Redrive(request) => {
+            redrive::StreamEvent::Batch(batch) => self
+                .invoke_batch(batch)
+                .await
+                .map(redrive::StreamAnswer::Batch),
+            redrive::StreamEvent::Redrive(request) => {
                 let answer = self.redrive(&request).await;
                 tracing::info!(
                     entries = request.entries.len(),
                     landed = answer.as_ref().map_or(0, |a| a.landed.len()),
                     "redrive"
                 );
-                Ok(redrive::Answer::Redrive(answer?))
+                Ok(redrive::StreamAnswer::Redrive(answer?))
             }
         }
     }

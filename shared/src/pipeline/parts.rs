@@ -5,15 +5,15 @@ use std::sync::Arc;
 use crate::sink::{Encoder, NdjsonGzip, ObjectStore, Partitioner, Sink};
 
 /// Store, encoder and partitioner, each optional until the pipeline is built.
-pub(crate) struct SinkParts<O> {
+pub(crate) struct SinkSettings<O> {
     pub(crate) store: Option<Arc<dyn ObjectStore>>,
     pub(crate) encoder: Option<Arc<dyn Encoder>>,
     pub(crate) partitioner: Option<Arc<dyn Partitioner<O>>>,
 }
 
-impl<O: 'static> SinkParts<O> {
+impl<O: 'static> SinkSettings<O> {
     pub(crate) fn new() -> Self {
-        SinkParts {
+        SinkSettings {
             store: None,
             encoder: None,
             partitioner: None,
@@ -42,7 +42,7 @@ impl<O: 'static> SinkParts<O> {
     }
 }
 
-/// The builder methods that set sink parts, for a builder with a `parts: SinkParts<T::Output>`
+/// The builder methods that set sink parts, for a builder with a `parts: SinkSettings<T::Output>`
 /// field; `$default` names its default partitioner in the docs.
 macro_rules! sink_setters {
     ($default:literal) => {

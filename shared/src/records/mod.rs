@@ -216,11 +216,13 @@ pub fn decode_payload<T: DeserializeOwned>(
 /// Where a document sits in its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Place<'a> {
-    /// The document's index among all documents of the record (unique within it).
-    pub flat: u32,
+    /// The document's ordinal among all documents of the record, counted across KPL user
+    /// records (unique within the record): it names the document's objects.
+    pub ordinal: u32,
     /// The KPL user record it came from, for an aggregated record.
     pub sub_record: Option<u32>,
-    /// The document's index within its payload (the user record's, for an aggregate).
+    /// The document's index within its payload (the user record's, for an aggregate): the
+    /// [`RecordContext::index`](crate::transform::RecordContext::index) the transform sees.
     pub index: u32,
     /// The document's own id when its payload gives one (a CloudWatch Logs event's id).
     pub id: Option<&'a str>,
@@ -242,43 +244,43 @@ pub(crate) fn for_each_raw(
         kpl::Aggregate::Records(records) => records,
         kpl::Aggregate::Corrupt(reason) => return Err(BadData::Aggregate(reason)),
         kpl::Aggregate::Plain => {
-            let mut flat = 0;
+            let mut ordinal = 0;
             return split_payload(data, limits, &mut |index, id, raw| {
                 let place = Place {
-                    flat,
+                    ordinal,
                     sub_record: None,
                     index,
                     id,
                 };
-                flat += 1;
+                ordinal += 1;
                 visit(place, Ok(raw))
             })
             .map(|_| ());
         }
     };
-    let mut flat = 0;
+    let mut ordinal = 0;
     for (j, sub) in aggregate.records.iter().enumerate() {
         let sub_record = Some(j as u32);
         let split = split_payload(&sub.data, limits, &mut |index, id, raw| {
             let place = Place {
-                flat,
+                ordinal,
                 sub_record,
                 index,
                 id,
             };
-            flat += 1;
+            ordinal += 1;
             visit(place, Ok(raw))
         });
         let flow = match split {
             Ok(flow) => flow,
             Err(bad) => {
                 let place = Place {
-                    flat,
+                    ordinal,
                     sub_record,
                     index: 0,
                     id: None,
                 };
-                flat += 1;
+                ordinal += 1;
                 visit(place, Err((bad, &sub.data)))
             }
         };
@@ -347,12 +349,12 @@ pub(crate) fn for_each_document<T: DeserializeOwned>(
     })
 }
 
-/// The bytes of the document at `flat` of a record, as [`for_each_document`] decodes them (for
+/// The bytes of the document at `ordinal` of a record, as [`for_each_document`] decodes them (for
 /// quarantining a document the transform refused).
-pub(crate) fn document_bytes(data: &[u8], limits: DecodeLimits, flat: u32) -> Option<Vec<u8>> {
+pub(crate) fn document_bytes(data: &[u8], limits: DecodeLimits, ordinal: u32) -> Option<Vec<u8>> {
     let mut found = None;
     let _ = for_each_raw(data, limits, |place, raw| {
-        if place.flat != flat {
+        if place.ordinal != ordinal {
             return ControlFlow::Continue(());
         }
         found = Some(match raw {

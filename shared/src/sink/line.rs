@@ -2,7 +2,7 @@
 
 /// A field put in front of a serialised value by [`write_json_line`].
 #[derive(Debug, Clone, Copy)]
-pub enum Lead<'a> {
+pub enum LeadField<'a> {
     /// A JSON string.
     Str(&'a str),
     /// A JSON number.
@@ -15,7 +15,7 @@ pub enum Lead<'a> {
 /// The line [`write_json_line`] appends, on its own.
 #[cfg(test)]
 fn json_line<V: serde::Serialize>(
-    lead: &[(&str, Lead<'_>)],
+    lead: &[(&str, LeadField<'_>)],
     value: &V,
 ) -> serde_json::Result<Vec<u8>> {
     let mut line = Vec::with_capacity(256);
@@ -28,7 +28,7 @@ fn json_line<V: serde::Serialize>(
 /// `Value`: this runs once per output record. On error `out` is left as it was.
 pub fn write_json_line<V: serde::Serialize>(
     out: &mut Vec<u8>,
-    lead: &[(&str, Lead<'_>)],
+    lead: &[(&str, LeadField<'_>)],
     value: &V,
 ) -> serde_json::Result<()> {
     let start = out.len();
@@ -42,7 +42,7 @@ pub fn write_json_line<V: serde::Serialize>(
 fn splice_line<V: serde::Serialize>(
     line: &mut Vec<u8>,
     start: usize,
-    lead: &[(&str, Lead<'_>)],
+    lead: &[(&str, LeadField<'_>)],
     value: &V,
 ) -> serde_json::Result<()> {
     line.push(b'{');
@@ -50,9 +50,9 @@ fn splice_line<V: serde::Serialize>(
         let comma = (n > 0).then_some(b',');
         crate::util::json::write_framed(line, comma, name, Some(b':'));
         match field {
-            Lead::Str(s) => crate::util::json::write_str(line, s),
-            Lead::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            Lead::Json(json) => line.extend_from_slice(json.as_bytes()),
+            LeadField::Str(s) => crate::util::json::write_str(line, s),
+            LeadField::Int(i) => line.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            LeadField::Json(json) => line.extend_from_slice(json.as_bytes()),
         }
     }
     // Serialise in place; the value's own `{` becomes the separator after the lead fields.
@@ -88,15 +88,22 @@ mod tests {
     fn json_lines_lead_with_their_fields() {
         let v = serde_json::json!({"a": 1});
         assert_eq!(
-            json_line(&[("_id", Lead::Str("x\"y")), ("_line", Lead::Int(7))], &v).unwrap(),
+            json_line(
+                &[
+                    ("_id", LeadField::Str("x\"y")),
+                    ("_line", LeadField::Int(7))
+                ],
+                &v
+            )
+            .unwrap(),
             br#"{"_id":"x\"y","_line":7,"a":1}"#
         );
         assert_eq!(
-            json_line(&[("_id", Lead::Str("x"))], &serde_json::json!({})).unwrap(),
+            json_line(&[("_id", LeadField::Str("x"))], &serde_json::json!({})).unwrap(),
             br#"{"_id":"x"}"#
         );
         assert_eq!(
-            json_line(&[("_id", Lead::Str("x"))], &5).unwrap(),
+            json_line(&[("_id", LeadField::Str("x"))], &5).unwrap(),
             br#"{"_id":"x","value":5}"#
         );
         assert_eq!(json_line(&[], &v).unwrap(), br#"{"a":1}"#);
@@ -104,8 +111,8 @@ mod tests {
         assert_eq!(
             json_line(
                 &[
-                    ("_source", Lead::Json(r#""s3://b/k \"q\"""#)),
-                    ("a\"b", Lead::Int(0))
+                    ("_source", LeadField::Json(r#""s3://b/k \"q\"""#)),
+                    ("a\"b", LeadField::Int(0))
                 ],
                 &v
             )
@@ -115,7 +122,7 @@ mod tests {
         // Appending keeps what is already in the buffer, in every shape.
         let mut out = b"prev\n".to_vec();
         write_json_line(&mut out, &[], &v).unwrap();
-        write_json_line(&mut out, &[("_id", Lead::Str("y"))], &3).unwrap();
+        write_json_line(&mut out, &[("_id", LeadField::Str("y"))], &3).unwrap();
         assert_eq!(out, b"prev\n{\"a\":1}{\"_id\":\"y\",\"value\":3}");
     }
 
@@ -124,7 +131,7 @@ mod tests {
         let mut bad = std::collections::HashMap::new();
         bad.insert((1, 2), 3); // a map with non-string keys is not JSON
         let mut out = b"kept".to_vec();
-        assert!(write_json_line(&mut out, &[("_id", Lead::Str("x"))], &bad).is_err());
+        assert!(write_json_line(&mut out, &[("_id", LeadField::Str("x"))], &bad).is_err());
         assert_eq!(out, b"kept");
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use encode::{EncodeStream, Encoder, Ndjson, NdjsonGzip};
 // For the line-writer benchmark only.
 #[doc(hidden)]
-pub use line::{write_json_line, Lead};
+pub use line::{write_json_line, LeadField};
 pub use memory::{MemoryStore, ObjectMap};
 pub use partition::{daily_partition, hourly_partition, ByField, Daily, Hourly, Partitioner};
 pub(crate) use s3::S3FromEnv;

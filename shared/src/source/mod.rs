@@ -4,7 +4,7 @@
 //! partition key, arrival time, payload) and builds the response from the [`BatchOutcome`]. The
 //! processor never sees the event's shape, so every source shares one transform, one sink and one
 //! set of delivery rules. A source also says how failures inside a batch are reported
-//! ([`Mode`]): ordered sources (Kinesis, DynamoDB Streams, Kafka partitions, SQS FIFO) stop at the
+//! ([`FailureMode`]): ordered sources (Kinesis, DynamoDB Streams, Kafka partitions, SQS FIFO) stop at the
 //! first failure because the mapping resumes from it; unordered ones report each failure. And it
 //! says what comes back after a failure ([`Redelivery`]), which decides how far one object's run
 //! may reach for keys to stay the same in every delivery.
@@ -47,7 +47,7 @@ impl PipelineSource for S3Objects {}
 
 /// How failures inside a batch are reported; the batch processor documents the exact semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub enum FailureMode {
     /// Stop at the first record that fails transiently and report it and every later record.
     #[default]
     Ordered,
@@ -55,7 +55,7 @@ pub enum Mode {
     ReportAll,
     /// Ordered within each partition key (SQS FIFO `MessageGroupId`): a failure reports its
     /// record and the later records of its group; other groups go on. Only for sources whose
-    /// re-delivery is [`Redelivery::Regrouped`]: a stream that resumes from its lowest reported
+    /// re-delivery is [`Redelivery::PerRecord`]: a stream that resumes from its lowest reported
     /// record would re-deliver the other groups' records anyway.
     PerGroup,
 }
@@ -70,16 +70,16 @@ pub enum Redelivery {
     FromCheckpoint,
     /// Each reported record comes back on its own, in any later batch beside any other records
     /// (SQS): every record's output is its own runs, keyed by the record alone.
-    Regrouped,
+    PerRecord,
 }
 
-impl std::str::FromStr for Mode {
+impl std::str::FromStr for FailureMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "ordered" => Ok(Mode::Ordered),
-            "report-all" | "report_all" | "reportall" => Ok(Mode::ReportAll),
-            "per-group" | "per_group" | "pergroup" => Ok(Mode::PerGroup),
+            "ordered" => Ok(FailureMode::Ordered),
+            "report-all" | "report_all" | "reportall" => Ok(FailureMode::ReportAll),
+            "per-group" | "per_group" | "pergroup" => Ok(FailureMode::PerGroup),
             other => Err(format!(
                 "unknown mode {other:?}; use ordered, report-all or per-group"
             )),
@@ -138,7 +138,7 @@ pub struct BatchStats {
 
 /// What to do with the curated output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Delivery {
+pub enum OutputRoute {
     /// Write it to the sink's store (every source but Firehose).
     #[default]
     Store,
@@ -147,7 +147,7 @@ pub enum Delivery {
     Response,
 }
 
-/// One record's output handed back in the response ([`Delivery::Response`]).
+/// One record's output handed back in the response ([`OutputRoute::Response`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReturnedOutput {
     /// The record's output documents as NDJSON lines, `_id` included.
@@ -168,7 +168,7 @@ pub struct BatchOutcome {
     pub stats: BatchStats,
     /// Why records failed (for logs).
     pub errors: Vec<String>,
-    /// Per record, the output handed back ([`Delivery::Response`] only; empty otherwise).
+    /// Per record, the output handed back ([`OutputRoute::Response`] only; empty otherwise).
     pub returned: Vec<ReturnedOutput>,
     /// The state a tumbling-window invocation answers with (under [`STATE_KEY`](crate::window::STATE_KEY)).
     pub window_state: Option<std::collections::HashMap<String, String>>,
@@ -192,7 +192,7 @@ pub trait BatchSource: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// How failures are reported when the configuration does not say.
-    fn default_mode(&self) -> Mode;
+    fn default_mode(&self) -> FailureMode;
 
     /// What the source re-delivers after reported failures.
     fn redelivery(&self) -> Redelivery {
@@ -200,13 +200,13 @@ pub trait BatchSource: Send + Sync + 'static {
     }
 
     /// Where the curated output goes.
-    fn delivery(&self) -> Delivery {
-        Delivery::Store
+    fn output_route(&self) -> OutputRoute {
+        OutputRoute::Store
     }
 
     /// The mode of one batch, from the configured one (`None`: the default). Sources whose
     /// batches differ (an SQS FIFO queue must not be processed out of order) override it.
-    fn mode(&self, _records: &[SourceRecord<'_>], configured: Option<Mode>) -> Mode {
+    fn mode(&self, _records: &[SourceRecord<'_>], configured: Option<FailureMode>) -> FailureMode {
         configured.unwrap_or(self.default_mode())
     }
 
@@ -304,11 +304,23 @@ mod tests {
 
     #[test]
     fn modes_parse_in_every_spelling_and_refuse_others() {
-        assert_eq!("Ordered".parse::<Mode>(), Ok(Mode::Ordered));
-        assert_eq!(" report-all ".parse::<Mode>(), Ok(Mode::ReportAll));
-        assert_eq!("report_all".parse::<Mode>(), Ok(Mode::ReportAll));
-        assert_eq!("Per-Group".parse::<Mode>(), Ok(Mode::PerGroup));
-        assert!("fast".parse::<Mode>().unwrap_err().contains("ordered"));
+        assert_eq!("Ordered".parse::<FailureMode>(), Ok(FailureMode::Ordered));
+        assert_eq!(
+            " report-all ".parse::<FailureMode>(),
+            Ok(FailureMode::ReportAll)
+        );
+        assert_eq!(
+            "report_all".parse::<FailureMode>(),
+            Ok(FailureMode::ReportAll)
+        );
+        assert_eq!(
+            "Per-Group".parse::<FailureMode>(),
+            Ok(FailureMode::PerGroup)
+        );
+        assert!("fast"
+            .parse::<FailureMode>()
+            .unwrap_err()
+            .contains("ordered"));
     }
 
     fn at<'a>(stream: &'a str, position: &'a str) -> SourceRecord<'a> {

@@ -12,7 +12,7 @@ use aws_lambda_events::time_window::TimeWindowProperties;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
+use super::{BatchOutcome, BatchSource, FailureMode, ResponseError, SourceRecord};
 
 /// The inner source's mapping with tumbling windows: `Windowed(Kinesis)`, `Windowed(DynamoDb)`.
 /// Always ordered: the window's state counts the records before the first failure, and Lambda
@@ -57,12 +57,12 @@ impl<S: BatchSource> BatchSource for Windowed<S> {
         self.0.name()
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::Ordered
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::Ordered
     }
 
-    fn mode(&self, _records: &[SourceRecord<'_>], _configured: Option<Mode>) -> Mode {
-        Mode::Ordered
+    fn mode(&self, _records: &[SourceRecord<'_>], _configured: Option<FailureMode>) -> FailureMode {
+        FailureMode::Ordered
     }
 
     fn records<'e>(&self, event: &'e Self::Event) -> Vec<SourceRecord<'e>> {

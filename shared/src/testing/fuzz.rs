@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 
 use crate::ingest::{read_rows, ObjectFormat, ReadError, RowFormat};
-use crate::pipeline::redrive::Incoming;
+use crate::pipeline::redrive::StreamEvent;
 use crate::pipeline::{Pipeline, StreamConfig};
 use crate::records::{document_bytes, for_each_raw, Check, DecodeLimits};
 use crate::sink::MemoryStore;
@@ -55,7 +55,7 @@ where
     T: Transform,
 {
     // As the Lambda loop reads it: the source's event, or a redrive request.
-    let Ok(incoming) = serde_json::from_slice::<Incoming<S::Event>>(data) else {
+    let Ok(incoming) = serde_json::from_slice::<StreamEvent<S::Event>>(data) else {
         return;
     };
     let store = MemoryStore::new();
@@ -67,8 +67,8 @@ where
         .build()
         .expect("the pipeline builds");
     let event = match incoming {
-        Incoming::Batch(event) => event,
-        Incoming::Redrive(request) => {
+        StreamEvent::Batch(event) => event,
+        StreamEvent::Redrive(request) => {
             // Every entry is answered once; nothing is quarantined again.
             if let Ok(answer) = runtime().block_on(runner.redrive(&request)) {
                 let answered = answer.landed.len() + answer.still_bad.len() + answer.failed.len();
@@ -363,7 +363,7 @@ pub fn record_data(data: &[u8]) {
     let mut seen: Vec<Option<Vec<u8>>> = Vec::new();
     let walked = for_each_raw(data, LIMITS, |place, raw| {
         assert_eq!(
-            place.flat as usize,
+            place.ordinal as usize,
             seen.len(),
             "documents are numbered in order"
         );

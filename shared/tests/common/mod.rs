@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use runnel::pipeline::{Processor, ProcessorConfig};
 use runnel::records::{DecodeLimits, FieldError, Validate};
 use runnel::sink::{Location, ObjectMap, ObjectStore, Sink};
-use runnel::source::{Mode, SourceRecord};
+use runnel::source::{FailureMode, SourceRecord};
 use runnel::transform::{Outputs, RecordContext, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
@@ -149,23 +149,23 @@ impl Transform for Enriching {
 
 pub const SHARD: &str = "shardId-000000000001";
 
-pub fn config(mode: Mode) -> ProcessorConfig {
+pub fn config(mode: FailureMode) -> ProcessorConfig {
     ProcessorConfig {
-        output: Location::new("curated", "iot"),
+        curated: Location::new("curated", "iot"),
         quarantine: Location::new("curated", "quarantine/iot"),
         mode,
         limits: DecodeLimits::default(),
         concurrency: 4,
         source_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/iot".into()),
         redelivery: Default::default(),
-        delivery: Default::default(),
+        output_route: Default::default(),
     }
 }
 
 pub fn processor<T: Transform>(
     transform: T,
     store: Arc<dyn ObjectStore>,
-    mode: Mode,
+    mode: FailureMode,
 ) -> Processor<T> {
     Processor::new(transform, Sink::new(store), config(mode))
 }

@@ -99,7 +99,7 @@ impl GlueTrigger {
             job_name: config.job_name,
             precondition: config.precondition,
             state: ingest.state.clone(),
-            input: ingest.output.output.clone(),
+            input: ingest.output.curated.clone(),
             output_path: config.output_path,
             max_attempts: config.start_attempts,
             backoff: START_BACKOFF,

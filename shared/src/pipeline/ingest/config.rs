@@ -53,7 +53,7 @@ impl IngestConfig {
             );
         }
         IngestConfig {
-            state: Location::new(output.output.bucket.clone(), state_prefix),
+            state: Location::new(output.curated.bucket.clone(), state_prefix),
             output,
             max_row_bytes,
             max_object_bytes,
@@ -81,7 +81,7 @@ mod tests {
             lookup_in(&[("OUTPUT_BUCKET", "b"), ("OUTPUT_PREFIX", "tx")]),
         )
         .unwrap();
-        assert_eq!(c.output.output, Location::new("b", "tx"));
+        assert_eq!(c.output.curated, Location::new("b", "tx"));
         assert_eq!(
             c.output.quarantine,
             Location::new("b", "quarantine/transactions")

@@ -13,7 +13,7 @@ use crate::aws::Aws;
 use crate::config::Env;
 use crate::engine::redrive::{RedriveRequest, REDRIVE_KEY};
 use crate::pipeline::invocation::{self, UserLayer};
-use crate::pipeline::parts::{sink_setters, SinkParts};
+use crate::pipeline::parts::{sink_setters, SinkSettings};
 use crate::pipeline::{BuildError, Function, Handler};
 use crate::s3event::ObjectRef;
 use crate::sink::{Daily, ObjectStore, S3FromEnv, S3Store};
@@ -30,7 +30,7 @@ type ReadHook = Box<dyn FnOnce(&mut Env<'_>) -> Option<BuildHook>>;
 pub struct IngestPipeline<T: Transform> {
     name: String,
     transform: T,
-    parts: SinkParts<T::Output>,
+    parts: SinkSettings<T::Output>,
     config: Option<IngestConfig>,
     hook: Option<Arc<dyn IngestHook>>,
     read_hook: Option<ReadHook>,
@@ -42,7 +42,7 @@ impl<T: Transform> IngestPipeline<T> {
         IngestPipeline {
             name,
             transform,
-            parts: SinkParts::new(),
+            parts: SinkSettings::new(),
             config: None,
             hook: None,
             read_hook: None,

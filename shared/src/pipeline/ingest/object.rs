@@ -262,7 +262,7 @@ impl<T: Transform> Ingest<T> {
             .outputs
             .iter()
             .filter(|w| !keep.contains(w.key.as_str()))
-            .map(|w| (output.output.bucket.clone(), w.key.clone()))
+            .map(|w| (output.curated.bucket.clone(), w.key.clone()))
             .collect();
         if let Some(q) = &old.quarantine {
             if new.quarantine.as_ref().map(|n| &n.key) != Some(&q.key) {

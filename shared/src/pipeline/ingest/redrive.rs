@@ -164,7 +164,7 @@ impl<T: Transform> Ingest<T> {
         let (qtx, _qrx) = mpsc::channel::<Chunk>(1);
         let upload = tokio::spawn(uploader(
             self.store.clone(),
-            self.config.output.output.bucket.clone(),
+            self.config.output.curated.bucket.clone(),
             rx,
         ));
         let mut state = Rows::new(self, obj, &manifest.etag, &manifest.day);

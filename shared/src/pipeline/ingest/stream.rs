@@ -15,7 +15,7 @@ use crate::engine::apply::{self, Scratch};
 use crate::engine::quarantine::{QuarantinedEntry, RowOrigin};
 use crate::records::BadData;
 use crate::s3event::ObjectRef;
-use crate::sink::{Encoder, Lead, Ndjson, Partitioner};
+use crate::sink::{Encoder, LeadField, Ndjson, Partitioner};
 use crate::transform::{default_document_id, RecordContext, Transform, TransformError};
 
 /// Row counts and checksum of a streamed object.
@@ -99,7 +99,7 @@ impl<T: Transform> Rows<T> {
             source_json: serde_json::to_string(&source).expect("a string serialises"),
             etag: etag.to_string(),
             day_start: day_start(day).unwrap_or_default(),
-            key_prefix: output.output.key(""),
+            key_prefix: output.curated.key(""),
             key_suffix: format!("{stem}-{tag}.{}", ingest.sink.encoder.extension()),
             quarantine_key: output
                 .quarantine
@@ -171,8 +171,8 @@ impl<T: Transform> Rows<T> {
         self.paths.clear();
         self.placed.clear();
         let lead = [
-            ("_source", Lead::Json(&self.source_json)),
-            ("_line", Lead::Int(row.line)),
+            ("_source", LeadField::Json(&self.source_json)),
+            ("_line", LeadField::Int(row.line)),
         ];
         let (paths, placed) = (&mut self.paths, &mut self.placed);
         let bad = bad.or_else(|| {
@@ -295,7 +295,7 @@ impl<T: Transform> Ingest<T> {
         let (qtx, qrx) = mpsc::channel::<Chunk>(2);
         let curated_upload = tokio::spawn(uploader(
             self.store.clone(),
-            output.output.bucket.clone(),
+            output.curated.bucket.clone(),
             rx,
         ));
         let quarantine_upload = tokio::spawn(uploader(

@@ -2,7 +2,7 @@
 //! out.
 //!
 //! Lambda reads a table's stream like a Kinesis shard: it checkpoints before the lowest reported
-//! `SequenceNumber` and re-delivers from there, so the source is ordered ([`Mode::Ordered`]) and
+//! `SequenceNumber` and re-delivers from there, so the source is ordered ([`FailureMode::Ordered`]) and
 //! runs may span records. Keys and ids use the stream (table and stream label, from
 //! `eventSourceARN`) and the sequence number.
 //!
@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use attributes::Number;
 
-use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
+use super::{BatchOutcome, BatchSource, FailureMode, ResponseError, SourceRecord};
 use crate::records::{FieldError, Validate};
 use crate::transform::{Outputs, RecordContext, Transform, TransformError};
 
@@ -52,8 +52,8 @@ impl BatchSource for DynamoDb {
         "dynamodb"
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::Ordered
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::Ordered
     }
 
     fn records<'e>(&self, event: &'e DynamoDbBatch) -> Vec<SourceRecord<'e>> {

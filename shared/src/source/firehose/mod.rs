@@ -2,7 +2,7 @@
 //! one result per record out.
 //!
 //! Firehose delivers the output itself, so the curated documents go back in the response
-//! ([`Delivery::Response`]) instead of to the store; quarantine entries are still written to the
+//! ([`OutputRoute::Response`]) instead of to the store; quarantine entries are still written to the
 //! store. Every `recordId` is answered exactly once, in the event's order:
 //! - `Ok` with the record's output documents as NDJSON lines (`_id` first, each line ending in a
 //!   newline, so Firehose's concatenation stays NDJSON) and `metadata.partitionKeys` from the
@@ -26,7 +26,7 @@ use serde::{Serialize, Serializer};
 pub use batch::{FirehoseBatch, FirehoseRecord};
 
 use super::{
-    BatchOutcome, BatchSource, Delivery, Mode, RecordStatus, Redelivery, ResponseError,
+    BatchOutcome, BatchSource, FailureMode, OutputRoute, RecordStatus, Redelivery, ResponseError,
     SourceRecord,
 };
 
@@ -45,16 +45,16 @@ impl BatchSource for Firehose {
         "firehose"
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::ReportAll
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::ReportAll
     }
 
     fn redelivery(&self) -> Redelivery {
-        Redelivery::Regrouped
+        Redelivery::PerRecord
     }
 
-    fn delivery(&self) -> Delivery {
-        Delivery::Response
+    fn output_route(&self) -> OutputRoute {
+        OutputRoute::Response
     }
 
     fn records<'e>(&self, event: &'e FirehoseBatch) -> Vec<SourceRecord<'e>> {

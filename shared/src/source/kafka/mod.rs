@@ -6,7 +6,7 @@
 //! the batch fails the whole batch (Lambda's Kafka error-handling guide, provisioned mode).
 //!
 //! Each topic-partition is an ordered stream: records are processed partition by partition in
-//! offset order, in [`Mode::Ordered`] — the first transient failure stops the batch and every
+//! offset order, in [`FailureMode::Ordered`] — the first transient failure stops the batch and every
 //! later record is reported, so no partition resumes past a record that was not written. Keys and
 //! ids use the topic-partition as the stream and the offset as the position
 //! (`orders-0:42:0`). A record without a value (a tombstone in a compacted topic) has nothing
@@ -21,7 +21,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
+use super::{BatchOutcome, BatchSource, FailureMode, ResponseError, SourceRecord};
 
 /// The Kafka source (MSK and self-managed). `Pipeline::new(..).source(Kafka)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,8 +35,8 @@ impl BatchSource for Kafka {
         "kafka"
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::Ordered
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::Ordered
     }
 
     fn records<'e>(&self, event: &'e KafkaBatch) -> Vec<SourceRecord<'e>> {

@@ -1,7 +1,7 @@
 //! Kinesis as a batch source: the Lambda event in, `batchItemFailures` out.
 //!
 //! Lambda checkpoints at the lowest reported sequence number and re-delivers everything after it,
-//! so Kinesis is an ordered source: [`Mode::Ordered`] by default.
+//! so Kinesis is an ordered source: [`FailureMode::Ordered`] by default.
 
 mod batch;
 
@@ -9,7 +9,7 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 
 pub use batch::{KinesisBatch, KinesisRecord};
 
-use super::{BatchOutcome, BatchSource, Mode, ResponseError, SourceRecord};
+use super::{BatchOutcome, BatchSource, FailureMode, ResponseError, SourceRecord};
 
 /// The Kinesis source. `Pipeline::new(..).source(Kinesis)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,8 +23,8 @@ impl BatchSource for Kinesis {
         "kinesis"
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::Ordered
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::Ordered
     }
 
     fn records<'e>(&self, event: &'e KinesisBatch) -> Vec<SourceRecord<'e>> {

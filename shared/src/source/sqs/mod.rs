@@ -1,13 +1,13 @@
 //! SQS as a batch source: the Lambda event in, `batchItemFailures` (message ids) out.
 //!
 //! - **Standard queues** deliver in no order and re-deliver a reported message on its own, in
-//!   any later batch: every failed `messageId` is reported ([`Mode::ReportAll`] by default) and
-//!   each message's output is keyed by its own id ([`Redelivery::Regrouped`]), so a re-delivered
+//!   any later batch: every failed `messageId` is reported ([`FailureMode::ReportAll`] by default) and
+//!   each message's output is keyed by its own id ([`Redelivery::PerRecord`]), so a re-delivered
 //!   message overwrites its objects whatever batch it comes back in.
 //! - **FIFO queues** (the queue name ends in `.fifo`) must keep the order of each message group:
 //!   after the first failure that message and every later one of the batch are reported
-//!   ([`Mode::Ordered`], whatever `BATCH_MODE` says), or with `BATCH_MODE=per-group` only the
-//!   later messages of the failed message's `MessageGroupId` ([`Mode::PerGroup`]).
+//!   ([`FailureMode::Ordered`], whatever `BATCH_MODE` says), or with `BATCH_MODE=per-group` only the
+//!   later messages of the failed message's `MessageGroupId` ([`FailureMode::PerGroup`]).
 //!
 //! Lambda fails the whole batch when a reported identifier is empty or unknown, so a message
 //! without a `messageId` fails the invocation before anything is written
@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 pub use batch::{SqsBatch, SqsRecord};
 
-use super::{BatchOutcome, BatchSource, Mode, Redelivery, ResponseError, SourceRecord};
+use super::{BatchOutcome, BatchSource, FailureMode, Redelivery, ResponseError, SourceRecord};
 
 /// The SQS source. `Pipeline::new(..).source(Sqs)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,22 +38,22 @@ impl BatchSource for Sqs {
         "sqs"
     }
 
-    fn default_mode(&self) -> Mode {
-        Mode::ReportAll
+    fn default_mode(&self) -> FailureMode {
+        FailureMode::ReportAll
     }
 
     fn redelivery(&self) -> Redelivery {
-        Redelivery::Regrouped
+        Redelivery::PerRecord
     }
 
-    fn mode(&self, records: &[SourceRecord<'_>], configured: Option<Mode>) -> Mode {
+    fn mode(&self, records: &[SourceRecord<'_>], configured: Option<FailureMode>) -> FailureMode {
         let fifo = records.first().is_some_and(|r| is_fifo(r.stream));
         match (fifo, configured) {
-            (true, Some(Mode::PerGroup)) => Mode::PerGroup,
+            (true, Some(FailureMode::PerGroup)) => FailureMode::PerGroup,
             // Report-all would let a group's later messages land before an earlier one.
-            (true, _) => Mode::Ordered,
+            (true, _) => FailureMode::Ordered,
             (false, Some(mode)) => mode,
-            (false, None) => Mode::ReportAll,
+            (false, None) => FailureMode::ReportAll,
         }
     }
 
@@ -144,8 +144,11 @@ mod tests {
         assert!(std::str::from_utf8(first.data)
             .unwrap()
             .contains("device_id"));
-        assert_eq!(Sqs.mode(&records, None), Mode::ReportAll);
-        assert_eq!(Sqs.mode(&records, Some(Mode::Ordered)), Mode::Ordered);
+        assert_eq!(Sqs.mode(&records, None), FailureMode::ReportAll);
+        assert_eq!(
+            Sqs.mode(&records, Some(FailureMode::Ordered)),
+            FailureMode::Ordered
+        );
     }
 
     #[test]
@@ -154,9 +157,15 @@ mod tests {
         let records = Sqs.records(&e);
         assert_eq!(records[0].stream, "readings.fifo");
         assert_eq!(records[0].partition_key, Some("sensor-0042"));
-        assert_eq!(Sqs.mode(&records, None), Mode::Ordered);
-        assert_eq!(Sqs.mode(&records, Some(Mode::ReportAll)), Mode::Ordered);
-        assert_eq!(Sqs.mode(&records, Some(Mode::PerGroup)), Mode::PerGroup);
+        assert_eq!(Sqs.mode(&records, None), FailureMode::Ordered);
+        assert_eq!(
+            Sqs.mode(&records, Some(FailureMode::ReportAll)),
+            FailureMode::Ordered
+        );
+        assert_eq!(
+            Sqs.mode(&records, Some(FailureMode::PerGroup)),
+            FailureMode::PerGroup
+        );
     }
 
     #[test]
