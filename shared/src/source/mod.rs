@@ -13,11 +13,11 @@
 //! for sources that answer every record (Firehose) — [`BatchOutcome::records`] carries what
 //! happened to each record for them.
 
+mod batch_reader;
 pub mod dynamodb;
 pub mod firehose;
 pub mod kafka;
 pub mod kinesis;
-mod lean;
 pub mod sqs;
 pub mod windowed;
 

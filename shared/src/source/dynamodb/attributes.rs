@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::source::lean::read_name;
+use crate::source::batch_reader::read_name;
 use crate::util::json;
 
 /// What an `N` value's text becomes in the document. Its readers (Athena's JSON SerDe into

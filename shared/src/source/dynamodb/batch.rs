@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use super::attributes::{ItemSeed, Scalar};
-use crate::source::lean::{
+use crate::source::batch_reader::{
     once, read_name, read_records, Buffers, LastSizes, OptionalText, ReadEntry, Span,
 };
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{
+use crate::source::batch_reader::{
     once, read_name, Base64, Buffers, EntriesSeed, LastSizes, ModelMillis, OptionalText, ReadEntry,
     Span,
 };

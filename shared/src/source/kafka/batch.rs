@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::{KafkaBatch, KafkaMessage};
-use crate::source::lean::{once, read_name, ModelMillis};
+use crate::source::batch_reader::{once, read_name, ModelMillis};
 
 impl<'de> Deserialize<'de> for KafkaBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{
+use crate::source::batch_reader::{
     once, read_name, read_records, Base64, Buffers, LastSizes, OptionalText, ReadEntry, Span, Text,
 };
 use crate::source::SourceRecord;

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::lean::{
+use crate::source::batch_reader::{
     once, read_name, read_records, Buffers, LastSizes, OptionalBytes, OptionalText, ReadEntry,
     Span, Text,
 };

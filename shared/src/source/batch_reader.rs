@@ -1,4 +1,4 @@
-//! Parts of the lean event readers (Kinesis, SQS, DynamoDB Streams, Kafka, Firehose): a reader
+//! Parts of the batch readers (Kinesis, SQS, DynamoDB Streams, Kafka, Firehose): a reader
 //! takes only the fields its source uses and appends each one's text or bytes to a buffer of the
 //! whole batch, keeping where it sits ([`Span`]), instead of allocating a string per field as
 //! `aws_lambda_events`' models do.
