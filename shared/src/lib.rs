@@ -83,6 +83,8 @@
 pub mod apps;
 pub mod aws;
 pub mod config;
+#[cfg(test)]
+mod documented;
 mod engine;
 pub mod error;
 pub mod pipeline;

@@ -42,6 +42,7 @@ pub use crate::engine::{Processor, ProcessorConfig};
 pub use config::{OutputConfig, StreamConfig};
 pub use invocation::{Function, Handler};
 
+use crate::telemetry::metric;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -481,16 +482,19 @@ fn record_metrics(
     latency_ms: f64,
     lag: Option<(&str, i64)>,
 ) {
-    metrics.count("RecordsIn", stats.records_in as u64);
-    metrics.count("DocumentsWritten", stats.documents_written as u64);
-    metrics.count("DocumentsQuarantined", stats.documents_quarantined as u64);
-    metrics.count("RecordsFailed", stats.records_failed as u64);
-    metrics.count("ObjectsWritten", stats.objects_written as u64);
+    metrics.count(metric::RECORDS_IN, stats.records_in as u64);
+    metrics.count(metric::DOCUMENTS_WRITTEN, stats.documents_written as u64);
+    metrics.count(
+        metric::DOCUMENTS_QUARANTINED,
+        stats.documents_quarantined as u64,
+    );
+    metrics.count(metric::RECORDS_FAILED, stats.records_failed as u64);
+    metrics.count(metric::OBJECTS_WRITTEN, stats.objects_written as u64);
     if stats.alerts_published > 0 {
-        metrics.count("AlertsPublished", stats.alerts_published as u64);
+        metrics.count(metric::ALERTS_PUBLISHED, stats.alerts_published as u64);
     }
-    metrics.add("BytesIn", Unit::Bytes, stats.bytes_in as f64);
-    metrics.add("BatchLatency", Unit::Milliseconds, latency_ms);
+    metrics.add(metric::BYTES_IN, Unit::Bytes, stats.bytes_in as f64);
+    metrics.add(metric::BATCH_LATENCY, Unit::Milliseconds, latency_ms);
     if let Some((name, age)) = lag {
         metrics.add(name, Unit::Milliseconds, age as f64);
     }

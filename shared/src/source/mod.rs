@@ -21,6 +21,7 @@ pub mod kinesis;
 pub mod sqs;
 pub mod windowed;
 
+use crate::telemetry::metric;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -268,7 +269,7 @@ pub trait BatchSource: Send + Sync + 'static {
 
     /// The name of the lag metric [`BatchSource::lag_ms`] feeds.
     fn lag_metric(&self) -> &'static str {
-        "IteratorAge"
+        metric::ITERATOR_AGE
     }
 
     /// How far behind the source this batch is: now minus the oldest arrival time.

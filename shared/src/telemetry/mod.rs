@@ -1,6 +1,7 @@
 //! Telemetry: JSON logs with invocation context, and EMF metrics.
 
 mod logs;
+pub(crate) mod metric;
 mod metrics;
 
 pub use logs::init_logging;

@@ -12,6 +12,7 @@ pub use classify::{deliveries, Delivery, Incoming};
 pub use dedupe::DedupeError;
 pub use model::{Alert, Link, Severity};
 
+use crate::telemetry::metric;
 pub(crate) use build::alert_for;
 use build::{glue_alert, invocation_alert, stored_record_alert};
 pub(crate) use classify::classify;
@@ -417,12 +418,15 @@ pub fn response(outcome: &AlertOutcome) -> Value {
 
 /// Records an invocation's metrics.
 fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
-    metrics.count("AlertsPublished", outcome.published as u64);
-    metrics.count("AlertsSuppressed", outcome.suppressed as u64);
-    metrics.count("AlertsIgnored", outcome.ignored as u64);
-    metrics.count("EnrichmentFailures", outcome.enrichment_failures as u64);
-    metrics.count("UnreadRecords", outcome.unread_records as u64);
-    metrics.count("PublishFailures", outcome.publish_failures as u64);
+    metrics.count(metric::ALERTS_PUBLISHED, outcome.published as u64);
+    metrics.count(metric::ALERTS_SUPPRESSED, outcome.suppressed as u64);
+    metrics.count(metric::ALERTS_IGNORED, outcome.ignored as u64);
+    metrics.count(
+        metric::ENRICHMENT_FAILURES,
+        outcome.enrichment_failures as u64,
+    );
+    metrics.count(metric::UNREAD_RECORDS, outcome.unread_records as u64);
+    metrics.count(metric::PUBLISH_FAILURES, outcome.publish_failures as u64);
 }
 
 /// Runs the alert handler as a Lambda function: the whole `main` of `failure-alert`.
@@ -457,7 +461,7 @@ impl crate::pipeline::Function for AlertService {
         let result = self.handle(&event.payload).await;
         crate::telemetry::record(|m| match &result {
             Ok(outcome) => record_metrics(m, outcome),
-            Err(_) => m.count("PublishFailures", 1),
+            Err(_) => m.count(metric::PUBLISH_FAILURES, 1),
         });
         result
             .map(|o| response(&o))

@@ -1,5 +1,6 @@
 //! What the Glue trigger decided for a day, and why it could not decide.
 
+use crate::telemetry::metric;
 use aws_sdk_glue::error::SdkError;
 use aws_sdk_glue::operation::get_job_runs::GetJobRunsError;
 use aws_sdk_glue::operation::start_job_run::StartJobRunError;
@@ -38,10 +39,10 @@ impl Decision {
     /// The count metric of this decision.
     pub fn metric(&self) -> &'static str {
         match self {
-            Decision::Started { .. } => "GlueRunsStarted",
-            Decision::Waiting { .. } => "GlueWaiting",
-            Decision::AlreadyRunning { .. } => "GlueAlreadyRunning",
-            Decision::AlreadyStarted => "GlueAlreadyStarted",
+            Decision::Started { .. } => metric::GLUE_RUNS_STARTED,
+            Decision::Waiting { .. } => metric::GLUE_WAITING,
+            Decision::AlreadyRunning { .. } => metric::GLUE_ALREADY_RUNNING,
+            Decision::AlreadyStarted => metric::GLUE_ALREADY_STARTED,
         }
     }
 

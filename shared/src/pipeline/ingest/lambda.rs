@@ -1,5 +1,6 @@
 //! The ingest pipeline as a Lambda function: builder, runner, per-invocation telemetry.
 
+use crate::telemetry::metric;
 use std::sync::Arc;
 
 use serde::Deserialize as _;
@@ -191,7 +192,7 @@ impl<T: Transform> Function for IngestRunner<T> {
         })
         .await;
         if let Err(e) = &result {
-            telemetry::record(|metrics| metrics.count("IngestFailures", 1));
+            telemetry::record(|metrics| metrics.count(metric::INGEST_FAILURES, 1));
             tracing::error!(error = %crate::error::chain(e), "ingest failed; the invocation fails so Lambda retries");
         }
         Ok(result?)
@@ -202,17 +203,21 @@ impl<T: Transform> Function for IngestRunner<T> {
 pub fn record_metrics(metrics: &mut Metrics, outcome: &ObjectOutcome, report: Option<&HookReport>) {
     match outcome {
         ObjectOutcome::Ingested(m) => {
-            metrics.count("ObjectsIngested", 1);
-            metrics.count("RowsIn", m.rows_in);
-            metrics.count("RowsOut", m.rows_out);
-            metrics.count("RowsQuarantined", m.rows_quarantined);
-            metrics.add("BytesIn", Unit::Bytes, m.size as f64);
-            metrics.add("IngestLatency", Unit::Milliseconds, m.duration_ms as f64);
+            metrics.count(metric::OBJECTS_INGESTED, 1);
+            metrics.count(metric::ROWS_IN, m.rows_in);
+            metrics.count(metric::ROWS_OUT, m.rows_out);
+            metrics.count(metric::ROWS_QUARANTINED, m.rows_quarantined);
+            metrics.add(metric::BYTES_IN, Unit::Bytes, m.size as f64);
+            metrics.add(
+                metric::INGEST_LATENCY,
+                Unit::Milliseconds,
+                m.duration_ms as f64,
+            );
         }
-        ObjectOutcome::Quarantined(_) => metrics.count("ObjectsQuarantined", 1),
-        ObjectOutcome::Duplicate { .. } => metrics.count("DuplicateDeliveries", 1),
-        ObjectOutcome::Missing => metrics.count("ObjectsMissing", 1),
-        ObjectOutcome::Marker => metrics.count("MarkersSeen", 1),
+        ObjectOutcome::Quarantined(_) => metrics.count(metric::OBJECTS_QUARANTINED, 1),
+        ObjectOutcome::Duplicate { .. } => metrics.count(metric::DUPLICATE_DELIVERIES, 1),
+        ObjectOutcome::Missing => metrics.count(metric::OBJECTS_MISSING, 1),
+        ObjectOutcome::Marker => metrics.count(metric::MARKERS_SEEN, 1),
     }
     if let Some(r) = report {
         metrics.count(r.metric, 1);
@@ -251,7 +256,7 @@ pub async fn handle<T: Transform>(
     if let Some(request) = event.get(REDRIVE_KEY) {
         let request = RedriveRequest::deserialize(request).map_err(HandleError::Redrive)?;
         let answer = ingest.redrive(&request).await;
-        metrics.count("RowsRedriven", answer.landed.len() as u64);
+        metrics.count(metric::ROWS_REDRIVEN, answer.landed.len() as u64);
         tracing::info!(
             entries = request.entries.len(),
             landed = answer.landed.len(),
@@ -289,7 +294,7 @@ async fn handle_queued<T: Transform>(
                 for obj in objects {
                     if let Err(e) = ingest_object(ingest, metrics, obj).await {
                         tracing::error!(message_id = %m.message_id, error = %crate::error::chain(&e), "ingest failed; the message is reported for retry");
-                        metrics.count("IngestFailures", 1);
+                        metrics.count(metric::INGEST_FAILURES, 1);
                         failed = true;
                         break;
                     }

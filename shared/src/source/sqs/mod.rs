@@ -19,6 +19,7 @@
 
 mod batch;
 
+use crate::telemetry::metric;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -70,7 +71,7 @@ impl BatchSource for Sqs {
     }
 
     fn lag_metric(&self) -> &'static str {
-        "MessageAge"
+        metric::MESSAGE_AGE
     }
 }
 
