@@ -109,6 +109,22 @@ pub(crate) trait ReadEntry: Sized {
     ) -> Result<Self, A::Error>;
 }
 
+/// The naming part of a [`ReadEntry`] impl: what one entry and a list of them are called in
+/// errors, and the reader's own buffer sizes of its last batch.
+macro_rules! entry_names {
+    ($one:literal, $list:literal) => {
+        const ONE: &'static str = $one;
+        const LIST: &'static str = $list;
+
+        fn last_sizes() -> &'static $crate::source::batch_reader::LastSizes<3> {
+            static LAST_SIZES: $crate::source::batch_reader::LastSizes<3> =
+                $crate::source::batch_reader::LastSizes::new();
+            &LAST_SIZES
+        }
+    };
+}
+pub(crate) use entry_names;
+
 /// A batch's list of entries, read into its buffers, which are reserved at the last batch's
 /// sizes first.
 pub(crate) struct EntriesSeed<'b, E>(pub(crate) &'b mut Buffers<E>);
@@ -219,7 +235,29 @@ impl<'de, E: ReadEntry> Visitor<'de> for EntrySeed<'_, E> {
     }
 }
 
-/// Reads an object key as a lean reader's name for it (`name` maps the key's bytes), as bytes:
+/// Declares the keys a reader takes: an enum with a variant per JSON name and one (after
+/// `else`) for every other key, read from the name's bytes by [`read_name`].
+macro_rules! name_keys {
+    ($(#[$meta:meta])* enum $name:ident { $($variant:ident = $json:literal,)* } else $other:ident) => {
+        $(#[$meta])*
+        enum $name {
+            $($variant,)*
+            $other,
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::source::batch_reader::read_name(deserializer, |name| match name {
+                    $($json => $name::$variant,)*
+                    _ => $name::$other,
+                })
+            }
+        }
+    };
+}
+pub(crate) use name_keys;
+
+/// Reads an object key as a batch reader's name for it (`name` maps the key's bytes), as bytes:
 /// the names compared are ASCII, and serde_json checks a key read as a string for UTF-8 first
 /// (a sixth of the Kinesis parse went to such checks).
 pub(crate) fn read_name<'de, D, K>(
@@ -275,77 +313,66 @@ impl Visitor<'_> for Text<'_> {
     }
 }
 
-/// A string or `null` (read as an absent value, as `Option` reads it).
-pub(crate) struct OptionalText<'b>(pub(crate) &'b mut String);
+/// The unescaped bytes of a string, appended to the batch's data and not checked for UTF-8: a
+/// payload is checked once more where it is parsed as a document, and a payload that is not
+/// UTF-8 is then that record's bad data rather than the whole batch's.
+pub(crate) struct Bytes<'b>(pub(crate) &'b mut Vec<u8>);
 
-impl<'de> DeserializeSeed<'de> for OptionalText<'_> {
-    type Value = Option<Span>;
+impl<'de> DeserializeSeed<'de> for Bytes<'_> {
+    type Value = Span;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Span>, D::Error> {
-        deserializer.deserialize_option(self)
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Span, D::Error> {
+        deserializer.deserialize_bytes(self)
     }
 }
 
-impl<'de> Visitor<'de> for OptionalText<'_> {
-    type Value = Option<Span>;
+impl Visitor<'_> for Bytes<'_> {
+    type Value = Span;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or null")
+        f.write_str("a string")
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Span>, D::Error> {
-        Text(self.0).deserialize(d).map(Some)
-    }
-}
-
-/// A string or `null` whose unescaped bytes are appended to the batch's data, not checked for
-/// UTF-8: a payload is checked once more where it is parsed as a document, and a payload that is
-/// not UTF-8 is then that record's bad data rather than the whole batch's.
-pub(crate) struct OptionalBytes<'b>(pub(crate) &'b mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for OptionalBytes<'_> {
-    type Value = Option<Span>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Span>, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for OptionalBytes<'_> {
-    type Value = Option<Span>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or null")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Span>, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Span>, D::Error> {
-        d.deserialize_bytes(self)
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Option<Span>, E> {
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Span, E> {
         let start = self.0.len();
         self.0.extend_from_slice(v);
-        Ok(Some(Span::since(start, self.0.len())))
+        Ok(Span::since(start, self.0.len()))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Span>, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
         self.visit_bytes(v.as_bytes())
+    }
+}
+
+/// A value or `null` (read as an absent value, as `Option` reads it): `Optional(Text(..))`,
+/// `Optional(Bytes(..))`.
+pub(crate) struct Optional<S>(pub(crate) S);
+
+impl<'de, S: DeserializeSeed<'de, Value = Span>> DeserializeSeed<'de> for Optional<S> {
+    type Value = Option<Span>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Span>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de, Value = Span>> Visitor<'de> for Optional<S> {
+    type Value = Option<Span>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<Span>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Span>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Span>, D::Error> {
+        self.0.deserialize(d).map(Some)
     }
 }
 
@@ -393,14 +420,58 @@ pub(crate) struct ModelMillis(pub(crate) DateTime<Utc>);
 
 impl<'de> Deserialize<'de> for ModelMillis {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MillisVisitor).map(ModelMillis)
+        deserializer
+            .deserialize_any(EpochVisitor::<Millis>(PhantomData))
+            .map(ModelMillis)
     }
 }
 
-struct MillisVisitor;
+/// How an epoch time is read from a number (or a number in a string).
+pub(crate) trait EpochUnit {
+    /// What the visitor expects, for errors.
+    const EXPECTING: &'static str;
 
-impl MillisVisitor {
-    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
+    /// The time of `v` units after the epoch.
+    fn time<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E>;
+
+    /// The number a string holds.
+    fn number<E: de::Error>(v: &str) -> Result<f64, E>;
+}
+
+/// Reads an epoch time in unit `U`, from any JSON number or a string of one.
+pub(crate) struct EpochVisitor<U>(pub(crate) PhantomData<U>);
+
+impl<U: EpochUnit> Visitor<'_> for EpochVisitor<U> {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(U::EXPECTING)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
+        U::time(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
+        U::time(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
+        U::time(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
+        U::time(U::number(v)?)
+    }
+}
+
+/// Epoch milliseconds as [`ModelMillis`] reads them.
+struct Millis;
+
+impl EpochUnit for Millis {
+    const EXPECTING: &'static str = "epoch milliseconds";
+
+    fn time<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
         // 2^64: the full model reads the number's decimal digits as a u64.
         const LIMIT: f64 = 18_446_744_073_709_551_616.0;
         if !v.is_finite() || v.is_sign_negative() || v >= LIMIT {
@@ -419,31 +490,9 @@ impl MillisVisitor {
             .latest()
             .ok_or_else(|| E::custom(format!("timestamp {v} is out of range")))
     }
-}
 
-impl Visitor<'_> for MillisVisitor {
-    type Value = DateTime<Utc>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("epoch milliseconds")
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
-        let number = v
-            .parse::<f64>()
-            .map_err(|_| E::custom(format!("timestamp {v:?} is not a number")))?;
-        Self::from_f64(number)
+    fn number<E: de::Error>(v: &str) -> Result<f64, E> {
+        v.parse::<f64>()
+            .map_err(|_| E::custom(format!("timestamp {v:?} is not a number")))
     }
 }

@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::source::batch_reader::read_name;
+use crate::source::batch_reader::name_keys;
 use crate::util::json;
 
 /// What an `N` value's text becomes in the document. Its readers (Athena's JSON SerDe into
@@ -219,37 +219,20 @@ fn seen_before(
     !set.insert(state.hash_one(text(name))) && names.iter().any(same)
 }
 
-/// The type names of an attribute value.
-enum Type {
-    N,
-    S,
-    Bool,
-    B,
-    Null,
-    M,
-    L,
-    Ss,
-    Ns,
-    Bs,
-    Unknown,
-}
-
-impl<'de> serde::Deserialize<'de> for Type {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"N" => Type::N,
-            b"S" => Type::S,
-            b"BOOL" => Type::Bool,
-            b"B" => Type::B,
-            b"NULL" => Type::Null,
-            b"M" => Type::M,
-            b"L" => Type::L,
-            b"SS" => Type::Ss,
-            b"NS" => Type::Ns,
-            b"BS" => Type::Bs,
-            _ => Type::Unknown,
-        })
-    }
+name_keys! {
+    /// The type names of an attribute value.
+    enum Type {
+        N = b"N",
+        S = b"S",
+        Bool = b"BOOL",
+        B = b"B",
+        Null = b"NULL",
+        M = b"M",
+        L = b"L",
+        Ss = b"SS",
+        Ns = b"NS",
+        Bs = b"BS",
+    } else Unknown
 }
 
 /// One attribute value (`{"S": "x"}`), written as its plain JSON.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::attributes::{ItemSeed, Scalar};
 use crate::source::batch_reader::{
-    once, read_name, read_records, Buffers, LastSizes, OptionalText, ReadEntry, Span,
+    entry_names, name_keys, once, read_records, Buffers, Optional, ReadEntry, Span, Text,
 };
 
 /// A DynamoDB Streams event: its change records in stream order. Read one with
@@ -116,47 +116,27 @@ impl<'de> Deserialize<'de> for DynamoDbBatch {
     }
 }
 
-/// The keys the reader reads, of the event, a record and its `dynamodb` part; every other key is
-/// skipped.
-enum Key {
-    EventName,
-    EventSourceArn,
-    TableName,
-    Change,
-    ApproximateCreationDateTime,
-    Keys,
-    NewImage,
-    OldImage,
-    SequenceNumber,
-    Other,
+name_keys! {
+    /// The keys the reader reads, of the event, a record and its `dynamodb` part; every other key is
+    /// skipped.
+    enum Key {
+        EventName = b"eventName",
+        EventSourceArn = b"eventSourceARN",
+        TableName = b"tableName",
+        Change = b"dynamodb",
+        ApproximateCreationDateTime = b"ApproximateCreationDateTime",
+        Keys = b"Keys",
+        NewImage = b"NewImage",
+        OldImage = b"OldImage",
+        SequenceNumber = b"SequenceNumber",
+    } else Other
 }
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"eventName" => Key::EventName,
-            b"eventSourceARN" => Key::EventSourceArn,
-            b"tableName" => Key::TableName,
-            b"dynamodb" => Key::Change,
-            b"ApproximateCreationDateTime" => Key::ApproximateCreationDateTime,
-            b"Keys" => Key::Keys,
-            b"NewImage" => Key::NewImage,
-            b"OldImage" => Key::OldImage,
-            b"SequenceNumber" => Key::SequenceNumber,
-            _ => Key::Other,
-        })
-    }
-}
-
-static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
-    const ONE: &'static str = "a DynamoDB Streams record";
-    const LIST: &'static str = "a list of DynamoDB Streams records";
-
-    fn last_sizes() -> &'static LastSizes<3> {
-        &LAST_SIZES
-    }
+    entry_names!(
+        "a DynamoDB Streams record",
+        "a list of DynamoDB Streams records"
+    );
 
     /// One record. Its parts are written to the end of the batch's data as they come, then put
     /// together as the document in its fixed order, which takes the parts' place.
@@ -179,11 +159,11 @@ impl ReadEntry for Entry {
                 }
                 Key::EventSourceArn => {
                     once(&arn, "eventSourceARN")?;
-                    arn = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    arn = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Key::TableName => {
                     once(&table, "tableName")?;
-                    table = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    table = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Key::Change => {
                     once(&change, "dynamodb")?;
@@ -316,7 +296,7 @@ impl<'de> Visitor<'de> for ChangeSeed<'_> {
                 Key::SequenceNumber => {
                     once(&read.sequence_number, "SequenceNumber")?;
                     read.sequence_number =
-                        Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                        Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                     continue;
                 }
                 Key::ApproximateCreationDateTime => {

@@ -14,8 +14,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::batch_reader::{
-    once, read_name, Base64, Buffers, EntriesSeed, LastSizes, ModelMillis, OptionalText, ReadEntry,
-    Span,
+    entry_names, name_keys, once, Base64, Buffers, EntriesSeed, ModelMillis, Optional, ReadEntry,
+    Span, Text,
 };
 
 /// A Firehose transformation event: its records in the order they must be answered. Read one
@@ -91,31 +91,17 @@ impl<'de> Deserialize<'de> for FirehoseBatch {
     }
 }
 
-/// The keys the reader knows, of the event, a record and its Kinesis metadata.
-enum Field {
-    Records,
-    DeliveryStreamArn,
-    RecordId,
-    Arrival,
-    Data,
-    Metadata,
-    Partition,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"records" => Field::Records,
-            b"deliveryStreamArn" => Field::DeliveryStreamArn,
-            b"recordId" => Field::RecordId,
-            b"approximateArrivalTimestamp" => Field::Arrival,
-            b"data" => Field::Data,
-            b"kinesisRecordMetadata" => Field::Metadata,
-            b"partitionKey" => Field::Partition,
-            _ => Field::Other,
-        })
-    }
+name_keys! {
+    /// The keys the reader knows, of the event, a record and its Kinesis metadata.
+    enum Field {
+        Records = b"records",
+        DeliveryStreamArn = b"deliveryStreamArn",
+        RecordId = b"recordId",
+        Arrival = b"approximateArrivalTimestamp",
+        Data = b"data",
+        Metadata = b"kinesisRecordMetadata",
+        Partition = b"partitionKey",
+    } else Other
 }
 
 struct BatchVisitor;
@@ -139,7 +125,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
                 }
                 Field::DeliveryStreamArn => {
                     once(&arn, "deliveryStreamArn")?;
-                    arn = Some(map.next_value_seed(OptionalText(&mut batch.buffers.text))?);
+                    arn = Some(map.next_value_seed(Optional(Text(&mut batch.buffers.text)))?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -152,15 +138,8 @@ impl<'de> Visitor<'de> for BatchVisitor {
     }
 }
 
-static LAST_SIZES: LastSizes<3> = LastSizes::new();
-
 impl ReadEntry for Entry {
-    const ONE: &'static str = "a Firehose record";
-    const LIST: &'static str = "a list of Firehose records";
-
-    fn last_sizes() -> &'static LastSizes<3> {
-        &LAST_SIZES
-    }
+    entry_names!("a Firehose record", "a list of Firehose records");
 
     fn read_fields<'de, A: MapAccess<'de>>(
         mut map: A,
@@ -171,7 +150,7 @@ impl ReadEntry for Entry {
             match key {
                 Field::RecordId => {
                     once(&id, "recordId")?;
-                    id = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    id = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Field::Arrival => {
                     once(&arrival, "approximateArrivalTimestamp")?;
@@ -236,7 +215,7 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
             match k {
                 Field::Partition => {
                     once(&key, "partitionKey")?;
-                    key = Some(map.next_value_seed(OptionalText(&mut *self.0))?);
+                    key = Some(map.next_value_seed(Optional(Text(&mut *self.0)))?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::{KafkaBatch, KafkaMessage};
-use crate::source::batch_reader::{once, read_name, ModelMillis};
+use crate::source::batch_reader::{name_keys, once, ModelMillis};
 
 impl<'de> Deserialize<'de> for KafkaBatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -22,29 +22,16 @@ impl<'de> Deserialize<'de> for KafkaBatch {
     }
 }
 
-/// The keys the reader knows, of the event and of a record.
-enum Field {
-    Records,
-    Offset,
-    Timestamp,
-    RecordKey,
-    Value,
-    Headers,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"records" => Field::Records,
-            b"offset" => Field::Offset,
-            b"timestamp" => Field::Timestamp,
-            b"key" => Field::RecordKey,
-            b"value" => Field::Value,
-            b"headers" => Field::Headers,
-            _ => Field::Other,
-        })
-    }
+name_keys! {
+    /// The keys the reader knows, of the event and of a record.
+    enum Field {
+        Records = b"records",
+        Offset = b"offset",
+        Timestamp = b"timestamp",
+        RecordKey = b"key",
+        Value = b"value",
+        Headers = b"headers",
+    } else Other
 }
 
 struct EventVisitor;

@@ -5,13 +5,15 @@
 //! through text (BENCHMARKS.md).
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::source::batch_reader::{
-    once, read_name, read_records, Base64, Buffers, LastSizes, OptionalText, ReadEntry, Span, Text,
+    entry_names, name_keys, once, read_records, Base64, Buffers, EpochUnit, EpochVisitor, Optional,
+    ReadEntry, Span, Text,
 };
 use crate::source::SourceRecord;
 
@@ -98,40 +100,20 @@ impl<'de> Deserialize<'de> for KinesisBatch {
     }
 }
 
-/// The keys the model reads; every other key is skipped.
-enum Key {
-    EventId,
-    Kinesis,
-    SequenceNumber,
-    Partition,
-    Data,
-    Arrival,
-    Other,
+name_keys! {
+    /// The keys the model reads; every other key is skipped.
+    enum Key {
+        EventId = b"eventID",
+        Kinesis = b"kinesis",
+        SequenceNumber = b"sequenceNumber",
+        Partition = b"partitionKey",
+        Data = b"data",
+        Arrival = b"approximateArrivalTimestamp",
+    } else Other
 }
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"eventID" => Key::EventId,
-            b"kinesis" => Key::Kinesis,
-            b"sequenceNumber" => Key::SequenceNumber,
-            b"partitionKey" => Key::Partition,
-            b"data" => Key::Data,
-            b"approximateArrivalTimestamp" => Key::Arrival,
-            _ => Key::Other,
-        })
-    }
-}
-
-static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
-    const ONE: &'static str = "a Kinesis record";
-    const LIST: &'static str = "a list of Kinesis records";
-
-    fn last_sizes() -> &'static LastSizes<3> {
-        &LAST_SIZES
-    }
+    entry_names!("a Kinesis record", "a list of Kinesis records");
 
     /// One record: its event id and its `kinesis` part.
     fn read_fields<'de, A: MapAccess<'de>>(
@@ -143,7 +125,7 @@ impl ReadEntry for Entry {
             match key {
                 Key::EventId => {
                     once(&event_id, "eventID")?;
-                    event_id = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    event_id = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Key::Kinesis => {
                     once(&payload, "kinesis")?;
@@ -222,15 +204,17 @@ struct EpochSeconds(DateTime<Utc>);
 impl<'de> Deserialize<'de> for EpochSeconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_any(SecondsVisitor)
+            .deserialize_any(EpochVisitor::<Seconds>(PhantomData))
             .map(EpochSeconds)
     }
 }
 
-struct SecondsVisitor;
+struct Seconds;
 
-impl SecondsVisitor {
-    fn from_f64<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
+impl EpochUnit for Seconds {
+    const EXPECTING: &'static str = "epoch seconds";
+
+    fn time<E: de::Error>(v: f64) -> Result<DateTime<Utc>, E> {
         // Kinesis gives milliseconds: round to them so 1795323300.25 is .250, not float noise.
         let millis = (v * 1000.0).round();
         if !millis.is_finite() || millis.abs() > 8.0e15 {
@@ -240,32 +224,10 @@ impl SecondsVisitor {
             .single()
             .ok_or_else(|| E::custom(format!("{v} is not an epoch time in seconds")))
     }
-}
 
-impl Visitor<'_> for SecondsVisitor {
-    type Value = DateTime<Utc>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("epoch seconds")
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DateTime<Utc>, E> {
-        Self::from_f64(v as f64)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
-        let seconds: f64 = v
-            .trim()
+    fn number<E: de::Error>(v: &str) -> Result<f64, E> {
+        v.trim()
             .parse()
-            .map_err(|_| E::custom(format!("{v:?} is not an epoch time in seconds")))?;
-        Self::from_f64(seconds)
+            .map_err(|_| E::custom(format!("{v:?} is not an epoch time in seconds")))
     }
 }

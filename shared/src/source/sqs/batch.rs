@@ -12,8 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 
 use crate::source::batch_reader::{
-    once, read_name, read_records, Buffers, LastSizes, OptionalBytes, OptionalText, ReadEntry,
-    Span, Text,
+    entry_names, name_keys, once, read_records, Buffers, Bytes, Optional, ReadEntry, Span, Text,
 };
 
 /// An SQS event: its messages in the order Lambda delivered them. Read one with
@@ -84,41 +83,21 @@ impl<'de> Deserialize<'de> for SqsBatch {
     }
 }
 
-/// The keys the model reads, of the event, a message and its attributes; every other key is
-/// skipped.
-enum Key {
-    MessageId,
-    EventSourceArn,
-    Attributes,
-    Body,
-    MessageGroupId,
-    SentTimestamp,
-    Other,
+name_keys! {
+    /// The keys the model reads, of the event, a message and its attributes; every other key is
+    /// skipped.
+    enum Key {
+        MessageId = b"messageId",
+        EventSourceArn = b"eventSourceARN",
+        Attributes = b"attributes",
+        Body = b"body",
+        MessageGroupId = b"MessageGroupId",
+        SentTimestamp = b"SentTimestamp",
+    } else Other
 }
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_name(deserializer, |name| match name {
-            b"messageId" => Key::MessageId,
-            b"eventSourceARN" => Key::EventSourceArn,
-            b"attributes" => Key::Attributes,
-            b"body" => Key::Body,
-            b"MessageGroupId" => Key::MessageGroupId,
-            b"SentTimestamp" => Key::SentTimestamp,
-            _ => Key::Other,
-        })
-    }
-}
-
-static LAST_SIZES: LastSizes<3> = LastSizes::new();
 
 impl ReadEntry for Entry {
-    const ONE: &'static str = "an SQS message";
-    const LIST: &'static str = "a list of SQS messages";
-
-    fn last_sizes() -> &'static LastSizes<3> {
-        &LAST_SIZES
-    }
+    entry_names!("an SQS message", "a list of SQS messages");
 
     /// One message.
     fn read_fields<'de, A: MapAccess<'de>>(
@@ -131,15 +110,15 @@ impl ReadEntry for Entry {
             match key {
                 Key::MessageId => {
                     once(&id, "messageId")?;
-                    id = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    id = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Key::EventSourceArn => {
                     once(&arn, "eventSourceARN")?;
-                    arn = Some(map.next_value_seed(OptionalText(&mut batch.text))?);
+                    arn = Some(map.next_value_seed(Optional(Text(&mut batch.text)))?);
                 }
                 Key::Body => {
                     once(&body, "body")?;
-                    body = Some(map.next_value_seed(OptionalBytes(&mut batch.data))?);
+                    body = Some(map.next_value_seed(Optional(Bytes(&mut batch.data)))?);
                 }
                 Key::Attributes => {
                     once(&attributes, "attributes")?;
