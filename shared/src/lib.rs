@@ -73,10 +73,15 @@
 //! - `alert`: `apps::alert`, failure reports → alerts on SNS (SNS and Glue clients);
 //! - `glue`: `apps::glue_trigger`, the ingest hook that starts the day's Glue job (Glue client);
 //! - `producer`: `apps::producer`, PutRecords batching with retries (Kinesis client);
+//! - `replay`: `apps::replay`, replaying a batch an event source mapping gave up on (Kinesis and
+//!   Lambda clients);
+//! - `eventbridge`: `window::EventBridgeAlerts`, the rules' alerts on EventBridge (EventBridge
+//!   client);
 //! - `testing`: the `testing` module, for tests of the framework and of users' functions.
 //!
 //! Dependencies run one way: apps → pipeline → source, transform, sink → aws, util. Nothing
-//! outside [`apps`] uses an app, and apps do not use each other.
+//! outside [`apps`] uses an app, and apps do not use each other: `make lint` builds the crate
+//! with no feature and with each app's feature alone, so the compiler checks both.
 
 #![warn(missing_docs)]
 

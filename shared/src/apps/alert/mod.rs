@@ -15,6 +15,8 @@ pub use model::{Alert, Link, Severity};
 use crate::telemetry::metric;
 pub(crate) use build::alert_for;
 use build::{glue_alert, invocation_alert, stored_record_alert};
+// For the fuzz targets (`testing::fuzz`).
+#[cfg(feature = "testing")]
 pub(crate) use classify::classify;
 use dedupe::{Claim, S3Dedupe};
 pub(crate) use stored::classify_stored;

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use super::config::IngestConfig;
 use super::hook::{HookReport, IngestHook};
@@ -120,21 +119,9 @@ impl<T: Transform> Ingest<T> {
     }
 
     pub(super) async fn read_manifest(&self, key: &str) -> Result<Option<Manifest>, IngestError> {
-        let bucket = &self.config.state.bucket;
-        let Some(mut reader) = self.store.get(bucket, key, None).await? else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|source| IngestError::Read {
-                bucket: bucket.clone(),
-                key: key.to_string(),
-                source,
-            })?;
+        let bytes = self.store.read(&self.config.state.bucket, key).await?;
         // An unreadable manifest is treated as absent: the object is processed again.
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     pub(super) async fn put_json(
