@@ -2,12 +2,17 @@
 //! through a subscribed SQS queue and checked; duplicates alert once; publish failures surface as
 //! errors; a Glue job run created through the emulator's Glue API is enriched.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sns::Client as SnsClient;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use runnel::apps::alert::{AlertConfig, AlertService};
+use lambda_runtime::tower::layer::layer_fn;
+use lambda_runtime::tower::{service_fn, ServiceExt as _};
+use lambda_runtime::{Context, LambdaEvent};
+use runnel::apps::alert::{AlertConfig, AlertFunction, AlertService};
 use runnel::aws::Aws;
+use runnel::pipeline::Handler;
 use runnel_tests::*;
 use serde_json::{json, Value};
 
@@ -525,4 +530,46 @@ async fn glue_job_run_from_the_emulator_is_enriched() {
         doc["details"]
     );
     assert!(!m.body.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn a_user_layer_runs_around_the_alert_function() {
+    let f = Fixture::new().await;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let noting = {
+        let seen = seen.clone();
+        layer_fn(move |inner: Handler<Value, Value>| {
+            let seen = seen.clone();
+            service_fn(move |event: LambdaEvent<Value>| {
+                let (seen, inner) = (seen.clone(), inner.clone());
+                async move {
+                    let note = |what: String| seen.lock().unwrap().push(what);
+                    note(format!("in {}", event.context.request_id));
+                    let answer = inner.oneshot(event).await?;
+                    note(format!("out {answer}"));
+                    Ok::<_, lambda_runtime::Error>(answer)
+                }
+            })
+        })
+    };
+    let handler = AlertFunction::new("failure-alert")
+        .layer(noting)
+        .handler(f.service(f.config(false)));
+    let mut context = Context::default();
+    context.request_id = "req-alert-1".into();
+    let event = LambdaEvent::new(event("alert-glue-failed.json"), context);
+    let answer = handler.oneshot(event).await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["in req-alert-1".to_string(), format!("out {answer}")]
+    );
+    let got = f.receive(1).await;
+    assert_eq!(got.len(), 1, "the service inside the layer published");
+    assert!(
+        got[0]
+            .subject
+            .contains("Glue job runnel-dev-daily-etl FAILED"),
+        "{}",
+        got[0].subject
+    );
 }

@@ -3,5 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runnel::apps::alert::run("failure-alert").await
+    runnel::apps::alert::AlertFunction::new("failure-alert")
+        .run()
+        .await
 }

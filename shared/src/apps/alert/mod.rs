@@ -29,8 +29,12 @@ use serde_json::{json, Value};
 use crate::aws::glue::job_run_details;
 use crate::aws::LazyClient;
 use crate::config::{self, ConfigError};
+use crate::pipeline::invocation::{self, UserLayer};
+use crate::pipeline::Handler;
 use crate::s3event::ObjectRef;
 use crate::telemetry::Metrics;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::LambdaEvent;
 
 /// The largest on-failure record the alert reads (a batch of at most 6 MB, escaped once, and its
 /// metadata); a larger object is alerted on unread.
@@ -431,24 +435,61 @@ fn record_metrics(metrics: &mut Metrics, outcome: &AlertOutcome) {
     metrics.count(metric::PUBLISH_FAILURES, outcome.publish_failures as u64);
 }
 
-/// Runs the alert handler as a Lambda function: the whole `main` of `failure-alert`.
-pub async fn run(service: &str) -> Result<(), lambda_runtime::Error> {
-    let (config, aws) = crate::pipeline::invocation::start(
-        service,
-        || AlertConfig::from_lookup(|n| std::env::var(n).ok()),
-        |_| true,
-    )
-    .await?;
-    let aws = aws.expect("asked for");
-    if config.dedupe.is_none() {
-        tracing::warn!("DEDUPE_BUCKET is not set: duplicate deliveries will alert twice");
+/// The alert service as a Lambda function: the invocation layer (logs, metrics), the user's
+/// layers in the order given, then the [`AlertService`]. `AlertFunction::new("failure-alert")
+/// .run()` is the whole `main` of `failure-alert`.
+pub struct AlertFunction {
+    service: String,
+    layers: Vec<UserLayer<Value, Value>>,
+}
+
+impl AlertFunction {
+    /// The function named `service` (the `service` metric dimension).
+    pub fn new(service: impl Into<String>) -> Self {
+        AlertFunction {
+            service: service.into(),
+            layers: Vec::new(),
+        }
     }
-    let metrics = Metrics::new(config.metrics_namespace.clone())
-        .dimension("service", service)
-        .dimension("pipeline", config.rules.pipeline.clone());
-    let alerts = AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue_on_first_use()));
-    let handler = crate::pipeline::invocation::assemble(alerts, metrics, Vec::new());
-    crate::pipeline::invocation::serve(handler).await
+
+    /// Wraps the service in `layer`, inside the invocation layer's log context and metrics (see
+    /// [`crate::pipeline::StreamPipeline::layer`]).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Handler<Value, Value>> + Send + Sync + 'static,
+        L::Service: Service<LambdaEvent<Value>, Response = Value, Error = lambda_runtime::Error>
+            + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<LambdaEvent<Value>>>::Future: Send + 'static,
+    {
+        self.layers.push(invocation::user_layer(layer));
+        self
+    }
+
+    /// The handler [`AlertFunction::run`] serves, around `alerts` (built by hand, or in tests).
+    pub fn handler(self, alerts: AlertService) -> Handler<Value, Value> {
+        let metrics = Metrics::new(alerts.config.metrics_namespace.clone())
+            .dimension("service", self.service)
+            .dimension("pipeline", alerts.config.rules.pipeline.clone());
+        invocation::assemble(alerts, metrics, self.layers)
+    }
+
+    /// Runs as a Lambda function: configuration from the environment, clients built once.
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let (config, aws) = invocation::start(
+            &self.service,
+            || AlertConfig::from_lookup(|n| std::env::var(n).ok()),
+            |_| true,
+        )
+        .await?;
+        let aws = aws.expect("asked for");
+        if config.dedupe.is_none() {
+            tracing::warn!("DEDUPE_BUCKET is not set: duplicate deliveries will alert twice");
+        }
+        let alerts = AlertService::new(config, aws.sns(), aws.s3(), Some(aws.glue_on_first_use()));
+        invocation::serve(self.handler(alerts)).await
+    }
 }
 
 impl crate::pipeline::Function for AlertService {
