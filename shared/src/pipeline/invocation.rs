@@ -56,8 +56,16 @@ pub type Handler<E, R> = BoxCloneService<LambdaEvent<E>, R, lambda_runtime::Erro
 /// A user's layer, kept until the handler is assembled.
 pub(crate) type UserLayer<E, R> = Box<dyn FnOnce(Handler<E, R>) -> Handler<E, R> + Send + Sync>;
 
-/// Boxes `layer` for [`assemble`].
-pub(crate) fn user_layer<E, R, L>(layer: L) -> UserLayer<E, R>
+/// A tower [`Layer`] a user adds around a function of events `E` answering `R` (the argument of
+/// the pipelines' and the alert function's `.layer(..)`); every layer whose service answers as
+/// the function does is one.
+pub trait FunctionLayer<E, R>: Send + Sync + 'static {
+    /// Boxes the layer until the handler is assembled.
+    #[doc(hidden)]
+    fn boxed(self) -> UserLayer<E, R>;
+}
+
+impl<E, R, L> FunctionLayer<E, R> for L
 where
     E: Send + 'static,
     R: Send + 'static,
@@ -68,7 +76,9 @@ where
         + 'static,
     <L::Service as Service<LambdaEvent<E>>>::Future: Send + 'static,
 {
-    Box::new(move |inner| BoxCloneService::new(layer.layer(inner)))
+    fn boxed(self) -> UserLayer<E, R> {
+        Box::new(move |inner| BoxCloneService::new(self.layer(inner)))
+    }
 }
 
 /// One invocation's work: an event in, the answer out. Metrics go to [`telemetry::record`].

@@ -40,7 +40,7 @@ pub use crate::engine::redrive;
 #[doc(hidden)]
 pub use crate::engine::{Processor, ProcessorConfig};
 pub use config::{OutputConfig, StreamConfig};
-pub use invocation::{Function, Handler};
+pub use invocation::{Function, FunctionLayer, Handler};
 
 use crate::telemetry::metric;
 use std::sync::Arc;
@@ -58,7 +58,6 @@ use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
 use crate::window::{Aggregation, AggregationError, AlertPublisher, AlertSink, PaneSink, Rule};
 use invocation::UserLayer;
-use lambda_runtime::tower::{Layer, Service};
 use parts::SinkSettings;
 
 /// A stream pipeline's handler: a batch of the source's or a redrive request in, its answer out.
@@ -164,20 +163,11 @@ impl<S: BatchSource, T: Transform> StreamPipeline<S, T> {
     /// Wraps the function in `layer` (a [`tower::Layer`](lambda_runtime::tower::Layer)), inside
     /// the invocation layer's log context and metrics; layers run in the order given. The
     /// layer sees the whole event: a batch of the source's, or a redrive request.
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<StreamHandler<S>> + Send + Sync + 'static,
-        L::Service: Service<
-                LambdaEvent<redrive::StreamEvent<S::Event>>,
-                Response = redrive::StreamAnswer<S::Response>,
-                Error = lambda_runtime::Error,
-            > + Clone
-            + Send
-            + 'static,
-        <L::Service as Service<LambdaEvent<redrive::StreamEvent<S::Event>>>>::Future:
-            Send + 'static,
-    {
-        self.layers.push(invocation::user_layer(layer));
+    pub fn layer(
+        mut self,
+        layer: impl FunctionLayer<redrive::StreamEvent<S::Event>, redrive::StreamAnswer<S::Response>>,
+    ) -> Self {
+        self.layers.push(layer.boxed());
         self
     }
 

@@ -30,11 +30,9 @@ use crate::aws::glue::job_run_details;
 use crate::aws::LazyClient;
 use crate::config::{self, ConfigError};
 use crate::pipeline::invocation::{self, UserLayer};
-use crate::pipeline::Handler;
+use crate::pipeline::{FunctionLayer, Handler};
 use crate::s3event::ObjectRef;
 use crate::telemetry::Metrics;
-use lambda_runtime::tower::{Layer, Service};
-use lambda_runtime::LambdaEvent;
 
 /// The largest on-failure record the alert reads (a batch of at most 6 MB, escaped once, and its
 /// metadata); a larger object is alerted on unread.
@@ -454,16 +452,8 @@ impl AlertFunction {
 
     /// Wraps the service in `layer`, inside the invocation layer's log context and metrics (see
     /// [`crate::pipeline::StreamPipeline::layer`]).
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Handler<Value, Value>> + Send + Sync + 'static,
-        L::Service: Service<LambdaEvent<Value>, Response = Value, Error = lambda_runtime::Error>
-            + Clone
-            + Send
-            + 'static,
-        <L::Service as Service<LambdaEvent<Value>>>::Future: Send + 'static,
-    {
-        self.layers.push(invocation::user_layer(layer));
+    pub fn layer(mut self, layer: impl FunctionLayer<Value, Value>) -> Self {
+        self.layers.push(layer.boxed());
         self
     }
 

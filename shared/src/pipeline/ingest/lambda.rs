@@ -15,12 +15,11 @@ use crate::config::Env;
 use crate::engine::redrive::{RedriveRequest, REDRIVE_KEY};
 use crate::pipeline::invocation::{self, UserLayer};
 use crate::pipeline::parts::{sink_setters, SinkSettings};
-use crate::pipeline::{BuildError, Function, Handler};
+use crate::pipeline::{BuildError, Function, FunctionLayer, Handler};
 use crate::s3event::ObjectRef;
 use crate::sink::{Daily, ObjectStore, S3FromEnv, S3Store};
 use crate::telemetry::{self, Metrics, Unit};
 use crate::transform::Transform;
-use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::LambdaEvent;
 
 type BuildHook = Box<dyn FnOnce(&IngestConfig, &Aws) -> Arc<dyn IngestHook>>;
@@ -106,16 +105,8 @@ impl<T: Transform> IngestPipeline<T> {
 
     /// Wraps the function in `layer`, inside the invocation layer's log context and metrics;
     /// layers run in the order given (see [`crate::pipeline::StreamPipeline::layer`]).
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Handler<Value, Value>> + Send + Sync + 'static,
-        L::Service: Service<LambdaEvent<Value>, Response = Value, Error = lambda_runtime::Error>
-            + Clone
-            + Send
-            + 'static,
-        <L::Service as Service<LambdaEvent<Value>>>::Future: Send + 'static,
-    {
-        self.layers.push(invocation::user_layer(layer));
+    pub fn layer(mut self, layer: impl FunctionLayer<Value, Value>) -> Self {
+        self.layers.push(layer.boxed());
         self
     }
 
